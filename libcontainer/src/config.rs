@@ -1,0 +1,379 @@
+//! Loading `config.json` and refusing what brig cannot honour, naming the field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Context, Error, Result};
+
+/// The runtime-spec version brig implements and writes in `state` and `spec`.
+pub const OCI_VERSION: &str = "1.2.1";
+
+/// A validated config.json with the paths it implies resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub spec: Spec,
+    /// Absolute bundle directory.
+    pub bundle: PathBuf,
+    /// Absolute root filesystem directory.
+    pub rootfs: PathBuf,
+}
+
+impl Config {
+    /// Read `config.json` in `bundle`, parse it and validate it.
+    pub fn load(bundle: &Path) -> Result<Config> {
+        let bundle = std::path::absolute(bundle)
+            .ctx(|| format!("resolve bundle path {}", bundle.display()))?;
+        let path = bundle.join("config.json");
+        let data =
+            std::fs::read(&path).ctx(|| format!("open config.json in {}", bundle.display()))?;
+        let spec: Spec = serde_json::from_slice(&data)
+            .map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
+        Config::from_spec(spec, bundle)
+    }
+
+    pub fn from_spec(spec: Spec, bundle: PathBuf) -> Result<Config> {
+        validate(&spec)?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::config("root", "missing: a container needs a root filesystem"))?;
+        let rootfs = bundle.join(root.path());
+        let meta = std::fs::metadata(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
+        if !meta.is_dir() {
+            return Err(Error::config(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+        let rootfs =
+            std::fs::canonicalize(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
+        Ok(Config {
+            spec,
+            bundle,
+            rootfs,
+        })
+    }
+
+    /// The namespace entry of `kind`, if the config asks for one.
+    pub fn namespace(
+        &self,
+        kind: LinuxNamespaceType,
+    ) -> Option<&oci_spec::runtime::LinuxNamespace> {
+        namespaces(&self.spec).iter().find(|ns| ns.typ() == kind)
+    }
+
+    /// True when the container gets a namespace of `kind` of its own (listed without a path).
+    pub fn new_namespace(&self, kind: LinuxNamespaceType) -> bool {
+        self.namespace(kind).is_some_and(|ns| ns.path().is_none())
+    }
+}
+
+fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or(&[])
+}
+
+/// Check what serde cannot: versions, required-on-Linux fields, absolute paths, and the
+/// fields this build of brig does not implement yet (an error, never a silent ignore).
+pub fn validate(spec: &Spec) -> Result<()> {
+    validate_version(spec.version())?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process", "missing: there is nothing to run"))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err(Error::config("process.args", "must name a program to run")),
+    }
+    if process.command_line().is_some() {
+        return Err(Error::config("process.commandLine", "is for Windows only"));
+    }
+    if process.user().username().is_some() {
+        return Err(Error::config(
+            "process.user.username",
+            "is for Windows only",
+        ));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::config(
+            "process.cwd",
+            format!("must be an absolute path, got {:?}", process.cwd()),
+        ));
+    }
+    if let Some(env) = process.env() {
+        if let Some((i, bad)) = env.iter().enumerate().find(|(_, e)| !e.contains('=')) {
+            return Err(Error::config(
+                format!("process.env[{i}]"),
+                format!("{bad:?} is not KEY=VALUE"),
+            ));
+        }
+    }
+    for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if mount.destination().as_os_str().is_empty() {
+            return Err(Error::config(
+                format!("mounts[{i}].destination"),
+                "must not be empty",
+            ));
+        }
+    }
+    validate_namespaces(spec)?;
+    reject_unimplemented(spec)
+}
+
+fn validate_version(version: &str) -> Result<()> {
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok());
+    match major {
+        Some(1) => Ok(()),
+        Some(_) => Err(Error::config(
+            "ociVersion",
+            format!("unsupported version {version:?}: brig implements {OCI_VERSION}"),
+        )),
+        None => Err(Error::config(
+            "ociVersion",
+            format!("{version:?} is not a semantic version"),
+        )),
+    }
+}
+
+fn validate_namespaces(spec: &Spec) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces(spec).iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::config(
+                format!("linux.namespaces[{i}]"),
+                format!("namespace {:?} is listed twice", ns.typ().to_string()),
+            ));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(Error::config(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("must be an absolute path, got {path:?}"),
+                ));
+            }
+            if ns.typ() == LinuxNamespaceType::User {
+                return Err(Error::config(
+                    format!("linux.namespaces[{i}].path"),
+                    "joining an existing user namespace is not supported yet",
+                ));
+            }
+        }
+    }
+    let has = |kind| seen.contains(&kind);
+    let new = |kind| {
+        namespaces(spec)
+            .iter()
+            .any(|ns| ns.typ() == kind && ns.path().is_none())
+    };
+    let linux = spec.linux().as_ref();
+    let maps = linux.is_some_and(|l| l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
+    let gid_maps = linux.is_some_and(|l| l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
+    if new(LinuxNamespaceType::User) && (!maps || !gid_maps) {
+        return Err(Error::config(
+            "linux.uidMappings",
+            "a new user namespace needs both uidMappings and gidMappings",
+        ));
+    }
+    if (maps || gid_maps) && !has(LinuxNamespaceType::User) {
+        return Err(Error::config(
+            "linux.uidMappings",
+            "id mappings are given but linux.namespaces has no user namespace",
+        ));
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+        return Err(Error::config(
+            "hostname",
+            "setting the hostname needs a new uts namespace in linux.namespaces",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts)
+    {
+        return Err(Error::config(
+            "domainname",
+            "setting the domainname needs a new uts namespace in linux.namespaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Fields that later work implements. Until then a config that uses them is refused:
+/// running a container without the confinement it asked for would be a silent lie.
+fn reject_unimplemented(spec: &Spec) -> Result<()> {
+    let not_yet = |field: &str| {
+        Err(Error::config(
+            field,
+            "is not supported by this version of brig yet",
+        ))
+    };
+    if let Some(hooks) = spec.hooks() {
+        let any = [
+            hooks.prestart(),
+            hooks.create_runtime(),
+            hooks.create_container(),
+            hooks.start_container(),
+            hooks.poststart(),
+            hooks.poststop(),
+        ]
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()));
+        if any {
+            return not_yet("hooks");
+        }
+    }
+    if let Some(process) = spec.process() {
+        if process.terminal() == Some(true) {
+            return not_yet("process.terminal");
+        }
+        if process
+            .apparmor_profile()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return not_yet("process.apparmorProfile");
+        }
+        if process
+            .selinux_label()
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return not_yet("process.selinuxLabel");
+        }
+        if process.scheduler().is_some() {
+            return not_yet("process.scheduler");
+        }
+        if process.io_priority().is_some() {
+            return not_yet("process.ioPriority");
+        }
+        if process.exec_cpu_affinity().is_some() {
+            return not_yet("process.execCPUAffinity");
+        }
+    }
+    for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if matches!(mount.typ().as_deref(), Some("cgroup") | Some("cgroup2")) {
+            return not_yet(&format!(
+                "mounts[{i}] of type {}",
+                mount.typ().as_deref().unwrap_or("")
+            ));
+        }
+        if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
+            return not_yet(&format!("mounts[{i}].uidMappings"));
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if linux.resources().is_some() {
+        return not_yet("linux.resources");
+    }
+    if linux
+        .cgroups_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty())
+    {
+        return not_yet("linux.cgroupsPath");
+    }
+    if linux.seccomp().is_some() {
+        return not_yet("linux.seccomp");
+    }
+    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
+        return not_yet("linux.sysctl");
+    }
+    if linux.intel_rdt().is_some() {
+        return not_yet("linux.intelRdt");
+    }
+    if linux.personality().is_some() {
+        return not_yet("linux.personality");
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        return not_yet("linux.timeOffsets");
+    }
+    if linux.memory_policy().is_some() {
+        return not_yet("linux.memoryPolicy");
+    }
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        tracing::debug!("linux.mountLabel ignored: SELinux is not enabled");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(extra: serde_json::Value) -> Spec {
+        let mut base = json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
+        });
+        merge(&mut base, extra);
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
+        match (base, extra) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(e)) => {
+                for (k, v) in e {
+                    merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, e) => *b = e,
+        }
+    }
+
+    fn error(extra: serde_json::Value) -> String {
+        validate(&spec(extra)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_a_plain_config() {
+        validate(&spec(json!({}))).unwrap();
+        validate(&spec(json!({"hostname": "box"}))).unwrap();
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        assert!(
+            error(json!({"ociVersion": "2.0.0"})).starts_with("ociVersion: unsupported version")
+        );
+        assert!(error(json!({"ociVersion": "x"})).starts_with("ociVersion:"));
+        assert!(error(json!({"process": {"args": []}})).starts_with("process.args:"));
+        assert!(error(json!({"process": {"cwd": "tmp"}}))
+            .starts_with("process.cwd: must be an absolute"));
+        assert!(error(json!({"process": {"env": ["NOEQUALS"]}})).starts_with("process.env[0]:"));
+        assert!(
+            error(json!({"linux": {"namespaces": [{"type": "network", "path": "x"}]}}))
+                .starts_with("linux.namespaces[0].path: must be an absolute")
+        );
+        assert!(error(
+            json!({"linux": {"namespaces": [{"type": "network"}, {"type": "network"}]}})
+        )
+        .contains("listed twice"));
+        assert!(error(json!({"linux": {"namespaces": [{"type": "user"}]}}))
+            .starts_with("linux.uidMappings"));
+        assert!(
+            error(json!({"linux": {"namespaces": [], "sysctl": {"a.b": "1"}}}))
+                .starts_with("linux.sysctl: is not supported")
+        );
+        assert!(
+            error(json!({"hostname": "h", "linux": {"namespaces": []}})).starts_with("hostname:")
+        );
+        assert!(
+            error(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}))
+                .starts_with("linux.seccomp")
+        );
+    }
+}

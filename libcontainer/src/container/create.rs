@@ -1,0 +1,219 @@
+//! `create`: load the bundle, make the state directory, clone init into its namespaces and
+//! wait until it is set up and parked on the exec FIFO.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::config::{Config, OCI_VERSION};
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::process::channel::{self, Message};
+use crate::process::clone::{clone_with_flags, Forked};
+use crate::process::init::{self, InitArgs};
+use crate::rootfs::RootfsOptions;
+use crate::state::{ContainerDir, State, Status};
+use crate::user_ns;
+use crate::utils::{proc_stat, rfc3339_nanos, write_atomic};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// A container in state `created`, still locked by this process.
+#[derive(Debug)]
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+}
+
+pub fn create(options: &CreateOptions) -> Result<Created> {
+    // Everything that can be checked is checked before anything is made.
+    crate::state::validate_id(&options.id)?;
+    let config = Config::load(&options.bundle)?;
+    if options.console_socket.is_some() {
+        return Err(Error::config(
+            "--console-socket",
+            "needs process.terminal, which this version of brig does not support yet",
+        ));
+    }
+    let dir = ContainerDir::create(&options.root, &options.id)?;
+    match create_in(&dir, config, options) {
+        Ok(state) => Ok(Created { dir, state }),
+        Err(err) => {
+            if let Err(cleanup) = dir.remove() {
+                tracing::warn!("{cleanup}");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Result<State> {
+    let mut state = State {
+        oci_version: OCI_VERSION.to_string(),
+        id: options.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: config.bundle.clone(),
+        rootfs: config.rootfs.clone(),
+        created: rfc3339_nanos(SystemTime::now()),
+        owner: owner_name(nix::unistd::geteuid().as_raw()),
+        annotations: config
+            .spec
+            .annotations()
+            .clone()
+            .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
+        init_start_time: 0,
+        config: config.spec.clone(),
+    };
+    dir.save(&state)?;
+
+    let fifo_path = dir.fifo_path();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
+        .ctx(|| format!("make {}", fifo_path.display()))?;
+    // Init opens it after switching to the container's user: let any uid write to it.
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo_path.display()))?;
+    let (root_uid, root_gid) = user_ns::host_root(&config);
+    if (root_uid, root_gid) != (0, 0) {
+        std::os::unix::fs::chown(&fifo_path, Some(root_uid), Some(root_gid))
+            .ctx(|| format!("chown {}", fifo_path.display()))?;
+    }
+    let fifo = open_path(&fifo_path, OFlag::O_PATH)?;
+    let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+
+    let joins = namespaces::open_paths(&config)?;
+    for ns in joins
+        .iter()
+        .filter(|ns| namespaces::applies_to_children(ns.kind))
+    {
+        namespaces::join(ns)?;
+    }
+    let new_user_ns = config.new_namespace(LinuxNamespaceType::User);
+    let (parent_end, child_end) = channel::pair()?;
+
+    let pid = match clone_with_flags(namespaces::new_namespace_flags(&config))? {
+        Forked::Child => init::run(InitArgs {
+            config: &config,
+            id: &options.id,
+            channel: child_end,
+            fifo: fifo.as_raw_fd(),
+            proc: proc.as_raw_fd(),
+            join: &joins,
+            close: vec![dir.lock_fd(), parent_end.raw_fd()],
+            new_user_ns,
+            rootfs: RootfsOptions {
+                no_pivot: options.no_pivot,
+                bind_devices: new_user_ns,
+            },
+            no_new_keyring: options.no_new_keyring,
+        }),
+        Forked::Parent(pid) => {
+            drop(child_end);
+            pid
+        }
+    };
+    let guard = KillOnDrop(Some(pid));
+
+    if new_user_ns {
+        user_ns::write_maps(pid.as_raw(), &config)?;
+        parent_end.send(&Message::IdMapsWritten)?;
+    }
+    match parent_end.recv()? {
+        Some(Message::Ready) => {}
+        Some(Message::Error(message)) => return Err(Error::Init(message)),
+        Some(other) => {
+            return Err(Error::Other(format!(
+                "unexpected message from init: {other:?}"
+            )))
+        }
+        None => return Err(Error::Init(describe_early_exit(guard.reap()))),
+    }
+
+    let stat = proc_stat(pid.as_raw())
+        .ok_or_else(|| Error::Init("container init exited during create".into()))?;
+    state.pid = pid.as_raw();
+    state.init_start_time = stat.start_time;
+    state.status = Status::Created;
+    dir.save(&state)?;
+    if let Some(pid_file) = &options.pid_file {
+        write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+    }
+    guard.disarm();
+    Ok(state)
+}
+
+fn open_path(path: &Path, flags: OFlag) -> Result<OwnedFd> {
+    nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", path.display()))
+}
+
+fn describe_early_exit(status: Option<WaitStatus>) -> String {
+    match status {
+        Some(WaitStatus::Exited(_, code)) => {
+            format!("container init exited with status {code} during setup")
+        }
+        Some(WaitStatus::Signaled(_, sig, _)) => {
+            format!("container init was killed by {sig} during setup")
+        }
+        _ => "container init exited during setup".to_string(),
+    }
+}
+
+/// Kills and reaps a half-made init unless `create` got to the end.
+struct KillOnDrop(Option<Pid>);
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+
+    /// Reap init after it closed its end of the channel; returns how it ended.
+    fn reap(&self) -> Option<WaitStatus> {
+        self.0.and_then(|pid| waitpid(pid, None).ok())
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// The name of `uid` in the host's passwd, as runc shows in `list`.
+fn owner_name(uid: u32) -> String {
+    if uid == 0 {
+        return "root".to_string();
+    }
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,43 @@
+//! `delete`: remove a stopped container; with `force`, kill it first whatever its state.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::kill_all_and_wait;
+use crate::error::{Error, Result};
+use crate::state::{ContainerDir, Status};
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match ContainerDir::open(root, id) {
+        // Engines delete --force twice; the second must succeed.
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        other => other?,
+    };
+    match dir.load()? {
+        // A create that died before writing state: only debris is left.
+        None if force => {}
+        None => {
+            return Err(Error::WrongState {
+                op: "delete",
+                id: id.into(),
+                status: Status::Creating.to_string(),
+            })
+        }
+        Some(state) => match state.status {
+            Status::Stopped => {}
+            _ if force => {
+                if state.pid > 0 {
+                    kill_all_and_wait(&state, Duration::from_secs(10))?;
+                }
+            }
+            status => {
+                return Err(Error::WrongState {
+                    op: "delete",
+                    id: id.into(),
+                    status: status.to_string(),
+                })
+            }
+        },
+    }
+    dir.remove()
+}

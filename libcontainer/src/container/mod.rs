@@ -1,0 +1,118 @@
+//! The operations on a container, one file each.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod run;
+pub mod start;
+
+pub use create::{create, CreateOptions};
+pub use delete::delete;
+pub use kill::kill;
+pub use run::run;
+pub use start::start;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::error::{Context, Error, Result};
+use crate::state::State;
+use crate::utils::process_alive;
+
+/// A handle on the container's init that cannot be fooled by a recycled pid.
+pub(crate) fn pidfd_of_init(state: &State) -> Result<Option<OwnedFd>> {
+    // SAFETY: pidfd_open takes integers and returns a new descriptor we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) };
+    let fd = match Errno::result(ret) {
+        Ok(fd) => fd as i32,
+        Err(Errno::ESRCH) => return Ok(None),
+        Err(e) => return Err(e).ctx(|| format!("open pidfd of init {}", state.pid)),
+    };
+    // SAFETY: the kernel just gave us this descriptor.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // The pid is pinned by the fd now: check it is still our init.
+    Ok(process_alive(state.pid, state.init_start_time).then_some(fd))
+}
+
+pub(crate) fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal with a null siginfo and integer arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(_) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("send signal {signal} to pid {pid}")),
+    }
+}
+
+/// Host pids of every process of the container. Until cgroups track them, a container with
+/// its own pid namespace is every process in that namespace; otherwise init alone.
+pub fn container_pids(state: &State) -> Vec<i32> {
+    let own_pid_ns = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        });
+    let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid));
+    let (true, Ok(init_ns)) = (own_pid_ns, init_ns) else {
+        return vec![state.pid];
+    };
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == init_ns)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// SIGKILL the whole container and wait until init is gone.
+pub(crate) fn kill_all_and_wait(state: &State, timeout: Duration) -> Result<()> {
+    let Some(pidfd) = pidfd_of_init(state)? else {
+        return Ok(());
+    };
+    for pid in container_pids(state) {
+        if pid == state.pid {
+            continue;
+        }
+        // SAFETY: kill with integer arguments only.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    send_signal(&pidfd, state.pid, libc::SIGKILL)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => return Ok(()),
+            Ok(_) if Instant::now() >= deadline => {
+                return Err(Error::Other(format!(
+                    "init {} did not die after SIGKILL",
+                    state.pid
+                )))
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e).ctx(|| format!("wait for init {} to die", state.pid)),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! libcontainer: everything the brig OCI runtime does, usable without the CLI.
+
+pub mod capabilities;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod signal;
+pub mod spec_template;
+pub mod state;
+pub mod user_ns;
+pub mod utils;
+
+pub use error::{Error, Result};

@@ -1,0 +1,93 @@
+//! The parent↔init sync channel: a `SOCK_SEQPACKET` socketpair carrying small typed messages.
+//! Errors in init travel here so the user reads what failed, not a bare exit status.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Parent → init: the uid/gid maps of the new user namespace are written.
+    IdMapsWritten,
+    /// Init → parent: set up and waiting for `start`.
+    Ready,
+    /// Init → parent: setup failed; the text is the whole user-facing message.
+    Error(String),
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Largest message: an error text is short; anything longer is cut by the kernel and refused.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "create the init sync socket")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, message: &Message) -> Result<()> {
+        let data = serde_json::to_vec(message)
+            .map_err(|e| Error::Other(format!("encode sync message: {e}")))?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
+            .ctx(|| "send on the init sync socket")?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the other side closed (exited) without a word.
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.ctx(|| "read the init sync socket")?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::Other(format!("bad message on the init sync socket: {e}")))
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_cross_and_eof_is_none() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Error(
+            "mount \"proc\" on \"/proc\": permission denied".into(),
+        ))
+        .unwrap();
+        a.send(&Message::Ready).unwrap();
+        assert_eq!(
+            b.recv().unwrap(),
+            Some(Message::Error(
+                "mount \"proc\" on \"/proc\": permission denied".into()
+            ))
+        );
+        assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+}

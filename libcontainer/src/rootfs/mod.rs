@@ -1,0 +1,322 @@
+//! The container's filesystem view: propagation, `mounts`, `/dev`, pivot_root, masked and
+//! read-only paths. Runs inside the container's new mount namespace, in init, before it execs.
+
+pub mod devices;
+pub mod options;
+pub mod resolve;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
+use oci_spec::runtime::Mount;
+
+use crate::config::Config;
+use crate::error::{Context, Error, Result};
+use resolve::{create_file, fd_path, mkdir_all, open_in_root};
+
+const NONE: Option<&str> = None;
+
+/// How the rootfs is prepared; the parts of `create`'s flags that reach the filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RootfsOptions {
+    /// `--no-pivot`: move the rootfs onto `/` and chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Device nodes must be bind-mounted from the host (mknod is refused in a user namespace).
+    pub bind_devices: bool,
+}
+
+/// Everything up to and including the switch to the new root.
+pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
+    let linux = config.spec.linux().as_ref();
+    let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    let initial = match propagation_name {
+        None | Some("") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        // Keep receiving the host's events until the final propagation is set on the new root.
+        Some(name) if name.contains("shared") || name.contains("slave") => {
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        }
+        Some(name) => {
+            options::propagation(name).ok_or_else(|| {
+                Error::config(
+                    "linux.rootfsPropagation",
+                    format!("unknown propagation {name:?}"),
+                )
+            })? | MsFlags::MS_REC
+        }
+    };
+    mount(NONE, "/", NONE, initial, NONE).ctx(|| "set propagation of / in the container")?;
+
+    let rootfs = &config.rootfs;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .ctx(|| format!("bind-mount rootfs {} onto itself", rootfs.display()))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", rootfs.display()))?;
+
+    let mounts = config.spec.mounts().as_deref().unwrap_or(&[]);
+    for (index, m) in mounts.iter().enumerate() {
+        mount_entry(root.as_fd(), m, index, config)?;
+    }
+
+    // runc's rule: a /dev that is not the host's gets the default nodes.
+    let dev_is_bind = mounts.iter().any(|m| {
+        resolve::relative(m.destination()) == Path::new("dev")
+            && (m.typ().as_deref() == Some("bind")
+                || options::parse(m.options().as_deref().unwrap_or(&[])).bind)
+    });
+    if !dev_is_bind {
+        for node in devices::default_devices() {
+            devices::create(root.as_fd(), &node, options.bind_devices)?;
+        }
+        devices::create_symlinks(root.as_fd())?;
+    }
+    for (index, device) in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        devices::create(
+            root.as_fd(),
+            &devices::from_spec(device, index)?,
+            options.bind_devices,
+        )?;
+    }
+
+    // The working directory is made while we are still root, like runc.
+    let cwd = config
+        .spec
+        .process()
+        .as_ref()
+        .map(|p| p.cwd().as_path())
+        .unwrap_or(Path::new("/"));
+    mkdir_all(root.as_fd(), cwd, 0o755)?;
+    drop(root);
+
+    if options.no_pivot {
+        move_root(rootfs)
+    } else {
+        pivot_root(rootfs)
+    }
+}
+
+/// Inside the new root: masked and read-only paths, final propagation, read-only `/`.
+pub fn finish(config: &Config) -> Result<()> {
+    let Some(linux) = config.spec.linux() else {
+        return readonly_root(config);
+    };
+    for path in linux.masked_paths().as_deref().unwrap_or(&[]) {
+        mask_path(Path::new(path))?;
+    }
+    for path in linux.readonly_paths().as_deref().unwrap_or(&[]) {
+        readonly_path(Path::new(path))?;
+    }
+    if let Some(name) = linux
+        .rootfs_propagation()
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    {
+        let flags = options::propagation(name).ok_or_else(|| {
+            Error::config(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {name:?}"),
+            )
+        })?;
+        mount(NONE, "/", NONE, flags | MsFlags::MS_REC, NONE)
+            .ctx(|| format!("set rootfs propagation to {name}"))?;
+    }
+    readonly_root(config)
+}
+
+fn readonly_root(config: &Config) -> Result<()> {
+    let readonly = config.spec.root().as_ref().and_then(|r| r.readonly());
+    if readonly != Some(true) {
+        return Ok(());
+    }
+    let locked = locked_flags(&statvfs("/").ctx(|| "statfs /")?);
+    mount(
+        NONE,
+        "/",
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+        NONE,
+    )
+    .ctx(|| "remount the root filesystem read-only")
+}
+
+fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().unwrap_or("");
+    let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    let bind = opts.bind || typ == "bind";
+    let source = m.source().as_deref();
+    let what = || {
+        format!(
+            "mount {:?} on {:?}",
+            source
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| typ.to_string()),
+            dest
+        )
+    };
+
+    let target = if bind {
+        let source = source.ok_or_else(|| {
+            Error::config(
+                format!("mounts[{index}].source"),
+                "a bind mount needs a source",
+            )
+        })?;
+        // runc resolves a relative bind source against the bundle.
+        let source = config.bundle.join(source);
+        let meta = std::fs::metadata(&source)
+            .ctx(|| format!("mounts[{index}].source {}", source.display()))?;
+        let target = if meta.is_dir() {
+            mkdir_all(root, dest, 0o755)?
+        } else {
+            create_file(root, dest, 0o644)?
+        };
+        let mut flags = MsFlags::MS_BIND;
+        if opts.recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(&source), fd_path(&target).as_str(), NONE, flags, NONE).ctx(what)?;
+        // The flags of a bind mount only take by remounting it; the old handle points under the
+        // new mount, so resolve the path again.
+        let target = reopen(root, dest)?;
+        let extra = opts.flags - MsFlags::MS_REMOUNT;
+        if !extra.is_empty() {
+            let locked =
+                locked_flags(&fstatvfs(&target).ctx(|| format!("statfs {}", dest.display()))?);
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | (locked - opts.cleared);
+            mount(NONE, fd_path(&target).as_str(), NONE, flags, NONE)
+                .ctx(|| format!("remount {:?} with its options", dest))?;
+        }
+        target
+    } else {
+        if typ.is_empty() {
+            return Err(Error::config(
+                format!("mounts[{index}].type"),
+                "is required for a mount that is not a bind mount",
+            ));
+        }
+        let target = mkdir_all(root, dest, 0o755)?;
+        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let source = source.map(|s| s.as_os_str()).unwrap_or(typ.as_ref());
+        mount(
+            Some(source),
+            fd_path(&target).as_str(),
+            Some(typ),
+            opts.flags,
+            data,
+        )
+        .ctx(what)?;
+        if opts.propagation.is_empty() {
+            return Ok(());
+        }
+        reopen(root, dest)?
+    };
+    for flags in &opts.propagation {
+        mount(NONE, fd_path(&target).as_str(), NONE, *flags, NONE)
+            .ctx(|| format!("set propagation of {:?}", dest))?;
+    }
+    Ok(())
+}
+
+fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {
+    open_in_root(root, dest, OFlag::O_PATH).ctx(|| format!("open mount point {}", dest.display()))
+}
+
+/// Flags a remount must keep: the kernel refuses to drop them in a user namespace, and keeping
+/// them is what the user asked for unless an option cleared them.
+fn locked_flags(stat: &Statvfs) -> MsFlags {
+    let have = stat.flags();
+    [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| have.contains(*st))
+    .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
+}
+
+fn pivot_root(rootfs: &Path) -> Result<()> {
+    let new_root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", rootfs.display()))?;
+    nix::unistd::fchdir(&new_root).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    // Stack the old root on top of the new one, then detach it: no temporary directory needed.
+    nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root to {}", rootfs.display()))?;
+    // Make sure the detach below cannot propagate back to the host.
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+        .ctx(|| "make the old root a slave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root")?;
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
+fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
+    mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
+        .ctx(|| format!("move rootfs {} to /", rootfs.display()))?;
+    nix::unistd::chroot(".").ctx(|| "chroot to the rootfs")?;
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
+fn mask_path(path: &Path) -> Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("masked path {}", path.display())),
+    };
+    let result = if meta.is_dir() {
+        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+    } else {
+        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+    };
+    result.ctx(|| format!("mask {}", path.display()))
+}
+
+fn readonly_path(path: &Path) -> Result<()> {
+    match mount(
+        Some(path),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("bind read-only path {}", path.display())),
+    }
+    let locked = locked_flags(&statvfs(path).ctx(|| format!("statfs {}", path.display()))?);
+    mount(
+        NONE,
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+        NONE,
+    )
+    .ctx(|| format!("make {} read-only", path.display()))
+}

@@ -1,0 +1,10 @@
+//! One file per subcommand: flags in, a libcontainer call, output and exit code out.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

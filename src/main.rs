@@ -1,0 +1,97 @@
+//! brig: an OCI container runtime. The CLI parses runc-compatible flags and hands every
+//! behaviour to libcontainer; errors become one log line and a non-zero exit.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use libcontainer::logging;
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("BRIG_COMMIT"),
+    "\nspec: 1.2.1"
+);
+
+#[derive(Parser, Debug)]
+#[command(name = "brig", version = VERSION, about = "An OCI container runtime", long_about = None)]
+pub struct Cli {
+    /// Directory for the state of containers
+    #[arg(long, global = true, default_value = libcontainer::state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Write log lines to this file instead of stderr
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Format of log lines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log debug lines too
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; the systemd cgroup manager is not implemented yet
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility and ignored (true, false or auto)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Accepted for runc compatibility and ignored: brig has no checkpoint/restore yet
+    #[arg(long, global = true)]
+    criu: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Create(commands::create::Args),
+    Start(commands::start::Args),
+    State(commands::state::Args),
+    Kill(commands::kill::Args),
+    Delete(commands::delete::Args),
+    Run(commands::run::Args),
+    List(commands::list::Args),
+    Spec(commands::spec::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    if let Err(err) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    let result = match &cli.command {
+        Command::Create(args) => commands::create::run(&cli, args),
+        Command::Start(args) => commands::start::run(&cli, args),
+        Command::State(args) => commands::state::run(&cli, args),
+        Command::Kill(args) => commands::kill::run(&cli, args),
+        Command::Delete(args) => commands::delete::run(&cli, args),
+        Command::Run(args) => commands::run::run(&cli, args),
+        Command::List(args) => commands::list::run(&cli, args),
+        Command::Spec(args) => commands::spec::run(&cli, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let message = format!("{err:#}");
+            tracing::error!("{message}");
+            // The log line is for the engine; a person at a shell reads stderr.
+            if cli.log.is_some() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
