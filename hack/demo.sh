@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# From a fresh Debian 12 machine to a running container: build brig, make a busybox bundle
+# with `brig spec`, and run a shell command in it. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hack/install-deps.sh
+cargo build --release --locked
+brig=$PWD/target/release/brig
+bundle=${1:-/tmp/brig-demo}
+rm -rf "$bundle"
+hack/make-rootfs.sh "$bundle"
+cd "$bundle"
+"$brig" spec
+# Replace the default `sh` with a command that shows the container's view.
+sed -i 's|^\( *\)"sh"$|\1"sh", "-c", "echo hello from $(hostname), pid $$; id; ls /sys/class/net"|' config.json
+"$brig" run "demo-$$"

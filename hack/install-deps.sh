@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what building and testing brig needs on a fresh Debian 12 machine (as root).
+# Pass extra package names to install them too (bench.sh adds runc, crun, hyperfine).
+set -euo pipefail
+
+packages=(busybox-static "$@")
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: cargo not found; brig needs a Rust toolchain (rustup, Rust 1.85 or newer)" >&2
+  exit 1
+fi

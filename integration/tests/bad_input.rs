@@ -1,0 +1,138 @@
+//! Bad input: one clear error naming the field or path, a non-zero exit, and nothing left
+//! behind (no state directory, mount or process).
+
+use integration::*;
+use serde_json::json;
+
+/// Run `create` and check the failure left nothing: returns stderr.
+#[track_caller]
+fn create_fails(b: &Bundle) -> String {
+    let id = unique_id("bad");
+    let before = processes_of(&b.dir);
+    let err = fails(&b.brig(&["create", &id]));
+    assert!(b.state(&id).is_none(), "state left behind");
+    assert!(b.containers().is_empty(), "state directory left behind: {:?}", b.containers());
+    assert!(b.leaked_mounts().is_empty(), "mounts left behind: {:?}", b.leaked_mounts());
+    assert_eq!(processes_of(&b.dir), before, "process left behind");
+    assert_eq!(err.lines().count(), 1, "one error line: {err}");
+    err
+}
+
+/// Pids whose root is inside `dir` (a container init that survived would show here).
+fn processes_of(dir: &std::path::Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(dir)))
+        .collect()
+}
+
+#[test]
+fn missing_config() {
+    let b = Bundle::new("noconfig");
+    std::fs::remove_file(b.dir.join("config.json")).unwrap();
+    let err = create_fails(&b);
+    assert!(err.contains(&format!("open config.json in {}: no such file or directory", b.dir.display())), "{err}");
+}
+
+#[test]
+fn malformed_config() {
+    let b = Bundle::new("malformed");
+    std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.2.0\", ").unwrap();
+    let err = create_fails(&b);
+    assert!(err.contains("config.json") && err.contains("line 1"), "{err}");
+
+    let mut b = Bundle::new("wrongtype");
+    b.edit(|c| c["process"]["args"] = json!("sh"));
+    let err = create_fails(&b);
+    assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn unknown_major_version() {
+    let mut b = Bundle::new("version");
+    b.edit(|c| c["ociVersion"] = json!("2.0.0"));
+    assert!(create_fails(&b).contains("ociVersion: unsupported version \"2.0.0\""));
+}
+
+#[test]
+fn relative_paths_where_absolute_is_required() {
+    let mut b = Bundle::new("relcwd");
+    b.edit(|c| c["process"]["cwd"] = json!("tmp"));
+    assert!(create_fails(&b).contains("process.cwd: must be an absolute path"));
+
+    let mut b = Bundle::new("relns");
+    b.edit(|c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "proc/1/ns/net"}));
+    assert!(create_fails(&b).contains("linux.namespaces[1].path: must be an absolute path"));
+}
+
+#[test]
+fn missing_rootfs() {
+    let mut b = Bundle::new("norootfs");
+    b.edit(|c| c["root"]["path"] = json!("nowhere"));
+    let err = create_fails(&b);
+    assert!(err.contains(&format!("root.path {}/nowhere: no such file or directory", b.dir.display())), "{err}");
+}
+
+#[test]
+fn missing_namespace_path() {
+    let mut b = Bundle::new("nsmissing");
+    b.edit(|c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "/proc/999999999/ns/net"}));
+    assert!(create_fails(&b).contains("linux.namespaces[1].path /proc/999999999/ns/net: no such file"));
+}
+
+#[test]
+fn program_not_found_fails_at_create() {
+    let mut b = Bundle::new("notfound");
+    b.set_args(&["no-such-program"]);
+    let err = create_fails(&b);
+    assert!(err.contains("process.args[0]: \"no-such-program\": executable file not found in $PATH"), "{err}");
+
+    let mut b = Bundle::new("notfound-abs");
+    b.set_args(&["/bin/nope"]);
+    assert!(create_fails(&b).contains("process.args[0] /bin/nope: no such file or directory"));
+}
+
+#[test]
+fn program_not_executable_fails_at_create() {
+    let mut b = Bundle::new("noexec");
+    std::fs::write(b.rootfs().join("bin/plain"), "#!/bin/sh\necho hi\n").unwrap();
+    b.set_args(&["/bin/plain"]);
+    b.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    assert!(create_fails(&b).contains("process.args[0] /bin/plain: permission denied"));
+
+    let mut b = Bundle::new("isdir");
+    b.set_args(&["/bin/../tmp"]);
+    assert!(create_fails(&b).contains("is not a regular file"));
+}
+
+#[test]
+fn a_mount_that_fails_reports_from_init_and_cleans_up() {
+    let mut b = Bundle::new("badmount");
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
+    });
+    let err = create_fails(&b);
+    assert!(err.contains("mount \"none\" on \"/x\": no such device"), "{err}");
+}
+
+#[test]
+fn unsupported_fields_are_refused_not_ignored() {
+    let mut b = Bundle::new("seccomp");
+    b.edit(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+    assert!(create_fails(&b).contains("linux.seccomp: is not supported"));
+
+    let mut b = Bundle::new("unknowncap");
+    b.edit(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_NOT_A_CAP"]));
+    create_fails(&b);
+}
+
+#[test]
+fn bad_flags_and_ids() {
+    let b = Bundle::new("flags");
+    fails(&b.brig(&["create", "a/b"]));
+    assert!(b.containers().is_empty());
+    fails(&b.brig(&["kill", "x", "NOTASIGNAL"]));
+    fails(&b.brig(&["--log-format", "xml", "list"]));
+}

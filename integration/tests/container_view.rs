@@ -1,0 +1,216 @@
+//! What the process inside sees: pid 1, hostname, network, read-only root, user, env, cwd,
+//! capabilities, devices, masked paths and namespaces joined by path.
+
+use integration::*;
+use serde_json::json;
+
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn sees_pid_1_own_hostname_and_only_loopback() {
+    let b = Bundle::with_script("view", "echo pid=$$; hostname; ls /sys/class/net; cat /proc/1/cmdline | tr '\\0' ' '");
+    let out = ok(&b.run(&unique_id("view")));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "brig");
+    assert_eq!(lines[2], "lo");
+    assert_eq!(lines.len(), 4, "{out}");
+}
+
+#[test]
+fn read_only_root_refuses_writes_and_tmpfs_accepts_them() {
+    let b = Bundle::with_script(
+        "readonly",
+        "touch /newfile 2>&1; echo rc=$?; touch /dev/shm/x && echo shm-ok; grep ' / ' /proc/self/mountinfo",
+    );
+    let out = ok(&b.run(&unique_id("readonly")));
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("shm-ok"), "{out}");
+    let root_line = out.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
+    assert!(root_line.split(' ').nth(5).unwrap().split(',').any(|o| o == "ro"), "{root_line}");
+    assert!(!b.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn writable_root_when_not_readonly() {
+    let mut b = Bundle::with_script("rwroot", "echo hi > /written && cat /written");
+    b.edit(|c| c["root"]["readonly"] = json!(false));
+    assert_eq!(ok(&b.run(&unique_id("rwroot"))), "hi\n");
+    assert!(b.rootfs().join("written").exists());
+}
+
+#[test]
+fn user_groups_env_and_cwd_are_applied() {
+    let mut b = Bundle::with_script("user", "cat /proc/self/status; echo cwd=$(pwd); echo FOO=$FOO; umask");
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 100], "umask": 63});
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+        c["process"]["cwd"] = json!("/work/dir");
+    });
+    let out = ok(&b.run(&unique_id("user")));
+    assert_eq!(status_field(&out, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&out, "Gid"), "1001\t1001\t1001\t1001");
+    assert_eq!(status_field(&out, "Groups"), "5 100");
+    assert!(out.contains("cwd=/work/dir\n"), "{out}");
+    assert!(out.contains("FOO=bar baz\n"), "{out}");
+    assert!(out.trim_end().ends_with("0077"), "{out}");
+}
+
+#[test]
+fn capabilities_and_no_new_privs() {
+    let b = Bundle::with_script("caps", "cat /proc/self/status");
+    let out = ok(&b.run(&unique_id("caps")));
+    // CAP_AUDIT_WRITE (29), CAP_KILL (5), CAP_NET_BIND_SERVICE (10): brig spec's defaults.
+    let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(status_field(&out, set), want, "{set}");
+    }
+    assert_eq!(status_field(&out, "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&out, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+
+    let mut b = Bundle::with_script("caps2", "cat /proc/self/status");
+    b.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let sys_time = json!(["CAP_SYS_TIME", "CAP_CHOWN"]);
+        c["process"]["capabilities"] = json!({
+            "bounding": sys_time, "effective": sys_time, "permitted": sys_time,
+            "inheritable": sys_time, "ambient": ["CAP_SYS_TIME"]
+        });
+    });
+    let out = ok(&b.run(&unique_id("caps2")));
+    let both = format!("{:016x}", (1u64 << 25) | 1);
+    let ambient = format!("{:016x}", 1u64 << 25);
+    // A non-root exec of a binary without file capabilities keeps only the ambient set.
+    assert_eq!(status_field(&out, "CapBnd"), both);
+    assert_eq!(status_field(&out, "CapInh"), both);
+    assert_eq!(status_field(&out, "CapAmb"), ambient);
+    assert_eq!(status_field(&out, "CapEff"), ambient);
+    assert_eq!(status_field(&out, "CapPrm"), ambient);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0");
+}
+
+#[test]
+fn rlimits_are_applied() {
+    let mut b = Bundle::with_script("rlimit", "cat /proc/self/limits");
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+        ])
+    });
+    let out = ok(&b.run(&unique_id("rlimit")));
+    let line = out.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[3..5], &["512", "768"], "{line}");
+}
+
+#[test]
+fn default_devices_masked_and_readonly_paths() {
+    let b = Bundle::with_script(
+        "dev",
+        "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; \
+         readlink /dev/fd; readlink /dev/ptmx; echo x > /dev/null && echo null-ok; \
+         cat /proc/kcore 2>/dev/null | wc -c; \
+         echo 1 > /proc/sys/kernel/domainname 2>&1 || echo sys-ro; \
+         grep -c . /proc/timer_list; true",
+    );
+    let out = ok(&b.run(&unique_id("dev")));
+    for (name, dev) in [("null", "1,   3"), ("zero", "1,   5"), ("full", "1,   7"), ("urandom", "1,   9"), ("tty", "5,   0")] {
+        let line = out.lines().find(|l| l.ends_with(&format!("/dev/{name}"))).unwrap_or_else(|| panic!("{out}"));
+        assert!(line.starts_with("crw-rw-rw-"), "{line}");
+        assert!(line.contains(dev), "{line}");
+    }
+    assert!(out.contains("/proc/self/fd\npts/ptmx\n"), "{out}");
+    assert!(out.contains("null-ok"), "{out}");
+    assert!(out.contains("\n0\n"), "kcore should be empty: {out}");
+    assert!(out.contains("sys-ro"), "{out}");
+    assert!(out.trim_end().ends_with('0'), "timer_list should be masked: {out}");
+}
+
+#[test]
+fn config_devices_are_created() {
+    let mut b = Bundle::with_script("cfgdev", "ls -ln /dev/mydev /dev/sub/fifo");
+    b.edit(|c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 7, "gid": 8},
+            {"path": "/dev/sub/fifo", "type": "p", "major": 0, "minor": 0}
+        ])
+    });
+    let out = ok(&b.run(&unique_id("cfgdev")));
+    let dev = out.lines().find(|l| l.ends_with("/dev/mydev")).unwrap();
+    assert!(dev.starts_with("crw-r-----"), "{dev}");
+    let fields: Vec<&str> = dev.split_whitespace().collect();
+    assert_eq!(&fields[2..6], &["7", "8", "1,", "3"], "{dev}");
+    assert!(out.lines().any(|l| l.starts_with('p') && l.ends_with("/dev/sub/fifo")), "{out}");
+}
+
+#[test]
+fn bind_mounts_honour_read_only() {
+    let host_dir = std::env::temp_dir().join(unique_id("hostdir"));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("file"), "from host\n").unwrap();
+    let mut b = Bundle::with_script("bind", "cat /data/file; touch /data/new 2>&1; echo hi > /rw/new && echo rw-ok");
+    let rw_dir = b.dir.join("rwdir");
+    std::fs::create_dir_all(&rw_dir).unwrap();
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/data", "type": "bind", "source": host_dir, "options": ["rbind", "ro"]}));
+        mounts.push(json!({"destination": "/rw", "type": "none", "source": "rwdir", "options": ["bind"]}));
+    });
+    let out = ok(&b.run(&unique_id("bind")));
+    std::fs::remove_dir_all(&host_dir).unwrap();
+    assert!(out.contains("from host"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("rw-ok"), "{out}");
+    assert_eq!(std::fs::read_to_string(rw_dir.join("new")).unwrap(), "hi\n");
+    assert!(b.leaked_mounts().is_empty(), "{:?}", b.leaked_mounts());
+}
+
+#[test]
+fn a_symlink_in_the_rootfs_cannot_send_a_mount_to_the_host() {
+    let marker = std::env::temp_dir().join(unique_id("escape-target"));
+    std::fs::create_dir_all(&marker).unwrap();
+    let mut b = Bundle::with_script("escape", "ls /escape/ | wc -l");
+    // /escape in the rootfs points at a host directory: the mount must land inside the rootfs.
+    std::os::unix::fs::symlink(&marker, b.rootfs().join("escape")).unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    ok(&b.run(&unique_id("escape")));
+    assert!(mounts_under(&marker).is_empty());
+    assert!(b.rootfs().join(marker.strip_prefix("/").unwrap()).is_dir());
+    std::fs::remove_dir_all(&marker).unwrap();
+}
+
+#[test]
+fn joins_namespaces_by_path() {
+    let mut host = Bundle::new("nshost");
+    host.set_args(&["sleep", "1000"]);
+    host.edit(|c| c["hostname"] = json!("alpha"));
+    let host_id = unique_id("nshost");
+    ok(&host.brig(&["run", "-d", &host_id]));
+    let pid = host.state(&host_id).unwrap()["pid"].as_i64().unwrap();
+
+    let mut guest = Bundle::with_script("nsguest", "hostname; readlink /proc/self/ns/net");
+    guest.edit(|c| {
+        c["hostname"] = serde_json::Value::Null;
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
+            {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
+            {"type": "network", "path": format!("/proc/{pid}/ns/net")}
+        ]);
+    });
+    let out = ok(&guest.run(&unique_id("nsguest")));
+    let host_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out, format!("alpha\n{}\n", host_net.display()));
+}

@@ -1,0 +1,245 @@
+//! The runtime-spec lifecycle: every state transition, what is refused, exit codes and signals.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use integration::*;
+
+#[test]
+fn create_start_kill_delete_walk_the_states() {
+    let mut b = Bundle::new("walk");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("walk");
+    let pid_file = b.dir.join("init.pid");
+    ok(&b.brig(&["create", "--bundle", b.dir.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]));
+
+    let state = b.state(&id).unwrap();
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["bundle"], b.dir.to_str().unwrap());
+    assert_eq!(state["ociVersion"], "1.2.1");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0 && pid_alive(pid));
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // Created: the user program has not run yet; init is parked on the FIFO.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("sleep"));
+
+    // Plain delete of a live container is refused and changes nothing.
+    assert!(fails(&b.brig(&["delete", &id])).contains("it is created"));
+    assert_eq!(b.status(&id).unwrap(), "created");
+
+    ok(&b.brig(&["start", &id]));
+    assert_eq!(b.status(&id).unwrap(), "running");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep"));
+
+    // start only from created.
+    assert!(fails(&b.brig(&["start", &id])).contains("it is running"));
+    assert_eq!(b.status(&id).unwrap(), "running");
+    assert!(fails(&b.brig(&["delete", &id])).contains("it is running"));
+    assert!(pid_alive(pid));
+
+    ok(&b.brig(&["kill", &id, "KILL"]));
+    b.wait_status(&id, "stopped");
+    assert_eq!(b.state(&id).unwrap()["pid"], 0);
+    // kill of a stopped container is an error; start too.
+    assert!(fails(&b.brig(&["kill", &id, "9"])).contains("stopped"));
+    assert!(fails(&b.brig(&["start", &id])).contains("stopped"));
+
+    ok(&b.brig(&["delete", &id]));
+    assert!(b.state(&id).is_none());
+    assert!(b.containers().is_empty());
+    assert!(fails(&b.brig(&["delete", &id])).contains("does not exist"));
+    // Engines call delete --force again on a gone container: that must succeed.
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(b.leaked_mounts().is_empty());
+}
+
+#[test]
+fn unknown_ids_are_clear_errors() {
+    let b = Bundle::new("unknown");
+    for args in [vec!["start", "nope"], vec!["state", "nope"], vec!["kill", "nope", "KILL"], vec!["delete", "nope"]] {
+        let err = fails(&b.brig(&args));
+        assert!(err.contains("container \"nope\" does not exist"), "{args:?}: {err}");
+    }
+    let err = fails(&b.brig(&["state", "../etc"]));
+    assert!(err.contains("invalid container id"), "{err}");
+}
+
+#[test]
+fn create_of_an_existing_id_fails_and_keeps_the_first() {
+    let mut b = Bundle::new("dup");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("dup");
+    ok(&b.brig(&["create", &id]));
+    let first = b.state(&id).unwrap();
+    assert!(fails(&b.brig(&["create", &id])).contains("already exists"));
+    assert_eq!(b.state(&id).unwrap(), first);
+    assert!(pid_alive(first["pid"].as_i64().unwrap()));
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(!pid_alive(first["pid"].as_i64().unwrap()));
+}
+
+#[test]
+fn delete_force_kills_created_and_running_containers() {
+    let mut b = Bundle::new("force");
+    b.set_args(&["sleep", "1000"]);
+    let created = unique_id("force-created");
+    let running = unique_id("force-running");
+    ok(&b.brig(&["create", &created]));
+    ok(&b.brig(&["run", "--detach", &running]));
+    assert_eq!(b.status(&running).unwrap(), "running");
+    let pids: Vec<i64> = [&created, &running].iter().map(|id| b.state(id).unwrap()["pid"].as_i64().unwrap()).collect();
+    ok(&b.brig(&["delete", "--force", &created]));
+    ok(&b.brig(&["delete", "--force", &running]));
+    for pid in pids {
+        assert!(!pid_alive(pid), "pid {pid} survived delete --force");
+    }
+    assert!(b.containers().is_empty());
+    assert!(b.leaked_mounts().is_empty());
+}
+
+#[test]
+fn run_exits_with_the_container_status() {
+    for (script, code) in [("exit 0", 0), ("exit 3", 3), ("false", 1)] {
+        let b = Bundle::with_script("exit", script);
+        let id = unique_id("exit");
+        let out = b.run(&id);
+        assert_eq!(out.status.code(), Some(code), "{script}: {}", stderr(&out));
+        // run removes the container afterwards.
+        assert!(b.containers().is_empty(), "{script}: state left behind");
+    }
+}
+
+#[test]
+fn run_exits_128_plus_the_signal_that_killed_the_container() {
+    let mut b = Bundle::new("sigexit");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("sigexit");
+    let mut run = b.command(&["run", &id]).stdin(Stdio::null()).spawn().unwrap();
+    b.wait_status(&id, "running");
+    ok(&b.brig(&["kill", &id, "SIGKILL"]));
+    assert_eq!(run.wait().unwrap().code(), Some(128 + 9));
+    assert!(b.containers().is_empty());
+}
+
+#[test]
+fn run_prints_what_the_container_prints_and_passes_stdin() {
+    let b = Bundle::with_script("stdio", "echo out; echo err >&2; read line; echo \"got $line\"");
+    let id = unique_id("stdio");
+    let out = write_stdin(&mut b.command(&["run", &id]), "ping\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\ngot ping\n");
+    assert_eq!(stderr(&out), "err\n");
+}
+
+#[test]
+fn kill_by_number_and_by_name() {
+    for signal in ["15", "TERM", "SIGTERM", "sigterm"] {
+        let b = Bundle::with_script("killsig", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done");
+        let id = unique_id("killsig");
+        let mut run = b.command(&["run", &id]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+        b.wait_status(&id, "running");
+        // Give the shell time to install its trap.
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+        ok(&b.brig(&["kill", &id, signal]));
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(42), "signal {signal}");
+    }
+}
+
+#[test]
+fn kill_defaults_to_term_and_all_reaches_every_process() {
+    let b = Bundle::with_script("killall", "sleep 1000 & sleep 1000 & trap 'exit 7' TERM; while true; do sleep 0.05; done");
+    let id = unique_id("killall");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let children = loop {
+        let kids: Vec<i64> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        if kids.len() >= 2 || Instant::now() > deadline {
+            break kids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(children.len() >= 2, "{children:?}");
+    ok(&b.brig(&["kill", "--all", &id, "KILL"]));
+    b.wait_status(&id, "stopped");
+    for child in children {
+        assert!(!pid_alive(child), "child {child} survived kill --all");
+    }
+    ok(&b.brig(&["delete", &id]));
+
+    // Default signal is TERM.
+    let id = unique_id("killterm");
+    ok(&b.brig(&["run", "-d", &id]));
+    std::thread::sleep(Duration::from_millis(200));
+    ok(&b.brig(&["kill", &id]));
+    b.wait_status(&id, "stopped");
+}
+
+#[test]
+fn run_forwards_signals_to_the_container() {
+    let b = Bundle::with_script("forward", "trap 'exit 9' USR1; echo ready; while true; do sleep 0.05; done");
+    let id = unique_id("forward");
+    let mut run = b.command(&["run", &id]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+    // SAFETY: signalling the brig process this test spawned.
+    unsafe { libc::kill(run.id() as i32, libc::SIGUSR1) };
+    assert_eq!(run.wait().unwrap().code(), Some(9));
+}
+
+#[test]
+fn list_shows_containers_in_table_json_and_quiet() {
+    let mut b = Bundle::new("list");
+    b.set_args(&["sleep", "1000"]);
+    let a = unique_id("list-a");
+    let c = unique_id("list-c");
+    ok(&b.brig(&["create", &a]));
+    ok(&b.brig(&["create", &c]));
+    ok(&b.brig(&["start", &c]));
+    let table = ok(&b.brig(&["list"]));
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with(&a) && l.contains("created")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with(&c) && l.contains("running")), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&b.brig(&["list", "--format", "json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(ok(&b.brig(&["list", "-q"])), format!("{}\n", [a.as_str(), c.as_str()].join("\n")));
+}
+
+#[test]
+fn no_pivot_runs_the_container_too() {
+    let b = Bundle::with_script("nopivot", "cat /proc/self/mountinfo | head -1; echo $$");
+    let id = unique_id("nopivot");
+    let out = ok(&b.brig(&["run", "--no-pivot", &id]));
+    assert!(out.ends_with("1\n"), "{out}");
+}
+
+#[test]
+fn failures_are_logged_as_json_for_engines() {
+    let b = Bundle::with_script("logjson", "true");
+    let log = b.dir.join("log.json");
+    let out = b.brig(&["--log", log.to_str().unwrap(), "--log-format", "json", "start", "missing"]);
+    fails(&out);
+    let out2 = b.brig(&["--log", log.to_str().unwrap(), "--log-format=json", "kill", "missing2"]);
+    fails(&out2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["level"], "error");
+    assert_eq!(lines[0]["msg"], "container \"missing\" does not exist");
+    assert!(lines[1]["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn version_names_the_spec_and_commit() {
+    let out = ok(&std::process::Command::new(brig_binary()).arg("--version").output().unwrap());
+    assert!(out.contains("spec: 1.2.1") && out.contains("commit: "), "{out}");
+}
