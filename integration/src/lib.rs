@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The brig binary under test: `$BRIG_BINARY`, else the workspace's release or debug build.
@@ -23,7 +26,9 @@ pub fn brig_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BRIG_BINARY") {
         return PathBuf::from(path);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
     for profile in ["release", "debug"] {
         let candidate = target.join(profile).join("brig");
         if candidate.exists() {
@@ -38,7 +43,9 @@ pub fn brig_binary() -> PathBuf {
 fn base_rootfs() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
         let base = target.join("brig-it");
         let rootfs = base.join("rootfs");
         fs::create_dir_all(&base).unwrap();
@@ -47,7 +54,10 @@ fn base_rootfs() -> PathBuf {
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
         if !rootfs.join("bin/busybox").exists() {
             let building = base.join(format!("building-{}", std::process::id()));
-            let status = Command::new(workspace().join("hack/make-rootfs.sh")).arg(&building).status().unwrap();
+            let status = Command::new(workspace().join("hack/make-rootfs.sh"))
+                .arg(&building)
+                .status()
+                .unwrap();
             assert!(status.success(), "hack/make-rootfs.sh failed");
             fs::rename(building.join("rootfs"), &rootfs).unwrap();
             let _ = fs::remove_dir_all(&building);
@@ -58,7 +68,11 @@ fn base_rootfs() -> PathBuf {
 }
 
 pub fn unique_id(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A bundle (config.json + its own copy of the rootfs) and a private state root.
@@ -74,11 +88,25 @@ impl Bundle {
         let dir = std::env::temp_dir().join(format!("brig-it-{}", unique_id(name)));
         let root = dir.join("state");
         fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("cp").arg("-a").arg(base_rootfs()).arg(dir.join("rootfs")).status().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(base_rootfs())
+            .arg(dir.join("rootfs"))
+            .status()
+            .unwrap();
         assert!(status.success());
-        let out = Command::new(brig_binary()).args(["spec", "--bundle"]).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "brig spec: {}", String::from_utf8_lossy(&out.stderr));
-        let config: Value = serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let out = Command::new(brig_binary())
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "brig spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: Value =
+            serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
         Bundle { dir, root, config }
     }
 
@@ -100,7 +128,11 @@ impl Bundle {
     }
 
     pub fn save(&self) {
-        fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn rootfs(&self) -> PathBuf {
@@ -123,7 +155,10 @@ impl Bundle {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(brig_binary());
-        cmd.arg("--root").arg(&self.root).args(args).current_dir(&self.dir);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(&self.dir);
         cmd
     }
 
@@ -134,18 +169,25 @@ impl Bundle {
 
     pub fn state(&self, id: &str) -> Option<Value> {
         let out = self.brig(&["state", id]);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
     }
 
     pub fn status(&self, id: &str) -> Option<String> {
-        self.state(id).map(|s| s["status"].as_str().unwrap().to_string())
+        self.state(id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
     }
 
     /// Wait until `id` reports `status` (or panic after a few seconds).
     pub fn wait_status(&self, id: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.status(id).as_deref() != Some(status) {
-            assert!(Instant::now() < deadline, "{id} never became {status}: {:?}", self.state(id));
+            assert!(
+                Instant::now() < deadline,
+                "{id} never became {status}: {:?}",
+                self.state(id)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -158,7 +200,11 @@ impl Bundle {
     /// Ids of the containers in this bundle's state root.
     pub fn containers(&self) -> Vec<String> {
         fs::read_dir(&self.root)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -191,7 +237,11 @@ pub fn output_via_files(cmd: &mut Command, dir: &Path) -> Output {
         .stderr(fs::File::create(&err_path).unwrap())
         .status()
         .unwrap();
-    let output = Output { status, stdout: fs::read(&out_path).unwrap(), stderr: fs::read(&err_path).unwrap() };
+    let output = Output {
+        status,
+        stdout: fs::read(&out_path).unwrap(),
+        stderr: fs::read(&err_path).unwrap(),
+    };
     let _ = fs::remove_file(out_path);
     let _ = fs::remove_file(err_path);
     output
@@ -218,14 +268,24 @@ pub fn stderr(out: &Output) -> String {
 /// Assert success and return stdout.
 #[track_caller]
 pub fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "brig failed ({:?}): {}{}", out.status, stderr(out), stdout(out));
+    assert!(
+        out.status.success(),
+        "brig failed ({:?}): {}{}",
+        out.status,
+        stderr(out),
+        stdout(out)
+    );
     stdout(out)
 }
 
 /// Assert failure and return stderr.
 #[track_caller]
 pub fn fails(out: &Output) -> String {
-    assert!(!out.status.success(), "brig should have failed: {}", stdout(out));
+    assert!(
+        !out.status.success(),
+        "brig should have failed: {}",
+        stdout(out)
+    );
     stderr(out)
 }
 
@@ -233,12 +293,26 @@ pub fn fails(out: &Output) -> String {
 pub fn pid_alive(pid: i64) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().chars().next() != Some('Z')))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| !r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
 pub fn write_stdin(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }

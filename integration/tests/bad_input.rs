@@ -11,8 +11,16 @@ fn create_fails(b: &Bundle) -> String {
     let before = processes_of(&b.dir);
     let err = fails(&b.brig(&["create", &id]));
     assert!(b.state(&id).is_none(), "state left behind");
-    assert!(b.containers().is_empty(), "state directory left behind: {:?}", b.containers());
-    assert!(b.leaked_mounts().is_empty(), "mounts left behind: {:?}", b.leaked_mounts());
+    assert!(
+        b.containers().is_empty(),
+        "state directory left behind: {:?}",
+        b.containers()
+    );
+    assert!(
+        b.leaked_mounts().is_empty(),
+        "mounts left behind: {:?}",
+        b.leaked_mounts()
+    );
     assert_eq!(processes_of(&b.dir), before, "process left behind");
     assert_eq!(err.lines().count(), 1, "one error line: {err}");
     err
@@ -24,7 +32,9 @@ fn processes_of(dir: &std::path::Path) -> Vec<i32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(dir)))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(dir))
+        })
         .collect()
 }
 
@@ -33,7 +43,13 @@ fn missing_config() {
     let b = Bundle::new("noconfig");
     std::fs::remove_file(b.dir.join("config.json")).unwrap();
     let err = create_fails(&b);
-    assert!(err.contains(&format!("open config.json in {}: no such file or directory", b.dir.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "open config.json in {}: no such file or directory",
+            b.dir.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -41,7 +57,10 @@ fn malformed_config() {
     let b = Bundle::new("malformed");
     std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.2.0\", ").unwrap();
     let err = create_fails(&b);
-    assert!(err.contains("config.json") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("line 1"),
+        "{err}"
+    );
 
     let mut b = Bundle::new("wrongtype");
     b.edit(|c| c["process"]["args"] = json!("sh"));
@@ -72,14 +91,24 @@ fn missing_rootfs() {
     let mut b = Bundle::new("norootfs");
     b.edit(|c| c["root"]["path"] = json!("nowhere"));
     let err = create_fails(&b);
-    assert!(err.contains(&format!("root.path {}/nowhere: no such file or directory", b.dir.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "root.path {}/nowhere: no such file or directory",
+            b.dir.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_namespace_path() {
     let mut b = Bundle::new("nsmissing");
-    b.edit(|c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "/proc/999999999/ns/net"}));
-    assert!(create_fails(&b).contains("linux.namespaces[1].path /proc/999999999/ns/net: no such file"));
+    b.edit(|c| {
+        c["linux"]["namespaces"][1] = json!({"type": "network", "path": "/proc/999999999/ns/net"})
+    });
+    assert!(
+        create_fails(&b).contains("linux.namespaces[1].path /proc/999999999/ns/net: no such file")
+    );
 }
 
 #[test]
@@ -87,7 +116,10 @@ fn program_not_found_fails_at_create() {
     let mut b = Bundle::new("notfound");
     b.set_args(&["no-such-program"]);
     let err = create_fails(&b);
-    assert!(err.contains("process.args[0]: \"no-such-program\": executable file not found in $PATH"), "{err}");
+    assert!(
+        err.contains("process.args[0]: \"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
 
     let mut b = Bundle::new("notfound-abs");
     b.set_args(&["/bin/nope"]);
@@ -111,10 +143,16 @@ fn program_not_executable_fails_at_create() {
 fn a_mount_that_fails_reports_from_init_and_cleans_up() {
     let mut b = Bundle::new("badmount");
     b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}))
     });
     let err = create_fails(&b);
-    assert!(err.contains("mount \"none\" on \"/x\": no such device"), "{err}");
+    assert!(
+        err.contains("mount \"none\" on \"/x\": no such device"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ fn status_field(status: &str, name: &str) -> String {
 
 #[test]
 fn sees_pid_1_own_hostname_and_only_loopback() {
-    let b = Bundle::with_script("view", "echo pid=$$; hostname; ls /sys/class/net; cat /proc/1/cmdline | tr '\\0' ' '");
+    let b = Bundle::with_script(
+        "view",
+        "echo pid=$$; hostname; ls /sys/class/net; cat /proc/1/cmdline | tr '\\0' ' '",
+    );
     let out = ok(&b.run(&unique_id("view")));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "pid=1");
@@ -34,8 +37,19 @@ fn read_only_root_refuses_writes_and_tmpfs_accepts_them() {
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("rc=1"), "{out}");
     assert!(out.contains("shm-ok"), "{out}");
-    let root_line = out.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
-    assert!(root_line.split(' ').nth(5).unwrap().split(',').any(|o| o == "ro"), "{root_line}");
+    let root_line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(
+        root_line
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{root_line}"
+    );
     assert!(!b.rootfs().join("newfile").exists());
 }
 
@@ -49,9 +63,13 @@ fn writable_root_when_not_readonly() {
 
 #[test]
 fn user_groups_env_and_cwd_are_applied() {
-    let mut b = Bundle::with_script("user", "cat /proc/self/status; echo cwd=$(pwd); echo FOO=$FOO; umask");
+    let mut b = Bundle::with_script(
+        "user",
+        "cat /proc/self/status; echo cwd=$(pwd); echo FOO=$FOO; umask",
+    );
     b.edit(|c| {
-        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 100], "umask": 63});
+        c["process"]["user"] =
+            json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 100], "umask": 63});
         c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
         c["process"]["cwd"] = json!("/work/dir");
     });
@@ -109,7 +127,10 @@ fn rlimits_are_applied() {
         ])
     });
     let out = ok(&b.run(&unique_id("rlimit")));
-    let line = out.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&fields[3..5], &["512", "768"], "{line}");
 }
@@ -125,8 +146,17 @@ fn default_devices_masked_and_readonly_paths() {
          grep -c . /proc/timer_list; true",
     );
     let out = ok(&b.run(&unique_id("dev")));
-    for (name, dev) in [("null", "1,   3"), ("zero", "1,   5"), ("full", "1,   7"), ("urandom", "1,   9"), ("tty", "5,   0")] {
-        let line = out.lines().find(|l| l.ends_with(&format!("/dev/{name}"))).unwrap_or_else(|| panic!("{out}"));
+    for (name, dev) in [
+        ("null", "1,   3"),
+        ("zero", "1,   5"),
+        ("full", "1,   7"),
+        ("urandom", "1,   9"),
+        ("tty", "5,   0"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!("/dev/{name}")))
+            .unwrap_or_else(|| panic!("{out}"));
         assert!(line.starts_with("crw-rw-rw-"), "{line}");
         assert!(line.contains(dev), "{line}");
     }
@@ -134,7 +164,10 @@ fn default_devices_masked_and_readonly_paths() {
     assert!(out.contains("null-ok"), "{out}");
     assert!(out.contains("\n0\n"), "kcore should be empty: {out}");
     assert!(out.contains("sys-ro"), "{out}");
-    assert!(out.trim_end().ends_with('0'), "timer_list should be masked: {out}");
+    assert!(
+        out.trim_end().ends_with('0'),
+        "timer_list should be masked: {out}"
+    );
 }
 
 #[test]
@@ -151,7 +184,11 @@ fn config_devices_are_created() {
     assert!(dev.starts_with("crw-r-----"), "{dev}");
     let fields: Vec<&str> = dev.split_whitespace().collect();
     assert_eq!(&fields[2..6], &["7", "8", "1,", "3"], "{dev}");
-    assert!(out.lines().any(|l| l.starts_with('p') && l.ends_with("/dev/sub/fifo")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with('p') && l.ends_with("/dev/sub/fifo")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -159,7 +196,10 @@ fn bind_mounts_honour_read_only() {
     let host_dir = std::env::temp_dir().join(unique_id("hostdir"));
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("file"), "from host\n").unwrap();
-    let mut b = Bundle::with_script("bind", "cat /data/file; touch /data/new 2>&1; echo hi > /rw/new && echo rw-ok");
+    let mut b = Bundle::with_script(
+        "bind",
+        "cat /data/file; touch /data/new 2>&1; echo hi > /rw/new && echo rw-ok",
+    );
     let rw_dir = b.dir.join("rwdir");
     std::fs::create_dir_all(&rw_dir).unwrap();
     b.edit(|c| {
@@ -184,7 +224,10 @@ fn a_symlink_in_the_rootfs_cannot_send_a_mount_to_the_host() {
     // /escape in the rootfs points at a host directory: the mount must land inside the rootfs.
     std::os::unix::fs::symlink(&marker, b.rootfs().join("escape")).unwrap();
     b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"}));
     });
     ok(&b.run(&unique_id("escape")));
     assert!(mounts_under(&marker).is_empty());
@@ -213,4 +256,38 @@ fn joins_namespaces_by_path() {
     let out = ok(&guest.run(&unique_id("nsguest")));
     let host_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     assert_eq!(out, format!("alpha\n{}\n", host_net.display()));
+}
+
+#[test]
+fn user_namespace_with_id_maps() {
+    let mut b = Bundle::with_script(
+        "userns",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox; echo x > /dev/null && echo null-ok",
+    );
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    let out = ok(&b.run(&unique_id("userns")));
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[1], ["0", "200000", "65536"], "{out}");
+    assert_eq!(lines[2], ["0"], "{out}");
+    // Host root's files are unmapped inside: the overflow uid.
+    assert_eq!(lines[3], ["65534"], "{out}");
+    assert_eq!(lines[4], ["null-ok"], "{out}");
+}
+
+#[test]
+fn domainname_needs_and_gets_a_uts_namespace() {
+    let mut b = Bundle::with_script("domain", "cat /proc/sys/kernel/domainname");
+    b.edit(|c| c["domainname"] = json!("example.org"));
+    assert_eq!(ok(&b.run(&unique_id("domain"))), "example.org\n");
 }

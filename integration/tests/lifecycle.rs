@@ -11,7 +11,14 @@ fn create_start_kill_delete_walk_the_states() {
     b.set_args(&["sleep", "1000"]);
     let id = unique_id("walk");
     let pid_file = b.dir.join("init.pid");
-    ok(&b.brig(&["create", "--bundle", b.dir.to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]));
+    ok(&b.brig(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]));
 
     let state = b.state(&id).unwrap();
     assert_eq!(state["status"], "created");
@@ -59,9 +66,17 @@ fn create_start_kill_delete_walk_the_states() {
 #[test]
 fn unknown_ids_are_clear_errors() {
     let b = Bundle::new("unknown");
-    for args in [vec!["start", "nope"], vec!["state", "nope"], vec!["kill", "nope", "KILL"], vec!["delete", "nope"]] {
+    for args in [
+        vec!["start", "nope"],
+        vec!["state", "nope"],
+        vec!["kill", "nope", "KILL"],
+        vec!["delete", "nope"],
+    ] {
         let err = fails(&b.brig(&args));
-        assert!(err.contains("container \"nope\" does not exist"), "{args:?}: {err}");
+        assert!(
+            err.contains("container \"nope\" does not exist"),
+            "{args:?}: {err}"
+        );
     }
     let err = fails(&b.brig(&["state", "../etc"]));
     assert!(err.contains("invalid container id"), "{err}");
@@ -90,7 +105,10 @@ fn delete_force_kills_created_and_running_containers() {
     ok(&b.brig(&["create", &created]));
     ok(&b.brig(&["run", "--detach", &running]));
     assert_eq!(b.status(&running).unwrap(), "running");
-    let pids: Vec<i64> = [&created, &running].iter().map(|id| b.state(id).unwrap()["pid"].as_i64().unwrap()).collect();
+    let pids: Vec<i64> = [&created, &running]
+        .iter()
+        .map(|id| b.state(id).unwrap()["pid"].as_i64().unwrap())
+        .collect();
     ok(&b.brig(&["delete", "--force", &created]));
     ok(&b.brig(&["delete", "--force", &running]));
     for pid in pids {
@@ -117,7 +135,11 @@ fn run_exits_128_plus_the_signal_that_killed_the_container() {
     let mut b = Bundle::new("sigexit");
     b.set_args(&["sleep", "1000"]);
     let id = unique_id("sigexit");
-    let mut run = b.command(&["run", &id]).stdin(Stdio::null()).spawn().unwrap();
+    let mut run = b
+        .command(&["run", &id])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     b.wait_status(&id, "running");
     ok(&b.brig(&["kill", &id, "SIGKILL"]));
     assert_eq!(run.wait().unwrap().code(), Some(128 + 9));
@@ -126,7 +148,10 @@ fn run_exits_128_plus_the_signal_that_killed_the_container() {
 
 #[test]
 fn run_prints_what_the_container_prints_and_passes_stdin() {
-    let b = Bundle::with_script("stdio", "echo out; echo err >&2; read line; echo \"got $line\"");
+    let b = Bundle::with_script(
+        "stdio",
+        "echo out; echo err >&2; read line; echo \"got $line\"",
+    );
     let id = unique_id("stdio");
     let out = write_stdin(&mut b.command(&["run", &id]), "ping\n");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -137,9 +162,17 @@ fn run_prints_what_the_container_prints_and_passes_stdin() {
 #[test]
 fn kill_by_number_and_by_name() {
     for signal in ["15", "TERM", "SIGTERM", "sigterm"] {
-        let b = Bundle::with_script("killsig", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done");
+        let b = Bundle::with_script(
+            "killsig",
+            "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+        );
         let id = unique_id("killsig");
-        let mut run = b.command(&["run", &id]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut run = b
+            .command(&["run", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         b.wait_status(&id, "running");
         // Give the shell time to install its trap.
         let mut first = [0u8; 6];
@@ -152,7 +185,10 @@ fn kill_by_number_and_by_name() {
 
 #[test]
 fn kill_defaults_to_term_and_all_reaches_every_process() {
-    let b = Bundle::with_script("killall", "sleep 1000 & sleep 1000 & trap 'exit 7' TERM; while true; do sleep 0.05; done");
+    let b = Bundle::with_script(
+        "killall",
+        "sleep 1000 & sleep 1000 & trap 'exit 7' TERM; while true; do sleep 0.05; done",
+    );
     let id = unique_id("killall");
     ok(&b.brig(&["run", "-d", &id]));
     let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
@@ -186,9 +222,17 @@ fn kill_defaults_to_term_and_all_reaches_every_process() {
 
 #[test]
 fn run_forwards_signals_to_the_container() {
-    let b = Bundle::with_script("forward", "trap 'exit 9' USR1; echo ready; while true; do sleep 0.05; done");
+    let b = Bundle::with_script(
+        "forward",
+        "trap 'exit 9' USR1; echo ready; while true; do sleep 0.05; done",
+    );
     let id = unique_id("forward");
-    let mut run = b.command(&["run", &id]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut run = b
+        .command(&["run", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut first = [0u8; 6];
     std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
     // SAFETY: signalling the brig process this test spawned.
@@ -207,11 +251,25 @@ fn list_shows_containers_in_table_json_and_quiet() {
     ok(&b.brig(&["start", &c]));
     let table = ok(&b.brig(&["list"]));
     assert!(table.starts_with("ID"), "{table}");
-    assert!(table.lines().any(|l| l.starts_with(&a) && l.contains("created")), "{table}");
-    assert!(table.lines().any(|l| l.starts_with(&c) && l.contains("running")), "{table}");
-    let json: serde_json::Value = serde_json::from_str(&ok(&b.brig(&["list", "--format", "json"]))).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&a) && l.contains("created")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&c) && l.contains("running")),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&b.brig(&["list", "--format", "json"]))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
-    assert_eq!(ok(&b.brig(&["list", "-q"])), format!("{}\n", [a.as_str(), c.as_str()].join("\n")));
+    assert_eq!(
+        ok(&b.brig(&["list", "-q"])),
+        format!("{}\n", [a.as_str(), c.as_str()].join("\n"))
+    );
 }
 
 #[test]
@@ -226,12 +284,28 @@ fn no_pivot_runs_the_container_too() {
 fn failures_are_logged_as_json_for_engines() {
     let b = Bundle::with_script("logjson", "true");
     let log = b.dir.join("log.json");
-    let out = b.brig(&["--log", log.to_str().unwrap(), "--log-format", "json", "start", "missing"]);
+    let out = b.brig(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "missing",
+    ]);
     fails(&out);
-    let out2 = b.brig(&["--log", log.to_str().unwrap(), "--log-format=json", "kill", "missing2"]);
+    let out2 = b.brig(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format=json",
+        "kill",
+        "missing2",
+    ]);
     fails(&out2);
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert_eq!(lines[0]["level"], "error");
     assert_eq!(lines[0]["msg"], "container \"missing\" does not exist");
@@ -240,6 +314,37 @@ fn failures_are_logged_as_json_for_engines() {
 
 #[test]
 fn version_names_the_spec_and_commit() {
-    let out = ok(&std::process::Command::new(brig_binary()).arg("--version").output().unwrap());
-    assert!(out.contains("spec: 1.2.1") && out.contains("commit: "), "{out}");
+    let out = ok(&std::process::Command::new(brig_binary())
+        .arg("--version")
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("spec: 1.2.1") && out.contains("commit: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_recycled_pid_is_not_taken_for_init() {
+    let mut b = Bundle::new("recycled");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("recycled");
+    ok(&b.brig(&["run", "-d", &id]));
+    assert_eq!(b.status(&id).unwrap(), "running");
+    // Same pid, other start time: what a recycled pid looks like.
+    let path = b.root.join(&id).join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let real = state["initStartTime"].as_u64().unwrap();
+    state["initStartTime"] = serde_json::json!(real + 1);
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(b.status(&id).unwrap(), "stopped");
+    let pid = state["pid"].as_i64().unwrap();
+    // kill must not reach the process that merely has the same pid.
+    assert!(fails(&b.brig(&["kill", &id, "KILL"])).contains("stopped"));
+    assert!(pid_alive(pid));
+    state["initStartTime"] = serde_json::json!(real);
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(!pid_alive(pid));
 }

@@ -10,7 +10,9 @@ fn twenty_parallel_creates_of_one_id_make_exactly_one_container() {
     b.set_args(&["sleep", "1000"]);
     let id = unique_id("race");
     let results: Vec<bool> = thread::scope(|s| {
-        let handles: Vec<_> = (0..20).map(|_| s.spawn(|| b.brig(&["create", &id]).status.success())).collect();
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| b.brig(&["create", &id]).status.success()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
