@@ -13,4 +13,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --release --locked
 export BRIG_BINARY=$PWD/target/release/brig
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked --all-targets 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, the last may be empty).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
