@@ -291,3 +291,18 @@ fn domainname_needs_and_gets_a_uts_namespace() {
     b.edit(|c| c["domainname"] = json!("example.org"));
     assert_eq!(ok(&b.run(&unique_id("domain"))), "example.org\n");
 }
+
+#[test]
+fn the_program_starts_with_no_blocked_or_ignored_signals_and_only_stdio_open() {
+    let b = Bundle::with_script("sigs", "cat /proc/self/status; ls /proc/self/fd");
+    let out = ok(&b.run(&unique_id("sigs")));
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000");
+    assert_eq!(status_field(&out, "SigIgn"), "0000000000000000");
+    // `ls` itself opens one directory fd (3).
+    let fds: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("voluntary_ctxt_switches"))
+        .skip(2)
+        .collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
+}

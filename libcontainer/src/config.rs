@@ -121,6 +121,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     validate_namespaces(spec)?;
+    crate::hooks::validate(spec)?;
     reject_unimplemented(spec)
 }
 
@@ -212,21 +213,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
             "is not supported by this version of brig yet",
         ))
     };
-    if let Some(hooks) = spec.hooks() {
-        let any = [
-            hooks.prestart(),
-            hooks.create_runtime(),
-            hooks.create_container(),
-            hooks.start_container(),
-            hooks.poststart(),
-            hooks.poststop(),
-        ]
-        .iter()
-        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()));
-        if any {
-            return not_yet("hooks");
-        }
-    }
     if let Some(process) = spec.process() {
         if process.terminal() == Some(true) {
             return not_yet("process.terminal");

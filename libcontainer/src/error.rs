@@ -35,6 +35,10 @@ pub enum Error {
         status: String,
     },
 
+    /// A lifecycle hook failed, timed out or could not run.
+    #[error("{0}")]
+    Hook(String),
+
     /// The container's init reported (or caused) a failure.
     #[error("{0}")]
     Init(String),

@@ -4,6 +4,7 @@ pub mod capabilities;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod logging;
 pub mod namespaces;
 pub mod process;

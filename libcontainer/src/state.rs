@@ -87,6 +87,14 @@ impl State {
         }
     }
 
+    /// The state JSON a hook reads on stdin: `status` and `pid` as the hook's namespace sees them.
+    pub fn hook_input(&self, status: Status, pid: i32) -> Vec<u8> {
+        let mut view = self.public();
+        view.status = status;
+        view.pid = pid;
+        serde_json::to_vec(&view).unwrap_or_default()
+    }
+
     pub fn public(&self) -> PublicState<'_> {
         PublicState {
             oci_version: &self.oci_version,

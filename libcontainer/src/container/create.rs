@@ -16,6 +16,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::config::{Config, OCI_VERSION};
 use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookKind};
 use crate::namespaces;
 use crate::process::channel::{self, Message};
 use crate::process::clone::{clone_with_flags, Forked};
@@ -84,7 +85,6 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
         init_start_time: 0,
         config: config.spec.clone(),
     };
-    dir.save(&state)?;
 
     let fifo_path = dir.fifo_path();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
@@ -120,6 +120,7 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],
             new_user_ns,
+            state: &state,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
                 bind_devices: new_user_ns,
@@ -132,26 +133,48 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
         }
     };
     let guard = KillOnDrop(Some(pid));
+    // Saved with init's identity at once: if this process dies now, `delete --force` finds init.
+    let stat = proc_stat(pid.as_raw())
+        .ok_or_else(|| Error::Init("container init exited during create".into()))?;
+    state.pid = pid.as_raw();
+    state.init_start_time = stat.start_time;
+    dir.save(&state)?;
 
     if new_user_ns {
         user_ns::write_maps(pid.as_raw(), &config)?;
         parent_end.send(&Message::IdMapsWritten)?;
     }
-    match parent_end.recv()? {
-        Some(Message::Ready) => {}
-        Some(Message::Error(message)) => return Err(Error::Init(message)),
-        Some(other) => {
-            return Err(Error::Other(format!(
-                "unexpected message from init: {other:?}"
-            )))
-        }
-        None => return Err(Error::Init(describe_early_exit(guard.reap()))),
+    loop {
+        let failed_hook = match parent_end.recv()? {
+            Some(Message::Ready) => break,
+            Some(Message::RunRuntimeHooks) => {
+                let input = state.hook_input(Status::Creating, pid.as_raw());
+                match hooks::run_all(&config.spec, HookKind::Prestart, &input)
+                    .and_then(|()| hooks::run_all(&config.spec, HookKind::CreateRuntime, &input))
+                {
+                    Ok(()) => {
+                        parent_end.send(&Message::RuntimeHooksDone)?;
+                        continue;
+                    }
+                    Err(err) => err,
+                }
+            }
+            Some(Message::HookFailed(message)) => Error::Hook(message),
+            Some(Message::Error(message)) => return Err(Error::Init(message)),
+            Some(other) => {
+                return Err(Error::Other(format!(
+                    "unexpected message from init: {other:?}"
+                )))
+            }
+            None => return Err(Error::Init(describe_early_exit(guard.reap()))),
+        };
+        // A failed hook: the spec goes on to destroy the container, then run poststop hooks.
+        drop(guard);
+        let stopped = state.hook_input(Status::Stopped, 0);
+        hooks::run_all_warn(&config.spec, HookKind::Poststop, &stopped);
+        return Err(failed_hook);
     }
 
-    let stat = proc_stat(pid.as_raw())
-        .ok_or_else(|| Error::Init("container init exited during create".into()))?;
-    state.pid = pid.as_raw();
-    state.init_start_time = stat.start_time;
     state.status = Status::Created;
     dir.save(&state)?;
     if let Some(pid_file) = &options.pid_file {

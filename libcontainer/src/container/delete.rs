@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::kill_all_and_wait;
 use crate::error::{Error, Result};
+use crate::hooks::{self, HookKind};
 use crate::state::{ContainerDir, Status};
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
@@ -13,7 +14,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(Error::NotFound(_)) if force => return Ok(()),
         other => other?,
     };
-    match dir.load()? {
+    let loaded = dir.load()?;
+    match &loaded {
         // A create that died before writing state: only debris is left.
         None if force => {}
         None => {
@@ -27,7 +29,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             Status::Stopped => {}
             _ if force => {
                 if state.pid > 0 {
-                    kill_all_and_wait(&state, Duration::from_secs(10))?;
+                    kill_all_and_wait(state, Duration::from_secs(10))?;
                 }
             }
             status => {
@@ -39,5 +41,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             }
         },
     }
-    dir.remove()
+    dir.remove()?;
+    if let Some(state) = loaded {
+        let input = state.hook_input(Status::Stopped, 0);
+        hooks::run_all_warn(&state.config, HookKind::Poststop, &input);
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 
 use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookKind};
 use crate::state::{ContainerDir, State, Status};
 use crate::utils::process_alive;
 
@@ -34,19 +35,23 @@ pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<()> 
         Mode::empty(),
     )
     .ctx(|| format!("open {}", fifo_path.display()))?;
+    // Init writes one byte when released, then anything that went wrong before its exec (a
+    // startContainer hook, exec itself); the FIFO closes when exec succeeds or init dies.
+    let mut received = Vec::new();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u16)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e).ctx(|| "wait for init on the exec fifo"),
         }
-        let mut byte = [0u8; 1];
-        match nix::unistd::read(&fifo, &mut byte) {
-            Ok(1) => break,
-            Ok(_) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(&fifo, &mut buf) {
+            Ok(0) if !received.is_empty() => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e).ctx(|| "read the exec fifo"),
         }
-        if !process_alive(state.pid, state.init_start_time) {
+        if received.is_empty() && !process_alive(state.pid, state.init_start_time) {
             return Err(Error::Init(format!(
                 "container init {} exited before start",
                 state.pid
@@ -54,6 +59,20 @@ pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<()> 
         }
     }
     let _ = std::fs::remove_file(&fifo_path);
+    if received.len() > 1 {
+        // The program never ran; init has exited (or is about to).
+        let _ = super::kill_all_and_wait(state, std::time::Duration::from_secs(10));
+        return Err(Error::Init(
+            String::from_utf8_lossy(&received[1..]).into_owned(),
+        ));
+    }
     state.status = Status::Running;
-    dir.save(state)
+    dir.save(state)?;
+    let input = state.hook_input(Status::Running, state.pid);
+    if let Err(err) = hooks::run_all(&state.config, HookKind::Poststart, &input) {
+        // 1.3: a failing poststart hook is an error of start, and the container is stopped.
+        let _ = super::kill_all_and_wait(state, std::time::Duration::from_secs(10));
+        return Err(err);
+    }
+    Ok(())
 }

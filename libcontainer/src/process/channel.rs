@@ -12,10 +12,16 @@ use crate::error::{Context, Error, Result};
 pub enum Message {
     /// Parent → init: the uid/gid maps of the new user namespace are written.
     IdMapsWritten,
+    /// Init → parent: mounts are made, pivot_root is next: run prestart and createRuntime hooks.
+    RunRuntimeHooks,
+    /// Parent → init: those hooks succeeded.
+    RuntimeHooksDone,
     /// Init → parent: set up and waiting for `start`.
     Ready,
     /// Init → parent: setup failed; the text is the whole user-facing message.
     Error(String),
+    /// Init → parent: a createContainer hook failed (poststop hooks must run).
+    HookFailed(String),
 }
 
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
 use std::io::Write;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +19,10 @@ use super::channel::{Channel, Message};
 use crate::capabilities::CapSets;
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
+use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, JoinNamespace};
 use crate::rootfs::{self, RootfsOptions};
+use crate::state::{State, Status};
 
 /// Search path when the process env has no PATH (execvp's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -39,6 +41,8 @@ pub struct InitArgs<'a> {
     /// Parent-only descriptors the child must not keep (the state lock, the parent's socket end).
     pub close: Vec<RawFd>,
     pub new_user_ns: bool,
+    /// The state as `create` wrote it, for the hooks init runs.
+    pub state: &'a State,
     pub rootfs: RootfsOptions,
     pub no_new_keyring: bool,
 }
@@ -57,23 +61,49 @@ pub fn run(args: InitArgs<'_>) -> ! {
     let exec = match setup(&args) {
         Ok(exec) => exec,
         Err(err) => {
-            let _ = args.channel.send(&Message::Error(err.to_string()));
+            let message = match err {
+                Error::Hook(text) => Message::HookFailed(text),
+                other => Message::Error(other.to_string()),
+            };
+            let _ = args.channel.send(&message);
             // SAFETY: leave without running the parent's atexit handlers or destructors.
             unsafe { libc::_exit(1) }
         }
     };
+    // From here init outlives `create`: the parent may exit as soon as it reads Ready.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     if args.channel.send(&Message::Ready).is_err() {
         // SAFETY: as above; the parent is gone, nobody will start us.
         unsafe { libc::_exit(1) }
     }
     drop(args.channel);
-    let err = wait_for_start(args.fifo, args.proc).and_then(|()| exec_program(&exec));
-    let message = match err {
-        Err(e) => e.to_string(),
-        Ok(never) => match never {},
+    let fifo = match wait_for_start(args.fifo, args.proc) {
+        Ok(fifo) => fifo,
+        Err(err) => fail_after_start(None, &err),
     };
+    let state = args
+        .state
+        .hook_input(Status::Created, std::process::id() as i32);
+    let err = match hooks::run_all(&args.config.spec, HookKind::StartContainer, &state) {
+        Ok(()) => match exec_program(&exec) {
+            Err(err) => err,
+            Ok(never) => match never {},
+        },
+        Err(err) => err,
+    };
+    fail_after_start(Some(fifo), &err)
+}
+
+/// After `start` released us the sync channel is gone: the error goes back through the FIFO
+/// (which `start` reads until we exec) and to stderr.
+fn fail_after_start(fifo: Option<OwnedFd>, err: &Error) -> ! {
+    let message = err.to_string();
+    if let Some(fifo) = fifo {
+        let _ = nix::unistd::write(&fifo, message.as_bytes());
+    }
     let _ = writeln!(std::io::stderr(), "brig: {message}");
-    // SAFETY: as above.
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(127) }
 }
 
@@ -133,6 +163,21 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
     }
 
     rootfs::prepare(config, args.rootfs)?;
+    if !hooks::hooks(&config.spec, HookKind::Prestart).is_empty()
+        || !hooks::hooks(&config.spec, HookKind::CreateRuntime).is_empty()
+    {
+        args.channel.send(&Message::RunRuntimeHooks)?;
+        match args.channel.recv()? {
+            Some(Message::RuntimeHooksDone) => {}
+            // The parent reports the hook's failure itself.
+            _ => return Err(Error::Other("runtime hooks failed".into())),
+        }
+    }
+    let state = args
+        .state
+        .hook_input(Status::Creating, std::process::id() as i32);
+    hooks::run_all(&config.spec, HookKind::CreateContainer, &state)?;
+    rootfs::switch_root(config, args.rootfs)?;
     rootfs::finish(config)?;
 
     crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
@@ -271,10 +316,9 @@ fn write_proc(proc: RawFd, path: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Block until `start` opens the FIFO for reading, then tell it we are going.
-fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<()> {
-    // SAFETY: prctl with integer arguments only. From here init outlives `create`.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+/// Block until `start` opens the FIFO for reading, then tell it we are going. The FIFO stays
+/// open (close-on-exec): `start` reads until it closes, so it learns whether exec worked.
+fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<OwnedFd> {
     // SAFETY: `proc` stays open for the life of init; we only borrow it.
     let proc = unsafe { BorrowedFd::borrow_raw(proc) };
     let fd = openat(
@@ -285,7 +329,7 @@ fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<()> {
     )
     .ctx(|| "open the exec fifo")?;
     nix::unistd::write(&fd, b"0").ctx(|| "write the exec fifo")?;
-    Ok(())
+    Ok(fd)
 }
 
 fn exec_program(exec: &Exec) -> Result<Infallible> {
@@ -297,6 +341,25 @@ fn exec_program(exec: &Exec) -> Result<Infallible> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset the signal mask")?;
+    // Dispositions are inherited across exec when ignored: Rust's runtime ignores SIGPIPE, and
+    // our caller may ignore others. The program starts with every signal at its default.
+    // The raw syscall: glibc refuses to touch its reserved signals 32 and 33.
+    for signal in 1..=64 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // The kernel's struct sigaction: handler, flags, restorer, mask (one word).
+            let default: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
+            // SAFETY: rt_sigaction reads a kernel sigaction of 8-byte mask size; SIG_DFL runs no code.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    default.as_ptr(),
+                    std::ptr::null_mut::<u8>(),
+                    8,
+                )
+            };
+        }
+    }
     // The program gets fds 0-2 only; anything brig or its caller left open is closed at exec.
     // SAFETY: close_range marks descriptors close-on-exec; it touches no memory.
     let ret = unsafe {

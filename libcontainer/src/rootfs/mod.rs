@@ -30,7 +30,7 @@ pub struct RootfsOptions {
     pub bind_devices: bool,
 }
 
-/// Everything up to and including the switch to the new root.
+/// Everything before the switch to the new root: propagation, mounts, devices, cwd.
 pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
     let linux = config.spec.linux().as_ref();
     let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
@@ -106,12 +106,15 @@ pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
         .map(|p| p.cwd().as_path())
         .unwrap_or(Path::new("/"));
     mkdir_all(root.as_fd(), cwd, 0o755)?;
-    drop(root);
+    Ok(())
+}
 
+/// Make the rootfs `/`: pivot_root, or with `--no-pivot` move it there and chroot.
+pub fn switch_root(config: &Config, options: RootfsOptions) -> Result<()> {
     if options.no_pivot {
-        move_root(rootfs)
+        move_root(&config.rootfs)
     } else {
-        pivot_root(rootfs)
+        pivot_root(&config.rootfs)
     }
 }
 
