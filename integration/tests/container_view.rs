@@ -306,3 +306,85 @@ fn the_program_starts_with_no_blocked_or_ignored_signals_and_only_stdio_open() {
         .collect();
     assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
 }
+
+#[test]
+fn recursive_read_only_reaches_submounts() {
+    let host_dir = std::env::temp_dir().join(unique_id("rro"));
+    std::fs::create_dir_all(host_dir.join("sub")).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(host_dir.join("sub"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut b = Bundle::with_script(
+        "rro",
+        "touch /data/sub/x 2>&1; grep ' /data' /proc/self/mountinfo | cut -d' ' -f5,6",
+    );
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/data", "type": "bind", "source": host_dir, "options": ["rbind", "rro"]}),
+        )
+    });
+    let out = b.run(&unique_id("rro"));
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(host_dir.join("sub"))
+        .status();
+    std::fs::remove_dir_all(&host_dir).unwrap();
+    let out = ok(&out);
+    assert!(out.contains("Read-only file system"), "{out}");
+    for line in out.lines().filter(|l| l.starts_with("/data")) {
+        assert!(line.split(' ').nth(1).unwrap().starts_with("ro"), "{line}");
+    }
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("/data")).count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
+fn slave_propagation_shows_host_mounts_made_after_start() {
+    let mut b = Bundle::new("slave");
+    b.set_args(&["sleep", "1000"]);
+    // A shared mount of our own for the bundle, so the test does not depend on the host's /.
+    let bundle = b.dir.clone();
+    for args in [
+        vec!["--bind", bundle.to_str().unwrap(), bundle.to_str().unwrap()],
+        vec!["--make-shared", bundle.to_str().unwrap()],
+    ] {
+        assert!(std::process::Command::new("mount")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    std::fs::create_dir_all(b.rootfs().join("mnt/late")).unwrap();
+    for (propagation, expect_seen) in [("slave", true), ("private", false)] {
+        b.edit(|c| c["linux"]["rootfsPropagation"] = json!(propagation));
+        let id = unique_id("slave");
+        ok(&b.brig(&["run", "-d", &id]));
+        let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+        let late = b.rootfs().join("mnt/late");
+        assert!(std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "late"])
+            .arg(&late)
+            .status()
+            .unwrap()
+            .success());
+        let inside = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&late)
+            .status();
+        assert_eq!(
+            inside
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some("/mnt/late")),
+            expect_seen,
+            "{propagation}: {inside}"
+        );
+        ok(&b.brig(&["delete", "--force", &id]));
+    }
+}

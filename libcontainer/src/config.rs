@@ -49,11 +49,13 @@ impl Config {
         }
         let rootfs =
             std::fs::canonicalize(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
-        Ok(Config {
+        let config = Config {
             spec,
             bundle,
             rootfs,
-        })
+        };
+        crate::sysctl::validate(&config)?;
+        Ok(config)
     }
 
     /// The namespace entry of `kind`, if the config asks for one.
@@ -149,7 +151,10 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
         if !seen.insert(ns.typ()) {
             return Err(Error::config(
                 format!("linux.namespaces[{i}]"),
-                format!("namespace {:?} is listed twice", ns.typ().to_string()),
+                format!(
+                    "namespace {:?} is listed twice",
+                    crate::namespaces::spec_name(ns.typ())
+                ),
             ));
         }
         if let Some(path) = ns.path() {
@@ -217,29 +222,10 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
         if process.terminal() == Some(true) {
             return not_yet("process.terminal");
         }
-        if process
-            .apparmor_profile()
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return not_yet("process.apparmorProfile");
-        }
-        if process
-            .selinux_label()
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return not_yet("process.selinuxLabel");
-        }
-        if process.scheduler().is_some() {
-            return not_yet("process.scheduler");
-        }
-        if process.io_priority().is_some() {
-            return not_yet("process.ioPriority");
-        }
-        if process.exec_cpu_affinity().is_some() {
-            return not_yet("process.execCPUAffinity");
-        }
+        crate::lsm::validate(
+            process.apparmor_profile().as_deref(),
+            process.selinux_label().as_deref(),
+        )?;
     }
     for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         if matches!(mount.typ().as_deref(), Some("cgroup") | Some("cgroup2")) {
@@ -268,25 +254,41 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     if linux.seccomp().is_some() {
         return not_yet("linux.seccomp");
     }
-    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        return not_yet("linux.sysctl");
-    }
     if linux.intel_rdt().is_some() {
-        return not_yet("linux.intelRdt");
+        return Err(Error::config(
+            "linux.intelRdt",
+            if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+                "is not supported by this version of brig yet"
+            } else {
+                "resctrl is not mounted on this host (no Intel RDT)"
+            },
+        ));
     }
-    if linux.personality().is_some() {
-        return not_yet("linux.personality");
-    }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        return not_yet("linux.timeOffsets");
-    }
-    if linux.memory_policy().is_some() {
-        return not_yet("linux.memoryPolicy");
+    if let Some(offsets) = linux.time_offsets() {
+        let new_time_ns = namespaces(spec)
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Time && ns.path().is_none());
+        if !offsets.is_empty() && !new_time_ns {
+            return Err(Error::config(
+                "linux.timeOffsets",
+                "needs a new time namespace in linux.namespaces",
+            ));
+        }
+        if let Some(clock) = offsets
+            .keys()
+            .find(|k| !matches!(k.as_str(), "monotonic" | "boottime"))
+        {
+            return Err(Error::config(
+                format!("linux.timeOffsets.{clock}"),
+                "only monotonic and boottime clocks can be offset",
+            ));
+        }
     }
     if linux
         .mount_label()
         .as_deref()
         .is_some_and(|l| !l.is_empty())
+        && !crate::lsm::selinux_enabled()
     {
         tracing::debug!("linux.mountLabel ignored: SELinux is not enabled");
     }
@@ -351,8 +353,8 @@ mod tests {
         assert!(error(json!({"linux": {"namespaces": [{"type": "user"}]}}))
             .starts_with("linux.uidMappings"));
         assert!(
-            error(json!({"linux": {"namespaces": [], "sysctl": {"a.b": "1"}}}))
-                .starts_with("linux.sysctl: is not supported")
+            error(json!({"linux": {"timeOffsets": {"monotonic": {"secs": 1}}}}))
+                .starts_with("linux.timeOffsets: needs a new time namespace")
         );
         assert!(
             error(json!({"hostname": "h", "linux": {"namespaces": []}})).starts_with("hostname:")

@@ -6,13 +6,16 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod logging;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
+pub mod process_attrs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod signal;
 pub mod spec_template;
 pub mod state;
+pub mod sysctl;
 pub mod user_ns;
 pub mod utils;
 

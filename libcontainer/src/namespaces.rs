@@ -62,5 +62,42 @@ pub fn applies_to_children(kind: LinuxNamespaceType) -> bool {
 }
 
 pub fn join(ns: &JoinNamespace) -> Result<()> {
-    setns(&ns.fd, clone_flag(ns.kind)).ctx(|| format!("join {} namespace {}", ns.kind, ns.path))
+    setns(&ns.fd, clone_flag(ns.kind))
+        .ctx(|| format!("join {} namespace {}", spec_name(ns.kind), ns.path))
+}
+
+/// A new time namespace with `linux.timeOffsets`: offsets can only be written before any
+/// process is in the namespace, so the parent unshares it (it applies to its children only),
+/// writes the offsets, and clones init into it without CLONE_NEWTIME.
+pub fn unshare_time_with_offsets(
+    offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
+) -> Result<()> {
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .ctx(|| "unshare a time namespace")?;
+    let text: String = offsets
+        .iter()
+        .map(|(clock, offset)| {
+            format!(
+                "{clock} {} {}\n",
+                offset.secs().unwrap_or(0),
+                offset.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect();
+    std::fs::write("/proc/self/timens_offsets", &text)
+        .ctx(|| format!("linux.timeOffsets: write {text:?}"))
+}
+
+/// The name the runtime spec gives `kind` in `linux.namespaces[].type`.
+pub fn spec_name(kind: LinuxNamespaceType) -> &'static str {
+    match kind {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
 }

@@ -110,7 +110,16 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
     let new_user_ns = config.new_namespace(LinuxNamespaceType::User);
     let (parent_end, child_end) = channel::pair()?;
 
-    let pid = match clone_with_flags(namespaces::new_namespace_flags(&config))? {
+    let mut flags = namespaces::new_namespace_flags(&config);
+    let linux = config.spec.linux().as_ref();
+    if let Some(offsets) = linux
+        .and_then(|l| l.time_offsets().as_ref())
+        .filter(|o| !o.is_empty())
+    {
+        namespaces::unshare_time_with_offsets(offsets)?;
+        flags &= !(libc::CLONE_NEWTIME as u64);
+    }
+    let pid = match clone_with_flags(flags)? {
         Forked::Child => init::run(InitArgs {
             config: &config,
             id: &options.id,

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, JoinNamespace};
+use crate::process_attrs;
 use crate::rootfs::{self, RootfsOptions};
 use crate::state::{State, Status};
 
@@ -54,6 +55,9 @@ struct Exec {
     envp: Vec<CString>,
     umask: u32,
     no_new_privs: bool,
+    personality: Option<oci_spec::runtime::LinuxPersonality>,
+    apparmor_profile: Option<String>,
+    selinux_label: Option<String>,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -178,7 +182,20 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
         .hook_input(Status::Creating, std::process::id() as i32);
     hooks::run_all(&config.spec, HookKind::CreateContainer, &state)?;
     rootfs::switch_root(config, args.rootfs)?;
+    crate::sysctl::apply(config, args.proc)?;
     rootfs::finish(config)?;
+
+    // Attributes that need capabilities the user switch below may drop.
+    if let Some(scheduler) = process.scheduler() {
+        process_attrs::apply_scheduler(scheduler)?;
+    }
+    if let Some(io) = process.io_priority() {
+        process_attrs::apply_io_priority(io.class(), io.priority())?;
+    }
+    let linux = config.spec.linux().as_ref();
+    if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        process_attrs::apply_memory_policy(policy)?;
+    }
 
     crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     switch_user(process)?;
@@ -199,6 +216,9 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
             .map(|e| cstring(e.as_bytes(), "process.env"))
             .collect::<Result<_>>()?,
         umask: process.user().umask().unwrap_or(0o022),
+        personality: linux.and_then(|l| l.personality().clone()),
+        apparmor_profile: process.apparmor_profile().clone(),
+        selinux_label: process.selinux_label().clone(),
         no_new_privs: process.no_new_privileges().unwrap_or(false),
     })
 }
@@ -334,6 +354,13 @@ fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<OwnedFd> {
 
 fn exec_program(exec: &Exec) -> Result<Infallible> {
     nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
+    if let Some(personality) = &exec.personality {
+        process_attrs::apply_personality(personality)?;
+    }
+    crate::lsm::apply_on_exec(
+        exec.apparmor_profile.as_deref(),
+        exec.selinux_label.as_deref(),
+    )?;
     if exec.no_new_privs {
         // SAFETY: prctl with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })

@@ -34,11 +34,13 @@ pub struct RootfsOptions {
 pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
     let linux = config.spec.linux().as_ref();
     let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    // The spec: only `slave` receives the host's mount events; `shared` is a new peer group
+    // (made on the new root after pivot_root, which refuses shared mounts), not the host's.
     let initial = match propagation_name {
         None | Some("") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        // Keep receiving the host's events until the final propagation is set on the new root.
-        Some(name) if name.contains("shared") || name.contains("slave") => {
-            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        Some("slave" | "rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some("shared" | "rshared" | "unbindable" | "runbindable") => {
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
         }
         Some(name) => {
             options::propagation(name).ok_or_else(|| {
@@ -229,7 +231,7 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
             data,
         )
         .ctx(what)?;
-        if opts.propagation.is_empty() {
+        if opts.propagation.is_empty() && opts.recursive_set == 0 && opts.recursive_clear == 0 {
             return Ok(());
         }
         reopen(root, dest)?
@@ -238,7 +240,40 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
         mount(NONE, fd_path(&target).as_str(), NONE, *flags, NONE)
             .ctx(|| format!("set propagation of {:?}", dest))?;
     }
+    if opts.recursive_set != 0 || opts.recursive_clear != 0 {
+        set_recursive_attributes(&target, opts.recursive_set, opts.recursive_clear)
+            .ctx(|| format!("set recursive mount options on {:?}", dest))?;
+    }
     Ok(())
+}
+
+/// mount_setattr(2) on the whole tree below `target` (Linux 5.12).
+fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads a mount_attr of the size we pass; the empty path is static.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(target),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    nix::errno::Errno::result(ret).map(drop)
 }
 
 fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {

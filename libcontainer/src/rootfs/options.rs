@@ -15,7 +15,47 @@ pub struct MountOptions {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// `MOUNT_ATTR_*` to set and clear on the whole tree (`rro`, `rnosuid`, …: mount_setattr).
+    pub recursive_set: u64,
+    pub recursive_clear: u64,
 }
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// Recursive options: (name, attributes to set, attributes to clear).
+const RECURSIVE: &[(&str, u64, u64)] = &[
+    ("rro", MOUNT_ATTR_RDONLY, 0),
+    ("rrw", 0, MOUNT_ATTR_RDONLY),
+    ("rnosuid", MOUNT_ATTR_NOSUID, 0),
+    ("rsuid", 0, MOUNT_ATTR_NOSUID),
+    ("rnodev", MOUNT_ATTR_NODEV, 0),
+    ("rdev", 0, MOUNT_ATTR_NODEV),
+    ("rnoexec", MOUNT_ATTR_NOEXEC, 0),
+    ("rexec", 0, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", MOUNT_ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR_ATIME_MASK),
+    ("rnorelatime", 0, MOUNT_ATTR_ATIME_MASK),
+    ("rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME_MASK),
+    ("ratime", 0, MOUNT_ATTR_NOATIME),
+    (
+        "rstrictatime",
+        MOUNT_ATTR_STRICTATIME,
+        MOUNT_ATTR_ATIME_MASK,
+    ),
+    ("rnostrictatime", 0, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW),
+];
 
 /// (name, clears the flag?, flag)
 const FLAGS: &[(&str, bool, MsFlags)] = &[
@@ -42,6 +82,16 @@ const FLAGS: &[(&str, bool, MsFlags)] = &[
     ("silent", false, MsFlags::MS_SILENT),
     ("loud", true, MsFlags::MS_SILENT),
     ("strictatime", false, MsFlags::MS_STRICTATIME),
+    (
+        "nosymfollow",
+        false,
+        MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+    ),
+    (
+        "symfollow",
+        true,
+        MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+    ),
     ("suid", true, MsFlags::MS_NOSUID),
     ("sync", false, MsFlags::MS_SYNCHRONOUS),
 ];
@@ -73,6 +123,8 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
         data: String::new(),
         bind: false,
         recursive: false,
+        recursive_set: 0,
+        recursive_clear: 0,
     };
     let mut data = Vec::new();
     for option in options {
@@ -87,6 +139,9 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
             }
         } else if let Some(flag) = propagation(option) {
             parsed.propagation.push(flag);
+        } else if let Some((_, set, clear)) = RECURSIVE.iter().find(|(n, _, _)| *n == option) {
+            parsed.recursive_set = (parsed.recursive_set & !clear) | set;
+            parsed.recursive_clear = (parsed.recursive_clear & !set) | clear;
         } else if option == "bind" {
             parsed.bind = true;
         } else if option == "rbind" {
@@ -120,6 +175,19 @@ mod tests {
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert!(!o.bind);
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = parse(&["rbind", "rro", "rnosuid", "rnoatime"]);
+        assert_eq!(
+            o.recursive_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.recursive_clear, MOUNT_ATTR_ATIME_MASK);
+        assert!(o.data.is_empty());
+        let o = parse(&["rro", "rrw"]);
+        assert_eq!((o.recursive_set, o.recursive_clear), (0, MOUNT_ATTR_RDONLY));
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! Per-process kernel attributes from the config: scheduler, I/O priority, personality and
+//! NUMA memory policy. Applied by init while it still holds its capabilities.
+
+use nix::errno::Errno;
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType,
+    Scheduler,
+};
+
+use crate::error::{Context, Error, Result};
+
+/// `struct sched_attr` as of Linux 4.13 (SCHED_ATTR_SIZE_VER0).
+#[repr(C)]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+pub fn sched_attr(scheduler: &Scheduler) -> SchedAttr {
+    use LinuxSchedulerFlag::*;
+    use LinuxSchedulerPolicy::*;
+    let policy = match scheduler.policy() {
+        SchedOther => 0,
+        SchedFifo => 1,
+        SchedRr => 2,
+        SchedBatch => 3,
+        SchedIso => 4,
+        SchedIdle => 5,
+        SchedDeadline => 6,
+    };
+    let flags = scheduler.flags().iter().flatten().fold(0u64, |acc, flag| {
+        acc | match flag {
+            SchedResetOnFork => 0x01,
+            SchedFlagReclaim => 0x02,
+            SchedFlagDLOverrun => 0x04,
+            SchedFlagKeepPolicy => 0x08,
+            SchedFlagKeepParams => 0x10,
+            SchedFlagUtilClampMin => 0x20,
+            SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: scheduler.nice().unwrap_or(0),
+        priority: scheduler.priority().unwrap_or(0).max(0) as u32,
+        runtime: scheduler.runtime().unwrap_or(0),
+        deadline: scheduler.deadline().unwrap_or(0),
+        period: scheduler.period().unwrap_or(0),
+    }
+}
+
+pub fn apply_scheduler(scheduler: &Scheduler) -> Result<()> {
+    let attr = sched_attr(scheduler);
+    // SAFETY: sched_setattr reads `attr.size` bytes of a live sched_attr.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    Errno::result(ret)
+        .map(drop)
+        .ctx(|| format!("process.scheduler: set policy {:?}", scheduler.policy()))
+}
+
+pub fn ioprio_value(class: IOPriorityClass, priority: i64) -> Result<i32> {
+    let class = match class {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&priority) {
+        return Err(Error::config(
+            "process.ioPriority.priority",
+            format!("{priority} is not in 0..7"),
+        ));
+    }
+    Ok((class << 13) | priority as i32)
+}
+
+pub fn apply_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
+    let value = ioprio_value(class, priority)?;
+    // SAFETY: ioprio_set with integer arguments only (IOPRIO_WHO_PROCESS, this process).
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) };
+    Errno::result(ret)
+        .map(drop)
+        .ctx(|| format!("process.ioPriority: set {class:?} {priority}"))
+}
+
+pub fn apply_personality(personality: &LinuxPersonality) -> Result<()> {
+    if let Some(flag) = personality.flags().iter().flatten().next() {
+        return Err(Error::config(
+            "linux.personality.flags",
+            format!("unknown flag {flag:?}"),
+        ));
+    }
+    let domain: libc::c_ulong = match personality.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality takes an integer persona.
+    let ret = unsafe { libc::personality(domain) };
+    Errno::result(ret)
+        .map(drop)
+        .ctx(|| "linux.personality: set the execution domain")
+}
+
+/// `nodes` ("0-3,7") as a bit mask of `u64` words.
+pub fn node_mask(nodes: &str) -> Result<Vec<u64>> {
+    let bad = || {
+        Error::config(
+            "linux.memoryPolicy.nodes",
+            format!("{nodes:?} is not a node list like 0-3,7"),
+        )
+    };
+    let mut mask = vec![0u64; 16]; // 1024 nodes
+    for part in nodes.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (low, high) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.parse::<usize>().map_err(|_| bad())?,
+                b.parse::<usize>().map_err(|_| bad())?,
+            ),
+            None => {
+                let n = part.parse::<usize>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if low > high || high >= mask.len() * 64 {
+            return Err(bad());
+        }
+        for node in low..=high {
+            mask[node / 64] |= 1 << (node % 64);
+        }
+    }
+    Ok(mask)
+}
+
+pub fn apply_memory_policy(policy: &LinuxMemoryPolicy) -> Result<()> {
+    use MemoryPolicyModeType::*;
+    let mode: i32 = match policy.mode() {
+        MpolDefault => 0,
+        MpolPreferred => 1,
+        MpolBind => 2,
+        MpolInterleave => 3,
+        MpolLocal => 4,
+        MpolPreferredMany => 5,
+        MpolWeightedInterleave => 6,
+    };
+    let flags = policy.flags().iter().flatten().fold(0i32, |acc, flag| {
+        acc | match flag {
+            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
+            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
+        }
+    });
+    let mask = match policy.nodes().as_deref() {
+        Some(nodes) if !nodes.is_empty() => Some(node_mask(nodes)?),
+        _ => None,
+    };
+    let (ptr, maxnode) = match &mask {
+        Some(mask) => (mask.as_ptr(), (mask.len() * 64) as libc::c_ulong),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: set_mempolicy reads `maxnode` bits from the mask, which lives across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode | flags, ptr, maxnode) };
+    Errno::result(ret)
+        .map(drop)
+        .ctx(|| format!("linux.memoryPolicy: set mode {:?}", policy.mode()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_attr() {
+        let s: Scheduler = serde_json::from_value(serde_json::json!(
+            {"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_RESET_ON_FORK"]}
+        ))
+        .unwrap();
+        let attr = sched_attr(&s);
+        assert_eq!(
+            (attr.size, attr.policy, attr.flags, attr.nice),
+            (48, 3, 1, 5)
+        );
+    }
+
+    #[test]
+    fn io_priority_and_nodes() {
+        assert_eq!(
+            ioprio_value(IOPriorityClass::IoprioClassIdle, 7).unwrap(),
+            (3 << 13) | 7
+        );
+        assert!(ioprio_value(IOPriorityClass::IoprioClassBe, 8).is_err());
+        let mask = node_mask("0-2,5").unwrap();
+        assert_eq!(mask[0], 0b100111);
+        assert!(node_mask("3-1").is_err());
+        assert!(node_mask("x").is_err());
+    }
+}
