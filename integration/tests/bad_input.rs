@@ -174,3 +174,48 @@ fn bad_flags_and_ids() {
     fails(&b.brig(&["kill", "x", "NOTASIGNAL"]));
     fails(&b.brig(&["--log-format", "xml", "list"]));
 }
+
+#[test]
+fn rlimit_above_the_hard_limit_fails_clearly() {
+    let mut b = Bundle::new("rlimit-high");
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(4)
+                .map(|v| v.parse::<u64>().unwrap())
+        })
+        .unwrap();
+    let wanted = hard.saturating_mul(4).max(1 << 20);
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": wanted, "hard": wanted}])
+    });
+    let id = unique_id("rlimit-high");
+    let out = b.brig(&["create", &id]);
+    if out.status.success() {
+        // A host with CAP_SYS_RESOURCE (not this kind of machine) may raise the limit.
+        ok(&b.brig(&["delete", "--force", &id]));
+        return;
+    }
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "set rlimit RLIMIT_NOFILE to soft {wanted} hard {wanted}: operation not permitted"
+        )),
+        "{err}"
+    );
+    assert!(b.containers().is_empty());
+
+    let mut b = Bundle::new("rlimit-unknown");
+    b.edit(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]));
+    create_fails(&b);
+}
+
+#[test]
+fn hostname_without_a_uts_namespace_is_refused() {
+    let mut b = Bundle::new("nouts");
+    b.edit(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]));
+    assert!(create_fails(&b).contains("hostname: setting the hostname needs a new uts namespace"));
+}

@@ -388,3 +388,25 @@ fn slave_propagation_shows_host_mounts_made_after_start() {
         ok(&b.brig(&["delete", "--force", &id]));
     }
 }
+
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_what_it_covers() {
+    let mut b = Bundle::with_script(
+        "copyup",
+        "grep -c root /etc/passwd; echo new > /etc/added && cat /etc/added; \
+         grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9; stat -c '%a %u' /etc/passwd",
+    );
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]}),
+        )
+    });
+    std::fs::set_permissions(
+        b.rootfs().join("etc/passwd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let out = ok(&b.run(&unique_id("copyup")));
+    assert_eq!(out, "1\nnew\ntmpfs\n640 0\n");
+    assert!(!b.rootfs().join("etc/added").exists());
+}

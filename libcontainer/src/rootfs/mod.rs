@@ -221,6 +221,18 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
             ));
         }
         let target = mkdir_all(root, dest, 0o755)?;
+        // The directory the new mount will cover, still reachable through this handle after.
+        let covered = if opts.copy_up {
+            if typ != "tmpfs" {
+                return Err(Error::config(
+                    format!("mounts[{index}].options"),
+                    "tmpcopyup is only for tmpfs mounts",
+                ));
+            }
+            Some(reopen(root, dest)?)
+        } else {
+            None
+        };
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let source = source.map(|s| s.as_os_str()).unwrap_or(typ.as_ref());
         mount(
@@ -231,6 +243,11 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
             data,
         )
         .ctx(what)?;
+        if let Some(covered) = covered {
+            let mounted = reopen(root, dest)?;
+            copy_up(Path::new(&fd_path(&covered)), Path::new(&fd_path(&mounted)))
+                .ctx(|| format!("tmpcopyup into {:?}", dest))?;
+        }
         if opts.propagation.is_empty() && opts.recursive_set == 0 && opts.recursive_clear == 0 {
             return Ok(());
         }
@@ -243,6 +260,43 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
     if opts.recursive_set != 0 || opts.recursive_clear != 0 {
         set_recursive_attributes(&target, opts.recursive_set, opts.recursive_clear)
             .ctx(|| format!("set recursive mount options on {:?}", dest))?;
+    }
+    Ok(())
+}
+
+/// Copy the tree under `from` into `to` with modes, owners, symlinks and device nodes. Only
+/// entries that lstat as directories are descended into, so no symlink leads the copy out.
+fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(from)?;
+    lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src)?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_up(&src, &dst)?;
+            continue;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+            continue;
+        } else if kind.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            let node = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
+            nix::sys::stat::mknod(
+                &dst,
+                node,
+                nix::sys::stat::Mode::from_bits_truncate(meta.mode()),
+                meta.rdev(),
+            )?;
+        }
+        lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
     Ok(())
 }

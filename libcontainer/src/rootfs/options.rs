@@ -15,6 +15,8 @@ pub struct MountOptions {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// `tmpcopyup`: fill a new tmpfs with what the directory it covers held.
+    pub copy_up: bool,
     /// `MOUNT_ATTR_*` to set and clear on the whole tree (`rro`, `rnosuid`, …: mount_setattr).
     pub recursive_set: u64,
     pub recursive_clear: u64,
@@ -123,6 +125,7 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
         data: String::new(),
         bind: false,
         recursive: false,
+        copy_up: false,
         recursive_set: 0,
         recursive_clear: 0,
     };
@@ -142,6 +145,8 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
         } else if let Some((_, set, clear)) = RECURSIVE.iter().find(|(n, _, _)| *n == option) {
             parsed.recursive_set = (parsed.recursive_set & !clear) | set;
             parsed.recursive_clear = (parsed.recursive_clear & !set) | clear;
+        } else if option == "tmpcopyup" {
+            parsed.copy_up = true;
         } else if option == "bind" {
             parsed.bind = true;
         } else if option == "rbind" {
