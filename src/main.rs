@@ -59,6 +59,10 @@ enum Command {
     Delete(commands::delete::Args),
     Run(commands::run::Args),
     List(commands::list::Args),
+    Pause(commands::pause::Args),
+    Resume(commands::resume::Args),
+    Ps(commands::ps::Args),
+    Update(Box<commands::update::Args>),
     Spec(commands::spec::Args),
 }
 
@@ -80,6 +84,10 @@ fn main() -> ExitCode {
         Command::Delete(args) => commands::delete::run(&cli, args),
         Command::Run(args) => commands::run::run(&cli, args),
         Command::List(args) => commands::list::run(&cli, args),
+        Command::Pause(args) => commands::pause::run(&cli, args),
+        Command::Resume(args) => commands::resume::run(&cli, args),
+        Command::Ps(args) => commands::ps::run(&cli, args),
+        Command::Update(args) => commands::update::run(&cli, args),
         Command::Spec(args) => commands::spec::run(&cli, args),
     };
     match result {

@@ -241,16 +241,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.resources().is_some() {
-        return not_yet("linux.resources");
-    }
-    if linux
-        .cgroups_path()
-        .as_ref()
-        .is_some_and(|p| !p.as_os_str().is_empty())
-    {
-        return not_yet("linux.cgroupsPath");
-    }
     if linux.seccomp().is_some() {
         return not_yet("linux.seccomp");
     }

@@ -1,6 +1,7 @@
 //! libcontainer: everything the brig OCI runtime does, usable without the CLI.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod config;
 pub mod container;
 pub mod error;

@@ -25,6 +25,7 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    Paused,
     Stopped,
 }
 
@@ -34,6 +35,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -59,6 +61,9 @@ pub struct State {
     pub init_start_time: u64,
     /// The config as it was at create: later changes to config.json must not affect us.
     pub config: Spec,
+    /// The container's cgroup on each hierarchy.
+    #[serde(default)]
+    pub cgroup: crate::cgroups::Cgroup,
 }
 
 /// The view of a state that `state` and `list --format json` print.
@@ -80,8 +85,10 @@ pub struct PublicState<'a> {
 impl State {
     /// Bring `status` up to date with the kernel: a vanished init means `stopped`.
     pub fn refresh(&mut self) {
-        if matches!(self.status, Status::Created | Status::Running)
-            && !process_alive(self.pid, self.init_start_time)
+        if matches!(
+            self.status,
+            Status::Created | Status::Running | Status::Paused
+        ) && !process_alive(self.pid, self.init_start_time)
         {
             self.status = Status::Stopped;
         }

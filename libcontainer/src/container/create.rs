@@ -14,6 +14,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 
+use crate::cgroups::{self, Cgroup};
 use crate::config::{Config, OCI_VERSION};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
@@ -54,10 +55,21 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             "needs process.terminal, which this version of brig does not support yet",
         ));
     }
+    let linux = config.spec.linux().as_ref();
+    let mut cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
-    match create_in(&dir, config, options) {
+    let resources = linux.and_then(|l| l.resources().clone());
+    let made = cgroup
+        .create()
+        .and_then(|()| device_node_rules(&config))
+        .and_then(|node_rules| cgroups::v1::apply(&cgroup, resources.as_ref(), &node_rules))
+        .and_then(|()| create_in(&dir, config, options, cgroup.clone()));
+    match made {
         Ok(state) => Ok(Created { dir, state }),
         Err(err) => {
+            if let Err(cleanup) = cgroup.destroy() {
+                tracing::warn!("{cleanup}");
+            }
             if let Err(cleanup) = dir.remove() {
                 tracing::warn!("{cleanup}");
             }
@@ -66,7 +78,42 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     }
 }
 
-fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Result<State> {
+/// `linux.devices` nodes are usable in the container: allow them in the device cgroup.
+fn device_node_rules(config: &Config) -> Result<Vec<cgroups::devices::Rule>> {
+    let devices = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let node = crate::rootfs::devices::from_spec(d, i)?;
+            let kind = if node.kind == nix::sys::stat::SFlag::S_IFBLK {
+                'b'
+            } else {
+                'c'
+            };
+            Ok(cgroups::devices::Rule {
+                allow: true,
+                kind,
+                major: Some(node.major as i64),
+                minor: Some(node.minor as i64),
+                access: "rwm".into(),
+            })
+        })
+        .filter(|r| !matches!(r, Ok(rule) if rule.major == Some(0) && rule.minor == Some(0)))
+        .collect()
+}
+
+fn create_in(
+    dir: &ContainerDir,
+    config: Config,
+    options: &CreateOptions,
+    cgroup: Cgroup,
+) -> Result<State> {
     let mut state = State {
         oci_version: OCI_VERSION.to_string(),
         id: options.id.clone(),
@@ -84,6 +131,7 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
             .unwrap_or_default(),
         init_start_time: 0,
         config: config.spec.clone(),
+        cgroup,
     };
 
     let fifo_path = dir.fifo_path();
@@ -129,6 +177,7 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],
             new_user_ns,
+            wait_for_parent: new_user_ns || !state.cgroup.hierarchies.is_empty(),
             state: &state,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
@@ -151,7 +200,12 @@ fn create_in(dir: &ContainerDir, config: Config, options: &CreateOptions) -> Res
 
     if new_user_ns {
         user_ns::write_maps(pid.as_raw(), &config)?;
-        parent_end.send(&Message::IdMapsWritten)?;
+    }
+    if !state.cgroup.hierarchies.is_empty() {
+        state.cgroup.add(pid.as_raw())?;
+    }
+    if new_user_ns || !state.cgroup.hierarchies.is_empty() {
+        parent_end.send(&Message::Proceed)?;
     }
     loop {
         let failed_hook = match parent_end.recv()? {

@@ -41,6 +41,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             }
         },
     }
+    if let Some(state) = &loaded {
+        state.cgroup.destroy()?;
+    }
     dir.remove()?;
     if let Some(state) = loaded {
         let input = state.hook_input(Status::Stopped, 0);

@@ -3,14 +3,18 @@
 pub mod create;
 pub mod delete;
 pub mod kill;
+pub mod pause;
 pub mod run;
 pub mod start;
+pub mod update;
 
 pub use create::{create, CreateOptions};
 pub use delete::delete;
 pub use kill::kill;
+pub use pause::{pause, resume};
 pub use run::run;
 pub use start::start;
+pub use update::update;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -56,9 +60,15 @@ pub(crate) fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<()> 
     }
 }
 
-/// Host pids of every process of the container. Until cgroups track them, a container with
-/// its own pid namespace is every process in that namespace; otherwise init alone.
+/// Host pids of every process of the container: its cgroup's, or without one every process in
+/// its own pid namespace (or init alone).
 pub fn container_pids(state: &State) -> Vec<i32> {
+    if !state.cgroup.hierarchies.is_empty() {
+        if let Ok(mut pids) = state.cgroup.pids() {
+            pids.sort_unstable();
+            return pids;
+        }
+    }
     let own_pid_ns = state
         .config
         .linux()
@@ -85,19 +95,36 @@ pub fn container_pids(state: &State) -> Vec<i32> {
     pids
 }
 
+/// Send `signal` to every process of the container; frozen first (when it has a freezer) so
+/// nothing forks away between listing and signalling.
+pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<()> {
+    let freeze =
+        !state.cgroup.hierarchies.is_empty() && state.cgroup.hierarchy("freezer").is_some();
+    let was_frozen = freeze && state.cgroup.frozen();
+    if freeze && !was_frozen {
+        state.cgroup.set_frozen(true)?;
+    }
+    for pid in container_pids(state)
+        .into_iter()
+        .filter(|p| *p != state.pid)
+    {
+        // SAFETY: kill with integer arguments only; a vanished pid is fine.
+        unsafe { libc::kill(pid, signal) };
+    }
+    let sent = send_signal(pidfd, state.pid, signal);
+    // A frozen task cannot act on SIGKILL: thaw a container we are killing even if it was paused.
+    if freeze && (!was_frozen || signal == libc::SIGKILL) {
+        state.cgroup.set_frozen(false)?;
+    }
+    sent
+}
+
 /// SIGKILL the whole container and wait until init is gone.
 pub(crate) fn kill_all_and_wait(state: &State, timeout: Duration) -> Result<()> {
     let Some(pidfd) = pidfd_of_init(state)? else {
         return Ok(());
     };
-    for pid in container_pids(state) {
-        if pid == state.pid {
-            continue;
-        }
-        // SAFETY: kill with integer arguments only.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    send_signal(&pidfd, state.pid, libc::SIGKILL)?;
+    signal_all(state, &pidfd, libc::SIGKILL)?;
     let deadline = Instant::now() + timeout;
     loop {
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];

@@ -10,8 +10,8 @@ use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Parent → init: the uid/gid maps of the new user namespace are written.
-    IdMapsWritten,
+    /// Parent → init: init is in its cgroup and its uid/gid maps are written: go on.
+    Proceed,
     /// Init → parent: mounts are made, pivot_root is next: run prestart and createRuntime hooks.
     RunRuntimeHooks,
     /// Parent → init: those hooks succeeded.

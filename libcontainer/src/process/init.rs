@@ -42,6 +42,8 @@ pub struct InitArgs<'a> {
     /// Parent-only descriptors the child must not keep (the state lock, the parent's socket end).
     pub close: Vec<RawFd>,
     pub new_user_ns: bool,
+    /// The parent still has to place init in its cgroup or write its id maps.
+    pub wait_for_parent: bool,
     /// The state as `create` wrote it, for the hooks init runs.
     pub state: &'a State,
     pub rootfs: RootfsOptions,
@@ -129,11 +131,17 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
 
-    if args.new_user_ns {
+    if args.wait_for_parent {
         match args.channel.recv()? {
-            Some(Message::IdMapsWritten) => {}
-            other => return Err(Error::Other(format!("waiting for id maps, got {other:?}"))),
+            Some(Message::Proceed) => {}
+            other => {
+                return Err(Error::Other(format!(
+                    "waiting for the parent, got {other:?}"
+                )))
+            }
         }
+    }
+    if args.new_user_ns {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
             .ctx(|| "become root (gid 0) in the user namespace")?;
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))

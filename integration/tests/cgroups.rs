@@ -1,0 +1,285 @@
+//! cgroups on this host (v1 controllers): resources written and enforced, update, pause and
+//! resume, ps, kill --all, and nothing left after delete.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use integration::*;
+use serde_json::json;
+
+/// The container's cgroup directory for `controller`, from init's /proc/PID/cgroup.
+fn cgroup_dir(pid: i64, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+            list.split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap();
+    PathBuf::from("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+}
+
+fn read(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn no_cgroup_named(name: &str) -> bool {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .all(|hierarchy| walk_has(&hierarchy.path(), name, 0).is_none())
+}
+
+fn walk_has(dir: &std::path::Path, name: &str, depth: usize) -> Option<PathBuf> {
+    if depth > 4 {
+        return None;
+    }
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if entry.file_type().ok()?.is_dir() {
+            if entry.file_name().to_string_lossy().contains(name) {
+                return Some(entry.path());
+            }
+            if let Some(found) = walk_has(&entry.path(), name, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn resources_are_written_and_delete_removes_the_cgroup() {
+    let mut b = Bundle::new("cgres");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("cgres");
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("brig-test-{id}/{id}"));
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10},
+            "cpu": {"shares": 512, "period": 100000, "quota": 50000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 42},
+            "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}]}
+        });
+    });
+    ok(&b.brig(&["create", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let memory = cgroup_dir(pid, "memory");
+    assert!(
+        memory.ends_with(format!("brig-test-{id}/{id}")),
+        "{}",
+        memory.display()
+    );
+    assert_eq!(read(&memory, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read(&memory, "memory.soft_limit_in_bytes"), "33554432");
+    assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), "134217728");
+    assert_eq!(read(&memory, "memory.swappiness"), "10");
+    let cpu = cgroup_dir(pid, "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(&cgroup_dir(pid, "cpuset"), "cpuset.cpus"), "0");
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "42");
+    assert_eq!(
+        read(&cgroup_dir(pid, "blkio"), "blkio.throttle.read_bps_device"),
+        "254:0 1048576"
+    );
+    // The container sees itself in that cgroup.
+    let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        inside.contains(&format!("pids:/brig-test-{id}/{id}")),
+        "{inside}"
+    );
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(!memory.exists());
+    assert!(no_cgroup_named(&id));
+    // The parent brig made on the way is gone too (it was empty).
+    assert!(no_cgroup_named(&format!("brig-test-{id}")));
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed() {
+    let mut b = Bundle::with_script("oomkill", "tail /dev/zero");
+    b.edit(|c| c["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}}));
+    let out = b.run(&unique_id("oomkill"));
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_pids_limit() {
+    let mut b = Bundle::with_script(
+        "forkbomb",
+        "(for i in $(seq 1 30); do sleep 1000 & done) 2>/dev/null; exec sleep 1000",
+    );
+    b.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 10}}));
+    let id = unique_id("forkbomb");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let pids = cgroup_dir(pid, "pids");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // The shell tries 30 forks; the cgroup holds it at 10 processes and counts the refusals.
+    while !read(&pids, "pids.events").ends_with(|c: char| c != '0')
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read(&pids, "pids.max"), "10");
+    let current: u32 = read(&pids, "pids.current").parse().unwrap();
+    assert!(current <= 10, "{current} processes under pids.max 10");
+    assert_ne!(read(&pids, "pids.events"), "max 0", "no fork was refused");
+    ok(&b.brig(&["delete", "--force", &id]));
+}
+
+#[test]
+fn devices_outside_the_rules_cannot_be_opened() {
+    // /dev/kmsg (c 1:11) is not among the devices a container gets.
+    let mut b = Bundle::with_script(
+        "devdeny",
+        "head -c1 /dev/kmsg >/dev/null 2>&1 && echo kmsg-open || echo kmsg-denied; \
+         echo x > /dev/null && echo null-ok",
+    );
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}));
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        // Reading the kernel log needs CAP_SYSLOG: with it, only the device cgroup can refuse.
+        let caps = json!(["CAP_SYSLOG"]);
+        c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    });
+    assert_eq!(ok(&b.run(&unique_id("devdeny"))), "kmsg-denied\nnull-ok\n");
+    // Allowed by a rule, the same node opens.
+    b.edit(|c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}));
+    assert_eq!(ok(&b.run(&unique_id("devallow"))), "kmsg-open\nnull-ok\n");
+}
+
+#[test]
+fn update_pause_resume_and_ps() {
+    let mut b = Bundle::with_script(
+        "cgupdate",
+        "sleep 1000 & i=0; while true; do i=$((i+1)); echo $i > /out/count; sleep 0.02; done",
+    );
+    let out_dir = b.dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/out", "type": "bind", "source": "out", "options": ["rbind", "rw"]}));
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    });
+    let id = unique_id("cgupdate");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+
+    ok(&b.brig(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "30",
+        "--cpu-share",
+        "256",
+        &id,
+    ]));
+    assert_eq!(
+        read(&cgroup_dir(pid, "memory"), "memory.limit_in_bytes"),
+        "134217728"
+    );
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "30");
+    assert_eq!(read(&cgroup_dir(pid, "cpu"), "cpu.shares"), "256");
+    let resources = b.dir.join("res.json");
+    std::fs::write(&resources, r#"{"pids": {"limit": 25}}"#).unwrap();
+    ok(&b.brig(&["update", "--resources", resources.to_str().unwrap(), &id]));
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "25");
+
+    let pids: Vec<i64> =
+        serde_json::from_str(&ok(&b.brig(&["ps", "--format", "json", &id]))).unwrap();
+    assert!(pids.contains(&pid) && pids.len() >= 2, "{pids:?}");
+    let table = ok(&b.brig(&["ps", &id]));
+    assert!(
+        table.starts_with("UID") && table.contains("sleep 1000"),
+        "{table}"
+    );
+
+    let count = || {
+        std::fs::read_to_string(out_dir.join("count"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    ok(&b.brig(&["pause", &id]));
+    assert_eq!(b.status(&id).unwrap(), "paused");
+    assert!(fails(&b.brig(&["pause", &id])).contains("it is paused"));
+    assert!(fails(&b.brig(&["delete", &id])).contains("it is paused"));
+    let frozen = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen, "the counter moved while paused");
+    ok(&b.brig(&["resume", &id]));
+    assert_eq!(b.status(&id).unwrap(), "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(count(), frozen, "the counter did not move after resume");
+    assert!(fails(&b.brig(&["resume", &id])).contains("it is running"));
+
+    // kill --all reaches the background sleep too, through the cgroup.
+    ok(&b.brig(&["pause", &id]));
+    ok(&b.brig(&["kill", "--all", &id, "KILL"]));
+    b.wait_status(&id, "stopped");
+    for p in pids {
+        assert!(!pid_alive(p), "{p} survived kill --all");
+    }
+    ok(&b.brig(&["delete", &id]));
+    assert!(no_cgroup_named(&id));
+}
+
+#[test]
+fn an_existing_cgroup_is_joined_and_not_removed() {
+    let id = unique_id("cgshared");
+    let shared = PathBuf::from("/sys/fs/cgroup/pids").join(format!("brig-shared-{id}"));
+    std::fs::create_dir_all(&shared).unwrap();
+    let mut b = Bundle::with_script("cgshared", "cat /proc/self/cgroup | grep pids");
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/brig-shared-{id}")));
+    let out = ok(&b.run(&id));
+    let exists = shared.exists();
+    let _ = std::fs::remove_dir(&shared);
+    assert!(out.contains(&format!("pids:/brig-shared-{id}")), "{out}");
+    assert!(exists, "delete removed a cgroup it did not create");
+}
+
+#[test]
+fn bad_resources_fail_clearly_and_leave_nothing() {
+    let cases = [
+        (
+            json!({"unified": {"memory.max": "1000000"}}),
+            "linux.resources.unified: needs the unified",
+        ),
+        (
+            json!({"memory": {"swappiness": 200}}),
+            "linux.resources.memory.swappiness: 200 is above 100",
+        ),
+        (
+            json!({"devices": [{"allow": true, "access": "rwx"}]}),
+            "linux.resources.devices[0].access",
+        ),
+        (
+            json!({"cpu": {"cpus": "99"}}),
+            "linux.resources.cpu.cpus: write \"99\"",
+        ),
+    ];
+    for (resources, message) in cases {
+        let mut b = Bundle::new("cgbad");
+        let id = unique_id("cgbad");
+        b.edit(|c| c["linux"]["resources"] = resources.clone());
+        let err = fails(&b.brig(&["create", &id]));
+        assert!(err.contains(message), "{resources}: {err}");
+        assert!(b.containers().is_empty());
+        assert!(no_cgroup_named(&id), "{resources}: cgroup left behind");
+    }
+    let mut b = Bundle::new("cgbadtype");
+    b.edit(|c| c["linux"]["resources"] = json!({"devices": [{"allow": true, "type": "x"}]}));
+    fails(&b.brig(&["create", &unique_id("cgbadtype")]));
+    assert!(b.containers().is_empty());
+}
