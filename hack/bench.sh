@@ -2,11 +2,11 @@
 # Benchmark (not a test): time `run` of /bin/true with brig, runc and crun on the same rootfs,
 # in one hyperfine run, and print brig's ratio to each. Run as root.
 #
-# Fairness notes: runc and crun get a relative cgroupsPath (so their cgroups land under this
-# script's own cgroup, never at a hierarchy root) and create cgroups; brig does not implement
-# cgroups yet, so it does less work. crun 1.8 refuses hybrid cgroup hosts, so everything runs in
-# a private mount namespace where an empty tmpfs hides /sys/fs/cgroup/unified; crun 1.8 also
-# refuses ociVersion 1.2, so the config says 1.0.2 for all three.
+# All three get the same config with a relative cgroupsPath, so their cgroups land under this
+# script's own cgroup (never at a hierarchy root) and each creates and removes one per run.
+# crun 1.8 refuses hybrid cgroup hosts, so everything runs in a private mount namespace where an
+# empty tmpfs hides /sys/fs/cgroup/unified; crun 1.8 also refuses ociVersion 1.2, so the
+# config says 1.0.2 for all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,21 +26,21 @@ trap cleanup EXIT
 
 hack/make-rootfs.sh "$work/rootfs-bundle" >/dev/null
 rootfs=$work/rootfs-bundle/rootfs
-mkdir -p "$work/brig" "$work/other"
+mkdir -p "$work/brig"
 "$brig" spec --bundle "$work/brig"
-jq --arg root "$rootfs" '.root.path = $root | .process.args = ["/bin/true"] | .ociVersion = "1.0.2"' "$work/brig/config.json" > "$work/brig/c" \
-  && mv "$work/brig/c" "$work/brig/config.json"
-jq --arg cg "brig-bench-$$" '.linux.cgroupsPath = $cg' "$work/brig/config.json" > "$work/other/config.json"
+jq --arg root "$rootfs" --arg cg "brig-bench-$$" \
+  '.root.path = $root | .process.args = ["/bin/true"] | .ociVersion = "1.0.2" | .linux.cgroupsPath = $cg' \
+  "$work/brig/config.json" > "$work/brig/c" && mv "$work/brig/c" "$work/brig/config.json"
 
 export brig work
 unshare --mount --propagation private bash -c '
   set -euo pipefail
   [ -d /sys/fs/cgroup/unified ] && mount -t tmpfs -o size=1m tmpfs /sys/fs/cgroup/unified
   cmds=("$brig --root $work/state-brig run -b $work/brig bench-brig"
-        "runc --root $work/state-runc run -b $work/other bench-runc")
+        "runc --root $work/state-runc run -b $work/brig bench-runc")
   names=(brig runc)
   if crun --version >/dev/null 2>&1; then
-    cmds+=("crun --root $work/state-crun run -b $work/other bench-crun"); names+=(crun)
+    cmds+=("crun --root $work/state-crun run -b $work/brig bench-crun"); names+=(crun)
   fi
   args=()
   for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done

@@ -767,7 +767,7 @@ func testStart(t *T) {
 		serr = n.Start()
 	}
 	t.Ok(cerr == nil && serr != nil, "config without process: create succeeds (process is OPTIONAL) and start generates an error",
-		fmt.Sprintf("create: %v", errStr(cerr)), fmt.Sprintf("start: %v", errStr(serr)))
+		errStr(cerr), "start: "+errStr(serr))
 	n.ForceDelete()
 }
 
