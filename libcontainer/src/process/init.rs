@@ -1,22 +1,17 @@
 //! The container side of `create`: runs in the cloned child, sets the container up, reports
 //! over the sync channel, waits on the exec FIFO for `start`, then execs the user program.
 
-use std::convert::Infallible;
-use std::ffi::{CString, OsStr};
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
-use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::sys::stat::{Mode, SFlag};
-use nix::unistd::{AccessFlags, Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::LinuxNamespaceType;
 
 use super::channel::{Channel, Message};
-use crate::capabilities::CapSets;
+use super::exec::{cstring, Exec};
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
@@ -24,9 +19,6 @@ use crate::namespaces::{self, JoinNamespace};
 use crate::process_attrs;
 use crate::rootfs::{self, RootfsOptions};
 use crate::state::{State, Status};
-
-/// Search path when the process env has no PATH (execvp's default).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct InitArgs<'a> {
@@ -48,18 +40,6 @@ pub struct InitArgs<'a> {
     pub state: &'a State,
     pub rootfs: RootfsOptions,
     pub no_new_keyring: bool,
-}
-
-/// The prepared exec: everything checked before `Ready`, so `start` cannot fail on a missing binary.
-struct Exec {
-    path: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    umask: u32,
-    no_new_privs: bool,
-    personality: Option<oci_spec::runtime::LinuxPersonality>,
-    apparmor_profile: Option<String>,
-    selinux_label: Option<String>,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -92,7 +72,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .state
         .hook_input(Status::Created, std::process::id() as i32);
     let err = match hooks::run_all(&args.config.spec, HookKind::StartContainer, &state) {
-        Ok(()) => match exec_program(&exec) {
+        Ok(()) => match exec.run() {
             Err(err) => err,
             Ok(never) => match never {},
         },
@@ -192,117 +172,11 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
     rootfs::switch_root(config, args.rootfs)?;
     crate::sysctl::apply(config, args.proc)?;
     rootfs::finish(config)?;
-
-    // Attributes that need capabilities the user switch below may drop.
-    if let Some(scheduler) = process.scheduler() {
-        process_attrs::apply_scheduler(scheduler)?;
-    }
-    if let Some(io) = process.io_priority() {
-        process_attrs::apply_io_priority(io.class(), io.priority())?;
-    }
     let linux = config.spec.linux().as_ref();
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
         process_attrs::apply_memory_policy(policy)?;
     }
-
-    crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    switch_user(process)?;
-    nix::unistd::chdir(process.cwd())
-        .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
-
-    let env: Vec<&str> = process.env().iter().flatten().map(String::as_str).collect();
-    let args0 = process.args().as_deref().unwrap_or(&[]);
-    let path = find_executable(&args0[0], &env)?;
-    Ok(Exec {
-        path: cstring(path.as_os_str().as_bytes(), "process.args[0]")?,
-        argv: args0
-            .iter()
-            .map(|a| cstring(a.as_bytes(), "process.args"))
-            .collect::<Result<_>>()?,
-        envp: env
-            .iter()
-            .map(|e| cstring(e.as_bytes(), "process.env"))
-            .collect::<Result<_>>()?,
-        umask: process.user().umask().unwrap_or(0o022),
-        personality: linux.and_then(|l| l.personality().clone()),
-        apparmor_profile: process.apparmor_profile().clone(),
-        selinux_label: process.selinux_label().clone(),
-        no_new_privs: process.no_new_privileges().unwrap_or(false),
-    })
-}
-
-fn cstring(bytes: &[u8], field: &str) -> Result<CString> {
-    CString::new(bytes).map_err(|_| Error::config(field, "contains a NUL byte"))
-}
-
-/// Capabilities and identity, in the order that keeps the capabilities we are asked for.
-fn switch_user(process: &Process) -> Result<()> {
-    let caps = process.capabilities().as_ref().map(CapSets::from_spec);
-    if let Some(caps) = &caps {
-        caps.apply_bounding()?;
-    }
-    // Keep the permitted set across the uid change; capset below sets the rest.
-    // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
-        .ctx(|| "set keep-capabilities")?;
-    let user = process.user();
-    let groups: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    nix::unistd::setgroups(&groups)
-        .ctx(|| format!("set additional groups {:?}", user.additional_gids()))?;
-    let gid = Gid::from_raw(user.gid());
-    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("set gid {}", user.gid()))?;
-    let uid = Uid::from_raw(user.uid());
-    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("set uid {}", user.uid()))?;
-    // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) })
-        .ctx(|| "clear keep-capabilities")?;
-    if let Some(caps) = &caps {
-        caps.apply()?;
-    }
-    Ok(())
-}
-
-/// Resolve `args[0]` as execvp would, with the container's PATH, as the container's user.
-fn find_executable(name: &str, env: &[&str]) -> Result<PathBuf> {
-    if name.contains('/') {
-        return check_executable(Path::new(name)).map(|()| PathBuf::from(name));
-    }
-    let path = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = Path::new(dir).join(name);
-        if check_executable(&candidate).is_ok() {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::config(
-        "process.args[0]",
-        format!("{name:?}: executable file not found in $PATH"),
-    ))
-}
-
-fn check_executable(path: &Path) -> Result<()> {
-    let field = || format!("process.args[0] {}", path.display());
-    let stat = nix::sys::stat::stat(path).ctx(field)?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(Error::config(field(), "is not a regular file"));
-    }
-    nix::unistd::faccessat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        AccessFlags::X_OK,
-        nix::fcntl::AtFlags::AT_EACCESS,
-    )
-    .ctx(field)
+    Exec::prepare(process, linux.and_then(|l| l.personality().clone()))
 }
 
 fn join_session_keyring(id: &str) -> Result<()> {
@@ -358,59 +232,4 @@ fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<OwnedFd> {
     .ctx(|| "open the exec fifo")?;
     nix::unistd::write(&fd, b"0").ctx(|| "write the exec fifo")?;
     Ok(fd)
-}
-
-fn exec_program(exec: &Exec) -> Result<Infallible> {
-    nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
-    if let Some(personality) = &exec.personality {
-        process_attrs::apply_personality(personality)?;
-    }
-    crate::lsm::apply_on_exec(
-        exec.apparmor_profile.as_deref(),
-        exec.selinux_label.as_deref(),
-    )?;
-    if exec.no_new_privs {
-        // SAFETY: prctl with integer arguments only.
-        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-            .ctx(|| "set no_new_privs")?;
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .ctx(|| "reset the signal mask")?;
-    // Dispositions are inherited across exec when ignored: Rust's runtime ignores SIGPIPE, and
-    // our caller may ignore others. The program starts with every signal at its default.
-    // The raw syscall: glibc refuses to touch its reserved signals 32 and 33.
-    for signal in 1..=64 {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-            // The kernel's struct sigaction: handler, flags, restorer, mask (one word).
-            let default: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
-            // SAFETY: rt_sigaction reads a kernel sigaction of 8-byte mask size; SIG_DFL runs no code.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    signal,
-                    default.as_ptr(),
-                    std::ptr::null_mut::<u8>(),
-                    8,
-                )
-            };
-        }
-    }
-    // The program gets fds 0-2 only; anything brig or its caller left open is closed at exec.
-    // SAFETY: close_range marks descriptors close-on-exec; it touches no memory.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    Errno::result(ret).ctx(|| "mark descriptors close-on-exec")?;
-    let path = exec.path.as_c_str();
-    nix::unistd::execve(path, &exec.argv, &exec.envp).ctx(|| {
-        format!(
-            "exec {}",
-            OsStr::from_bytes(path.to_bytes()).to_string_lossy()
-        )
-    })
 }

@@ -2,4 +2,5 @@
 
 pub mod channel;
 pub mod clone;
+pub mod exec;
 pub mod init;
