@@ -348,3 +348,18 @@ fn a_recycled_pid_is_not_taken_for_init() {
     ok(&b.brig(&["delete", "--force", &id]));
     assert!(!pid_alive(pid));
 }
+
+#[test]
+fn a_config_without_process_creates_but_cannot_start() {
+    let mut b = Bundle::new("noprocess");
+    b.edit(|c| {
+        c.as_object_mut().unwrap().remove("process");
+    });
+    let id = unique_id("noprocess");
+    ok(&b.brig(&["create", &id]));
+    assert_eq!(b.status(&id).unwrap(), "created");
+    let err = fails(&b.brig(&["start", &id]));
+    assert!(err.contains("process: is not set"), "{err}");
+    b.wait_status(&id, "stopped");
+    ok(&b.brig(&["delete", &id]));
+}

@@ -83,10 +83,25 @@ fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
 /// fields this build of brig does not implement yet (an error, never a silent ignore).
 pub fn validate(spec: &Spec) -> Result<()> {
     validate_version(spec.version())?;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process", "missing: there is nothing to run"))?;
+    validate_namespaces(spec)?;
+    crate::hooks::validate(spec)?;
+    for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if mount.destination().as_os_str().is_empty() {
+            return Err(Error::config(
+                format!("mounts[{i}].destination"),
+                "must not be empty",
+            ));
+        }
+    }
+    reject_unimplemented(spec)?;
+    // `process` is optional at create; `start` fails without it (runtime spec).
+    match spec.process() {
+        Some(process) => validate_process(process),
+        None => Ok(()),
+    }
+}
+
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must name a program to run")),
@@ -114,17 +129,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             ));
         }
     }
-    for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
-        if mount.destination().as_os_str().is_empty() {
-            return Err(Error::config(
-                format!("mounts[{i}].destination"),
-                "must not be empty",
-            ));
-        }
-    }
-    validate_namespaces(spec)?;
-    crate::hooks::validate(spec)?;
-    reject_unimplemented(spec)
+    Ok(())
 }
 
 fn validate_version(version: &str) -> Result<()> {

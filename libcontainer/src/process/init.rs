@@ -72,9 +72,10 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .state
         .hook_input(Status::Created, std::process::id() as i32);
     let err = match hooks::run_all(&args.config.spec, HookKind::StartContainer, &state) {
-        Ok(()) => match exec.run() {
-            Err(err) => err,
-            Ok(never) => match never {},
+        Ok(()) => match exec.as_ref().map(Exec::run) {
+            Some(Err(err)) => err,
+            Some(Ok(never)) => match never {},
+            None => Error::config("process", "is not set: the container has nothing to start"),
         },
         Err(err) => err,
     };
@@ -93,7 +94,8 @@ fn fail_after_start(fifo: Option<OwnedFd>, err: &Error) -> ! {
     unsafe { libc::_exit(127) }
 }
 
-fn setup(args: &InitArgs<'_>) -> Result<Exec> {
+/// Set the container up; `None` when the config has no process (start will refuse).
+fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     for fd in &args.close {
         // SAFETY: these descriptors belong to the parent's objects; this copy of them is ours to close.
         unsafe { libc::close(*fd) };
@@ -105,11 +107,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
 
     let config = args.config;
-    let process = config
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process", "missing"))?;
+    let process = config.spec.process().as_ref();
 
     if args.wait_for_parent {
         match args.channel.recv()? {
@@ -150,7 +148,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
             set_domainname(domain)?;
         }
     }
-    if let Some(score) = process.oom_score_adj() {
+    if let Some(score) = process.and_then(|p| p.oom_score_adj()) {
         write_proc(args.proc, "self/oom_score_adj", &score.to_string())?;
     }
 
@@ -176,7 +174,9 @@ fn setup(args: &InitArgs<'_>) -> Result<Exec> {
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
         process_attrs::apply_memory_policy(policy)?;
     }
-    Exec::prepare(process, linux.and_then(|l| l.personality().clone()))
+    process
+        .map(|p| Exec::prepare(p, linux.and_then(|l| l.personality().clone())))
+        .transpose()
 }
 
 fn join_session_keyring(id: &str) -> Result<()> {
