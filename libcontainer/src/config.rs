@@ -101,7 +101,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
 }
 
-fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
+/// The checks every process gets, the container's own or one given to `exec`.
+pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::config("process.args", "must name a program to run")),

@@ -9,7 +9,7 @@ use super::start::start_locked;
 use crate::error::{Context, Result};
 
 /// Signals a foreground `run` passes on to the container instead of dying of them.
-const FORWARDED: &[Signal] = &[
+pub(crate) const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -38,8 +38,8 @@ pub fn run(options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     }
     let mut created = create(options)?;
     if let Err(err) = start_locked(&created.dir, &mut created.state) {
-        let _ = super::kill_all_and_wait(&created.state, std::time::Duration::from_secs(10));
-        let _ = created.dir.remove();
+        drop(created.dir);
+        let _ = super::delete(&options.root, &options.id, true);
         return Err(err);
     }
     if detach {
@@ -54,7 +54,8 @@ pub fn run(options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     Ok(code)
 }
 
-fn wait_forwarding(init: Pid, mask: &SigSet) -> Result<i32> {
+/// Wait for our child `init`, passing on the signals in `mask`; its exit code, or 128+N.
+pub(crate) fn wait_forwarding(init: Pid, mask: &SigSet) -> Result<i32> {
     loop {
         let signal = mask.wait().ctx(|| "wait for signals")?;
         if signal != Signal::SIGCHLD {

@@ -30,6 +30,8 @@ pub struct Exec {
     personality: Option<oci_spec::runtime::LinuxPersonality>,
     apparmor_profile: Option<String>,
     selinux_label: Option<String>,
+    /// Descriptors 3..3+N the caller passed on (`--preserve-fds`) stay open across exec.
+    pub preserve_fds: u32,
 }
 
 impl Exec {
@@ -66,6 +68,7 @@ impl Exec {
                 .collect::<Result<_>>()?,
             umask: process.user().umask().unwrap_or(0o022),
             personality,
+            preserve_fds: 0,
             apparmor_profile: process.apparmor_profile().clone(),
             selinux_label: process.selinux_label().clone(),
             no_new_privs: process.no_new_privileges().unwrap_or(false),
@@ -115,7 +118,7 @@ impl Exec {
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_close_range,
-                3u32,
+                3u32.saturating_add(exec.preserve_fds),
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             )

@@ -4,3 +4,4 @@ pub mod channel;
 pub mod clone;
 pub mod exec;
 pub mod init;
+pub mod tenant;

@@ -1,0 +1,166 @@
+//! `exec`: run another process in a running container: its namespaces, its cgroup, and the
+//! process's own user, capabilities, rlimits and no_new_privs.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::pidfd_of_init;
+use super::run::{wait_forwarding, FORWARDED};
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, JoinNamespace};
+use crate::process::channel::{self, Message};
+use crate::process::clone::{clone_with_flags, Forked};
+use crate::process::tenant::{self, TenantArgs};
+use crate::state::{self, Status};
+use crate::utils::write_atomic;
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub process: Process,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// /proc/PID/ns names, user first (joining it first gives the rights to join the others).
+const NAMESPACES: &[(LinuxNamespaceType, &str)] = &[
+    (LinuxNamespaceType::User, "user"),
+    (LinuxNamespaceType::Ipc, "ipc"),
+    (LinuxNamespaceType::Uts, "uts"),
+    (LinuxNamespaceType::Network, "net"),
+    (LinuxNamespaceType::Pid, "pid"),
+    (LinuxNamespaceType::Cgroup, "cgroup"),
+    (LinuxNamespaceType::Time, "time"),
+    (LinuxNamespaceType::Mount, "mnt"),
+];
+
+/// The namespaces of `pid` that differ from ours (joining one we are in already is refused
+/// for user namespaces and pointless for the rest).
+fn namespaces_of(pid: i32) -> Result<Vec<JoinNamespace>> {
+    let mut joins = Vec::new();
+    for (kind, name) in NAMESPACES {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let (Ok(their_meta), Ok(our_meta)) = (
+            fs::metadata(&theirs),
+            fs::metadata(format!("/proc/self/ns/{name}")),
+        ) else {
+            continue; // the kernel lacks this namespace type
+        };
+        if their_meta.ino() == our_meta.ino() && their_meta.dev() == our_meta.dev() {
+            continue;
+        }
+        let fd: OwnedFd = nix::fcntl::open(
+            Path::new(&theirs),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {theirs}"))?;
+        joins.push(JoinNamespace {
+            kind: *kind,
+            fd,
+            path: theirs,
+        });
+    }
+    Ok(joins)
+}
+
+/// Run the process; returns its exit code (0 at once with `detach`).
+pub fn exec(options: &ExecOptions) -> Result<i32> {
+    let state = state::load(&options.root, &options.id)?;
+    match state.status {
+        Status::Created | Status::Running => {}
+        Status::Paused if options.ignore_paused => {}
+        status => {
+            return Err(Error::WrongState {
+                op: "exec in",
+                id: options.id.clone(),
+                status: status.to_string(),
+            })
+        }
+    }
+    crate::config::validate_process(&options.process)?;
+    if options.process.terminal() == Some(true) {
+        return Err(Error::config(
+            "process.terminal",
+            "is not supported by this version of brig yet",
+        ));
+    }
+    // The pidfd pins init while we read its namespaces.
+    let _init = pidfd_of_init(&state)?.ok_or_else(|| Error::WrongState {
+        op: "exec in",
+        id: options.id.clone(),
+        status: Status::Stopped.to_string(),
+    })?;
+    let joins = namespaces_of(state.pid)?;
+    for ns in joins
+        .iter()
+        .filter(|ns| namespaces::applies_to_children(ns.kind))
+    {
+        namespaces::join(ns)?;
+    }
+    let mut mask = SigSet::empty();
+    if !options.detach {
+        mask.add(Signal::SIGCHLD);
+        FORWARDED.iter().for_each(|s| mask.add(*s));
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+            .ctx(|| "block signals")?;
+    }
+    let personality = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().clone());
+    let (parent_end, child_end) = channel::pair()?;
+    let pid = match clone_with_flags(0)? {
+        Forked::Child => tenant::run(TenantArgs {
+            process: &options.process,
+            personality,
+            join: &joins,
+            channel: child_end,
+            close: vec![parent_end.raw_fd()],
+            preserve_fds: options.preserve_fds,
+        }),
+        Forked::Parent(pid) => {
+            drop(child_end);
+            pid
+        }
+    };
+    let placed = if state.cgroup.hierarchies.is_empty() {
+        Ok(())
+    } else {
+        state.cgroup.add(pid.as_raw())
+    };
+    if let Err(err) = placed.and_then(|()| parent_end.send(&Message::Proceed)) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(err);
+    }
+    // Nothing more comes on the channel when exec worked: it closes on exec.
+    if let Some(message) = parent_end.recv()? {
+        let _ = waitpid(pid, None);
+        return Err(match message {
+            Message::Error(text) => Error::Init(text),
+            other => Error::Other(format!(
+                "unexpected message from the exec'd process: {other:?}"
+            )),
+        });
+    }
+    if let Some(pid_file) = &options.pid_file {
+        write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+    }
+    if options.detach {
+        return Ok(0);
+    }
+    wait_forwarding(pid, &mask)
+}

@@ -1,0 +1,157 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::{self, ExecOptions};
+use oci_spec::runtime::{Capability, Process};
+
+use crate::Cli;
+
+/// Run a new process inside a running container
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// process.json describing the whole process (args and flags below are then ignored)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Do not wait for the process; exit once it runs
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's host pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (with --tty)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group id (repeatable)
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Capability to add (repeatable)
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Pass descriptors 3..3+N on to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even when the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Container id
+    pub id: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// The process from the container's own, with the flags applied (runc's rules).
+fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
+    if args.command.is_empty() {
+        bail!("exec: give a command or --process");
+    }
+    let mut process = base.unwrap_or_default();
+    process.set_args(Some(args.command.clone()));
+    process.set_terminal(Some(args.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in &args.env {
+        let key = entry.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &args.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &args.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u.parse::<u32>(), g.parse::<u32>()),
+            None => (user.parse::<u32>(), Ok(process.user().gid())),
+        };
+        let (Ok(uid), Ok(gid)) = (uid, gid) else {
+            bail!("--user: {user:?} is not UID[:GID]");
+        };
+        let mut u = process.user().clone();
+        u.set_uid(uid);
+        u.set_gid(gid);
+        process.set_user(u);
+    }
+    if !args.additional_gids.is_empty() {
+        let mut u = process.user().clone();
+        u.set_additional_gids(Some(args.additional_gids.clone()));
+        process.set_user(u);
+    }
+    if !args.cap.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let cap: Capability = serde_json::from_value(serde_json::json!(name))
+                .with_context(|| format!("--cap: unknown capability {name:?}"))?;
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    if args.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    if args.apparmor.is_some() {
+        process.set_apparmor_profile(args.apparmor.clone());
+    }
+    if args.process_label.is_some() {
+        process.set_selinux_label(args.process_label.clone());
+    }
+    Ok(process)
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    if args.tty || args.console_socket.is_some() {
+        bail!(
+            "exec --tty/--console-socket: terminals are not supported by this version of brig yet"
+        );
+    }
+    let process = match &args.process {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+            serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?
+        }
+        None => {
+            let state = libcontainer::state::load(&cli.root, &args.id)?;
+            process_from_flags(state.config.process().clone(), args)?
+        }
+    };
+    let code = container::exec(&ExecOptions {
+        root: cli.root.clone(),
+        id: args.id.clone(),
+        process,
+        detach: args.detach,
+        pid_file: args
+            .pid_file
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+        preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
+    })?;
+    Ok(u8::try_from(code).unwrap_or(255))
+}
