@@ -130,7 +130,10 @@ fn exec_failures_are_clear() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(waiting.try_wait().unwrap().is_none(), "exec ran in a frozen container");
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "exec ran in a frozen container"
+    );
     ok(&b.brig(&["resume", &id]));
     assert!(waiting.wait().unwrap().success());
 

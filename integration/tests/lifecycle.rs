@@ -363,3 +363,25 @@ fn a_config_without_process_creates_but_cannot_start() {
     b.wait_status(&id, "stopped");
     ok(&b.brig(&["delete", &id]));
 }
+
+#[test]
+fn features_reports_what_brig_implements() {
+    let out = ok(&std::process::Command::new(brig_binary())
+        .arg("features")
+        .output()
+        .unwrap());
+    let f: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert_eq!(f["ociVersionMax"], "1.2.1");
+    assert_eq!(f["hooks"].as_array().unwrap().len(), 6);
+    assert!(f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("rro")));
+    assert_eq!(f["linux"]["cgroup"]["v1"], true);
+    assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+    assert!(f["linux"]["memoryPolicy"]["modes"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("MPOL_BIND")));
+}

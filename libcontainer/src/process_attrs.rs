@@ -4,8 +4,7 @@
 use nix::errno::Errno;
 use oci_spec::runtime::{
     IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
-    LinuxSchedulerFlag, LinuxSchedulerPolicy, MemoryPolicyFlagType, MemoryPolicyModeType,
-    Scheduler,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler,
 };
 
 use crate::error::{Context, Error, Result};
@@ -110,6 +109,28 @@ pub fn apply_personality(personality: &LinuxPersonality) -> Result<()> {
         .ctx(|| "linux.personality: set the execution domain")
 }
 
+/// set_mempolicy(2) modes by their runtime-spec names (also what `features` lists).
+pub const MEMORY_POLICY_MODES: &[(&str, i32)] = &[
+    ("MPOL_DEFAULT", 0),
+    ("MPOL_PREFERRED", 1),
+    ("MPOL_BIND", 2),
+    ("MPOL_INTERLEAVE", 3),
+    ("MPOL_LOCAL", 4),
+    ("MPOL_PREFERRED_MANY", 5),
+    ("MPOL_WEIGHTED_INTERLEAVE", 6),
+];
+
+pub const MEMORY_POLICY_FLAGS: &[(&str, i32)] = &[
+    ("MPOL_F_NUMA_BALANCING", 1 << 13),
+    ("MPOL_F_RELATIVE_NODES", 1 << 14),
+    ("MPOL_F_STATIC_NODES", 1 << 15),
+];
+
+/// The name a value has in config.json.
+fn spec_name(value: impl serde::Serialize) -> Option<String> {
+    serde_json::to_value(value).ok()?.as_str().map(String::from)
+}
+
 /// `nodes` ("0-3,7") as a bit mask of `u64` words.
 pub fn node_mask(nodes: &str) -> Result<Vec<u64>> {
     let bad = || {
@@ -141,23 +162,21 @@ pub fn node_mask(nodes: &str) -> Result<Vec<u64>> {
 }
 
 pub fn apply_memory_policy(policy: &LinuxMemoryPolicy) -> Result<()> {
-    use MemoryPolicyModeType::*;
-    let mode: i32 = match policy.mode() {
-        MpolDefault => 0,
-        MpolPreferred => 1,
-        MpolBind => 2,
-        MpolInterleave => 3,
-        MpolLocal => 4,
-        MpolPreferredMany => 5,
-        MpolWeightedInterleave => 6,
+    let value = |name: Option<String>, table: &[(&str, i32)]| {
+        name.and_then(|n| table.iter().find(|(t, _)| *t == n).map(|(_, v)| *v))
     };
-    let flags = policy.flags().iter().flatten().fold(0i32, |acc, flag| {
-        acc | match flag {
-            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
-            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
-            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
-        }
-    });
+    let mode = value(spec_name(policy.mode()), MEMORY_POLICY_MODES).ok_or_else(|| {
+        Error::config(
+            "linux.memoryPolicy.mode",
+            format!("{:?} is not known", policy.mode()),
+        )
+    })?;
+    let mut flags = 0;
+    for flag in policy.flags().iter().flatten() {
+        flags |= value(spec_name(flag), MEMORY_POLICY_FLAGS).ok_or_else(|| {
+            Error::config("linux.memoryPolicy.flags", format!("{flag:?} is not known"))
+        })?;
+    }
     let mask = match policy.nodes().as_deref() {
         Some(nodes) if !nodes.is_empty() => Some(node_mask(nodes)?),
         _ => None,

@@ -160,6 +160,16 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
     parsed
 }
 
+/// Every option name `parse` understands (what `features` reports as mountOptions).
+pub fn known_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = FLAGS.iter().map(|(n, _, _)| *n).collect();
+    names.extend(PROPAGATION.iter().map(|(n, _)| *n));
+    names.extend(RECURSIVE.iter().map(|(n, _, _)| *n));
+    names.extend(["bind", "rbind", "tmpcopyup"]);
+    names.sort_unstable();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
