@@ -225,9 +225,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
         ))
     };
     if let Some(process) = spec.process() {
-        if process.terminal() == Some(true) {
-            return not_yet("process.terminal");
-        }
         crate::lsm::validate(
             process.apparmor_profile().as_deref(),
             process.selinux_label().as_deref(),

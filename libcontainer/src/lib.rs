@@ -18,6 +18,7 @@ pub mod signal;
 pub mod spec_template;
 pub mod state;
 pub mod sysctl;
+pub mod tty;
 pub mod user_ns;
 pub mod utils;
 

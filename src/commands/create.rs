@@ -47,6 +47,7 @@ impl CreateFlags {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
+            keep_console: false,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// A foreground `run` proxies the terminal itself: no console socket needed.
+    pub keep_console: bool,
 }
 
 /// A container in state `created`, still locked by this process.
@@ -43,17 +45,29 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
+    /// The pty master, when the container has a terminal and no console socket took it.
+    pub console: Option<OwnedFd>,
 }
 
 pub fn create(options: &CreateOptions) -> Result<Created> {
     // Everything that can be checked is checked before anything is made.
     crate::state::validate_id(&options.id)?;
     let config = Config::load(&options.bundle)?;
-    if options.console_socket.is_some() {
-        return Err(Error::config(
-            "--console-socket",
-            "needs process.terminal, which this version of brig does not support yet",
-        ));
+    let terminal = config.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    match (terminal, &options.console_socket) {
+        (false, Some(_)) => {
+            return Err(Error::config(
+                "--console-socket",
+                "is only for a container with process.terminal true",
+            ))
+        }
+        (true, None) if !options.keep_console => {
+            return Err(Error::config(
+                "process.terminal",
+                "needs --console-socket to hand the terminal to (or a foreground run)",
+            ))
+        }
+        _ => {}
     }
     let linux = config.spec.linux().as_ref();
     let mut cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
@@ -65,7 +79,11 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         .and_then(|node_rules| cgroups::v1::apply(&cgroup, resources.as_ref(), &node_rules))
         .and_then(|()| create_in(&dir, config, options, cgroup.clone()));
     match made {
-        Ok(state) => Ok(Created { dir, state }),
+        Ok((state, console)) => Ok(Created {
+            dir,
+            state,
+            console,
+        }),
         Err(err) => {
             if let Err(cleanup) = cgroup.destroy() {
                 tracing::warn!("{cleanup}");
@@ -113,7 +131,7 @@ fn create_in(
     config: Config,
     options: &CreateOptions,
     cgroup: Cgroup,
-) -> Result<State> {
+) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
         oci_version: OCI_VERSION.to_string(),
         id: options.id.clone(),
@@ -207,28 +225,37 @@ fn create_in(
     if new_user_ns || !state.cgroup.hierarchies.is_empty() {
         parent_end.send(&Message::Proceed)?;
     }
+    let mut console = None;
     loop {
-        let failed_hook = match parent_end.recv()? {
-            Some(Message::Ready) => break,
-            Some(Message::RunRuntimeHooks) => {
-                let input = state.hook_input(Status::Creating, pid.as_raw());
-                match hooks::run_all(&config.spec, HookKind::Prestart, &input)
-                    .and_then(|()| hooks::run_all(&config.spec, HookKind::CreateRuntime, &input))
-                {
-                    Ok(()) => {
-                        parent_end.send(&Message::RuntimeHooksDone)?;
-                        continue;
+        let failed_hook = match parent_end.recv_with_fd()? {
+            Some((Message::Console, fd)) => {
+                console = Some(fd.ok_or_else(|| {
+                    Error::Init("the console message came without the pty".into())
+                })?);
+                continue;
+            }
+            Some((message, _)) => match message {
+                Message::Ready => break,
+                Message::RunRuntimeHooks => {
+                    let input = state.hook_input(Status::Creating, pid.as_raw());
+                    match hooks::run_all(&config.spec, HookKind::Prestart, &input).and_then(|()| {
+                        hooks::run_all(&config.spec, HookKind::CreateRuntime, &input)
+                    }) {
+                        Ok(()) => {
+                            parent_end.send(&Message::RuntimeHooksDone)?;
+                            continue;
+                        }
+                        Err(err) => err,
                     }
-                    Err(err) => err,
                 }
-            }
-            Some(Message::HookFailed(message)) => Error::Hook(message),
-            Some(Message::Error(message)) => return Err(Error::Init(message)),
-            Some(other) => {
-                return Err(Error::Other(format!(
-                    "unexpected message from init: {other:?}"
-                )))
-            }
+                Message::HookFailed(message) => Error::Hook(message),
+                Message::Error(message) => return Err(Error::Init(message)),
+                other => {
+                    return Err(Error::Other(format!(
+                        "unexpected message from init: {other:?}"
+                    )))
+                }
+            },
             None => return Err(Error::Init(describe_early_exit(guard.reap()))),
         };
         // A failed hook: the spec goes on to destroy the container, then run poststop hooks.
@@ -238,13 +265,17 @@ fn create_in(
         return Err(failed_hook);
     }
 
+    if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
+        crate::tty::send_to_console_socket(socket, master)?;
+        console = None;
+    }
     state.status = Status::Created;
     dir.save(&state)?;
     if let Some(pid_file) = &options.pid_file {
         write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
     }
     guard.disarm();
-    Ok(state)
+    Ok((state, console))
 }
 
 fn open_path(path: &Path, flags: OFlag) -> Result<OwnedFd> {

@@ -28,6 +28,10 @@ pub(crate) const FORWARDED: &[Signal] = &[
 /// Run a container to completion (or until started, with `detach`) and return the exit code
 /// brig should exit with: the container's, or 128+N when a signal N killed it.
 pub fn run(options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+    let options = &CreateOptions {
+        keep_console: !detach,
+        ..options.clone()
+    };
     let mut mask = SigSet::empty();
     if !detach {
         // Blocked before the clone so no signal or child exit is lost; init unblocks before exec.
@@ -47,7 +51,10 @@ pub fn run(options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     }
     let pid = Pid::from_raw(created.state.pid);
     drop(created.dir); // unlock: kill, state and delete work while we wait
-    let code = wait_forwarding(pid, &mask)?;
+    let code = match created.console {
+        Some(master) => crate::tty::proxy(master, pid, &mask)?,
+        None => wait_forwarding(pid, &mask)?,
+    };
     if !keep {
         super::delete(&options.root, &options.id, true)?;
     }

@@ -3,7 +3,10 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -16,6 +19,8 @@ pub enum Message {
     RunRuntimeHooks,
     /// Parent → init: those hooks succeeded.
     RuntimeHooksDone,
+    /// Init → parent: the pty master of the container's terminal travels with this message.
+    Console,
     /// Init → parent: set up and waiting for `start`.
     Ready,
     /// Init → parent: setup failed; the text is the whole user-facing message.
@@ -31,6 +36,45 @@ pub struct Channel {
 
 /// Largest message: an error text is short; anything longer is cut by the kernel and refused.
 const MAX_MESSAGE: usize = 64 * 1024;
+
+/// sendmsg with one descriptor attached.
+pub fn send_fd(socket: RawFd, data: &[u8], fd: RawFd) -> nix::Result<()> {
+    let iov = [std::io::IoSlice::new(data)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
+}
+
+/// recvmsg that keeps a descriptor sent with the data (received close-on-exec).
+pub fn recv_fd(socket: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        match recvmsg::<()>(
+            socket,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(msg) => {
+                let mut fd = None;
+                for cmsg in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                        for raw in fds {
+                            // SAFETY: the kernel installed this descriptor for us.
+                            let owned =
+                                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+                            fd.get_or_insert(owned);
+                        }
+                    }
+                }
+                return Ok((msg.bytes, fd));
+            }
+        }
+    }
+}
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -54,18 +98,25 @@ impl Channel {
 
     /// The next message, or `None` when the other side closed (exited) without a word.
     pub fn recv(&self) -> Result<Option<Message>> {
+        Ok(self.recv_with_fd()?.map(|(message, _)| message))
+    }
+
+    /// Send `message` with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, message: &Message, fd: RawFd) -> Result<()> {
+        let data = serde_json::to_vec(message)
+            .map_err(|e| Error::Other(format!("encode sync message: {e}")))?;
+        send_fd(self.fd.as_raw_fd(), &data, fd).ctx(|| "send a descriptor on the init sync socket")
+    }
+
+    /// The next message and the descriptor that came with it, if any.
+    pub fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other.ctx(|| "read the init sync socket")?,
-            }
-        };
+        let (n, fd) = recv_fd(self.fd.as_raw_fd(), &mut buf).ctx(|| "read the init sync socket")?;
         if n == 0 {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|m| Some((m, fd)))
             .map_err(|e| Error::Other(format!("bad message on the init sync socket: {e}")))
     }
 

@@ -168,6 +168,13 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         .hook_input(Status::Creating, std::process::id() as i32);
     hooks::run_all(&config.spec, HookKind::CreateContainer, &state)?;
     rootfs::switch_root(config, args.rootfs)?;
+    if let Some(process) = process.filter(|p| p.terminal() == Some(true)) {
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::tty::setup_console(size, &args.channel)?;
+    }
     crate::sysctl::apply(config, args.proc)?;
     rootfs::finish(config)?;
     let linux = config.spec.linux().as_ref();
