@@ -110,3 +110,48 @@ fn terminal_flags_must_match_the_config() {
     assert!(err.contains("connect to console socket"), "{err}");
     assert!(b.containers().is_empty());
 }
+
+#[test]
+fn exec_with_a_terminal() {
+    let mut b = Bundle::new("exectty");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("exectty");
+    ok(&b.brig(&["run", "-d", &id]));
+    // Foreground: brig proxies the pty.
+    let out = b.brig(&["exec", "--tty", &id, "sh", "-c", "tty; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("/dev/pts/"), "{}", stdout(&out));
+    // Detached: the engine gets the master on its console socket.
+    let socket = b.dir.join("exec.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        recv_fd(&stream)
+    });
+    ok(&b.brig(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        socket.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "echo via socket",
+    ]));
+    let mut file = std::fs::File::from(receiver.join().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = file.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(String::from_utf8_lossy(&out), "via socket\r\n");
+    let err = fails(&b.brig(&["exec", "--tty", "--detach", &id, "true"]));
+    assert!(
+        err.contains("a detached exec needs --console-socket"),
+        "{err}"
+    );
+}

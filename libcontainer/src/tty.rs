@@ -24,9 +24,10 @@ use crate::process::channel::{Channel, Message};
 nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
 nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
 
-/// In init, after pivot_root: make the pty, send the master to the parent, and make the slave
-/// our controlling terminal and stdio.
-pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel) -> Result<()> {
+/// Inside the container (init after pivot_root, or an exec'd process after joining the mount
+/// namespace): make the pty, send the master to the parent, and make the slave our controlling
+/// terminal and stdio. Init also makes it /dev/console.
+pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel, dev_console: bool) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx")?;
     unlockpt(&master).ctx(|| "unlock the pty")?;
@@ -40,19 +41,21 @@ pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel) -> Result<()> 
     if let Some((height, width)) = size {
         resize(slave.as_fd(), height, width)?;
     }
-    // /dev/console is the container's terminal, as runc makes it.
-    let console = Path::new("/dev/console");
-    if !console.exists() {
-        std::fs::File::create(console).ctx(|| "create /dev/console")?;
+    // /dev/console is the container's terminal, as runc makes it (init only).
+    if dev_console {
+        let console = Path::new("/dev/console");
+        if !console.exists() {
+            std::fs::File::create(console).ctx(|| "create /dev/console")?;
+        }
+        mount(
+            Some(Path::new(&name)),
+            console,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {name} to /dev/console"))?;
     }
-    mount(
-        Some(Path::new(&name)),
-        console,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind {name} to /dev/console"))?;
     channel.send_with_fd(&Message::Console, master.as_raw_fd())?;
     drop(master);
     nix::unistd::setsid().ctx(|| "start a session for the terminal")?;

@@ -126,11 +126,6 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    if args.tty || args.console_socket.is_some() {
-        bail!(
-            "exec --tty/--console-socket: terminals are not supported by this version of brig yet"
-        );
-    }
     let process = match &args.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -152,6 +147,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        console_socket: args.console_socket.clone(),
     })?;
     Ok(u8::try_from(code).unwrap_or(255))
 }

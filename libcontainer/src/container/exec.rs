@@ -31,6 +31,7 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    pub console_socket: Option<PathBuf>,
 }
 
 /// /proc/PID/ns names, user first (joining it first gives the rights to join the others).
@@ -90,11 +91,21 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         }
     }
     crate::config::validate_process(&options.process)?;
-    if options.process.terminal() == Some(true) {
-        return Err(Error::config(
-            "process.terminal",
-            "is not supported by this version of brig yet",
-        ));
+    let terminal = options.process.terminal() == Some(true);
+    match (terminal, &options.console_socket) {
+        (false, Some(_)) => {
+            return Err(Error::config(
+                "--console-socket",
+                "is only for a process with a terminal",
+            ))
+        }
+        (true, None) if options.detach => {
+            return Err(Error::config(
+                "process.terminal",
+                "a detached exec needs --console-socket for its terminal",
+            ))
+        }
+        _ => {}
     }
     // The pidfd pins init while we read its namespaces.
     let _init = pidfd_of_init(&state)?.ok_or_else(|| Error::WrongState {
@@ -146,15 +157,25 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    // Nothing more comes on the channel when exec worked: it closes on exec.
-    if let Some(message) = parent_end.recv()? {
-        let _ = waitpid(pid, None);
-        return Err(match message {
-            Message::Error(text) => Error::Init(text),
-            other => Error::Other(format!(
-                "unexpected message from the exec'd process: {other:?}"
-            )),
-        });
+    // The pty master may come first; then nothing more when exec worked: it closes on exec.
+    let mut console = None;
+    while let Some((message, fd)) = parent_end.recv_with_fd()? {
+        match (message, fd) {
+            (Message::Console, Some(fd)) => console = Some(fd),
+            (message, _) => {
+                let _ = waitpid(pid, None);
+                return Err(match message {
+                    Message::Error(text) => Error::Init(text),
+                    other => Error::Other(format!(
+                        "unexpected message from the exec'd process: {other:?}"
+                    )),
+                });
+            }
+        }
+    }
+    if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
+        crate::tty::send_to_console_socket(socket, master)?;
+        console = None;
     }
     if let Some(pid_file) = &options.pid_file {
         write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
@@ -162,5 +183,8 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     if options.detach {
         return Ok(0);
     }
-    wait_forwarding(pid, &mask)
+    match console {
+        Some(master) => crate::tty::proxy(master, pid, &mask),
+        None => wait_forwarding(pid, &mask),
+    }
 }

@@ -173,7 +173,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        crate::tty::setup_console(size, &args.channel)?;
+        crate::tty::setup_console(size, &args.channel, true)?;
     }
     crate::sysctl::apply(config, args.proc)?;
     rootfs::finish(config)?;

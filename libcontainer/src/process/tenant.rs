@@ -56,6 +56,14 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     {
         namespaces::join(ns)?;
     }
+    if args.process.terminal() == Some(true) {
+        let size = args
+            .process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::tty::setup_console(size, &args.channel, false)?;
+    }
     // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     let mut exec = Exec::prepare(args.process, args.personality.clone())?;
