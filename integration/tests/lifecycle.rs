@@ -159,6 +159,20 @@ fn run_prints_what_the_container_prints_and_passes_stdin() {
     assert_eq!(stderr(&out), "err\n");
 }
 
+/// `brig run` in the background, once the container printed "ready" (its trap is set).
+fn run_until_ready(b: &Bundle, id: &str) -> std::process::Child {
+    let mut run = b
+        .command(&["run", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    run
+}
+
 #[test]
 fn kill_by_number_and_by_name() {
     for signal in ["15", "TERM", "SIGTERM", "sigterm"] {
@@ -167,16 +181,7 @@ fn kill_by_number_and_by_name() {
             "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done",
         );
         let id = unique_id("killsig");
-        let mut run = b
-            .command(&["run", &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        b.wait_status(&id, "running");
-        // Give the shell time to install its trap.
-        let mut first = [0u8; 6];
-        std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+        let mut run = run_until_ready(&b, &id);
         ok(&b.brig(&["kill", &id, signal]));
         let status = run.wait().unwrap();
         assert_eq!(status.code(), Some(42), "signal {signal}");
@@ -227,14 +232,7 @@ fn run_forwards_signals_to_the_container() {
         "trap 'exit 9' USR1; echo ready; while true; do sleep 0.05; done",
     );
     let id = unique_id("forward");
-    let mut run = b
-        .command(&["run", &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(run.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let mut run = run_until_ready(&b, &id);
     // SAFETY: signalling the brig process this test spawned.
     unsafe { libc::kill(run.id() as i32, libc::SIGUSR1) };
     assert_eq!(run.wait().unwrap().code(), Some(9));

@@ -50,31 +50,40 @@ fn recv_fd(stream: &UnixStream) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(*(libc::CMSG_DATA(header) as *const i32)) }
 }
 
-#[test]
-fn create_sends_the_pty_master_to_the_console_socket() {
-    let mut b = with_terminal("ttysock", "tty; echo hello from the pty; stty size");
-    b.set_args(&["sh", "-c", "tty; echo hello from the pty; stty size"]);
-    let socket = b.dir.join("console.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    let receiver = std::thread::spawn(move || {
+/// Listen on `socket` and hand back the first descriptor sent to it.
+fn console_receiver(socket: &std::path::Path) -> std::thread::JoinHandle<OwnedFd> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         recv_fd(&stream)
-    });
-    let id = unique_id("ttysock");
-    ok(&b.brig(&["create", "--console-socket", socket.to_str().unwrap(), &id]));
-    let master = receiver.join().unwrap();
-    ok(&b.brig(&["start", &id]));
+    })
+}
+
+/// Everything the pty gives until it reads EIO (every slave closed: the process exited).
+fn read_until_closed(master: OwnedFd) -> String {
     let mut file = std::fs::File::from(master);
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
-    // The pty reads EIO once every slave is closed (the container exited).
     while let Ok(n) = file.read(&mut buf) {
         if n == 0 {
             break;
         }
         out.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn create_sends_the_pty_master_to_the_console_socket() {
+    let mut b = with_terminal("ttysock", "tty; echo hello from the pty; stty size");
+    b.set_args(&["sh", "-c", "tty; echo hello from the pty; stty size"]);
+    let socket = b.dir.join("console.sock");
+    let receiver = console_receiver(&socket);
+    let id = unique_id("ttysock");
+    ok(&b.brig(&["create", "--console-socket", socket.to_str().unwrap(), &id]));
+    let master = receiver.join().unwrap();
+    ok(&b.brig(&["start", &id]));
+    let text = read_until_closed(master).replace("\r\n", "\n");
     assert_eq!(text, "/dev/pts/0\nhello from the pty\n30 100\n");
     b.wait_status(&id, "stopped");
     ok(&b.brig(&["delete", &id]));
@@ -123,11 +132,7 @@ fn exec_with_a_terminal() {
     assert!(stdout(&out).starts_with("/dev/pts/"), "{}", stdout(&out));
     // Detached: the engine gets the master on its console socket.
     let socket = b.dir.join("exec.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        recv_fd(&stream)
-    });
+    let receiver = console_receiver(&socket);
     ok(&b.brig(&[
         "exec",
         "--tty",
@@ -139,16 +144,10 @@ fn exec_with_a_terminal() {
         "-c",
         "echo via socket",
     ]));
-    let mut file = std::fs::File::from(receiver.join().unwrap());
-    let mut out = Vec::new();
-    let mut buf = [0u8; 256];
-    while let Ok(n) = file.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    assert_eq!(String::from_utf8_lossy(&out), "via socket\r\n");
+    assert_eq!(
+        read_until_closed(receiver.join().unwrap()),
+        "via socket\r\n"
+    );
     let err = fails(&b.brig(&["exec", "--tty", "--detach", &id, "true"]));
     assert!(
         err.contains("a detached exec needs --console-socket"),

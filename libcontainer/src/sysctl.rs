@@ -34,13 +34,16 @@ pub fn scope(key: &str) -> Option<LinuxNamespaceType> {
     }
 }
 
-pub fn validate(config: &Config) -> Result<()> {
-    let Some(sysctl) = config
+fn sysctls(config: &Config) -> Option<&std::collections::HashMap<String, String>> {
+    config
         .spec
         .linux()
         .as_ref()
         .and_then(|l| l.sysctl().as_ref())
-    else {
+}
+
+pub fn validate(config: &Config) -> Result<()> {
+    let Some(sysctl) = sysctls(config) else {
         return Ok(());
     };
     for key in sysctl.keys() {
@@ -73,12 +76,7 @@ pub fn validate(config: &Config) -> Result<()> {
 
 /// Write every key through `proc` (the host's procfs: /proc/sys shows the writer's namespaces).
 pub fn apply(config: &Config, proc: RawFd) -> Result<()> {
-    let Some(sysctl) = config
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
-    else {
+    let Some(sysctl) = sysctls(config) else {
         return Ok(());
     };
     // SAFETY: `proc` stays open for the life of init; we only borrow it.

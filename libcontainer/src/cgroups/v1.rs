@@ -253,36 +253,26 @@ pub fn apply_limits(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
 fn apply_memory(cg: &Cgroup, m: &oci_spec::runtime::LinuxMemory) -> Result<()> {
     let limit = m.limit().map(|v| v.to_string());
     let swap = m.swap().map(|v| v.to_string());
-    // memory+swap may never be below memory: order the two writes to keep that true.
-    match (&limit, &swap) {
-        (Some(l), Some(s)) => {
-            if write(cg, "memory", "memory.limit_in_bytes", l, "memory.limit").is_err() {
-                write(
-                    cg,
-                    "memory",
-                    "memory.memsw.limit_in_bytes",
-                    s,
-                    "memory.swap",
-                )?;
-                write(cg, "memory", "memory.limit_in_bytes", l, "memory.limit")?;
-            } else {
-                write(
-                    cg,
-                    "memory",
-                    "memory.memsw.limit_in_bytes",
-                    s,
-                    "memory.swap",
-                )?;
-            }
-        }
-        (Some(l), None) => write(cg, "memory", "memory.limit_in_bytes", l, "memory.limit")?,
-        (None, Some(s)) => write(
+    // memory+swap may never be below memory: when raising the limit fails, the swap limit
+    // has to grow first.
+    let memory = |v: &String| write(cg, "memory", "memory.limit_in_bytes", v, "memory.limit");
+    let memsw = |v: &String| {
+        write(
             cg,
             "memory",
             "memory.memsw.limit_in_bytes",
-            s,
+            v,
             "memory.swap",
-        )?,
+        )
+    };
+    match (&limit, &swap) {
+        (Some(l), Some(s)) if memory(l).is_err() => {
+            memsw(s)?;
+            memory(l)?;
+        }
+        (Some(_), Some(s)) => memsw(s)?,
+        (Some(l), None) => memory(l)?,
+        (None, Some(s)) => memsw(s)?,
         (None, None) => {}
     }
     if let Some(v) = m.reservation() {
