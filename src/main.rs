@@ -31,7 +31,7 @@ pub struct Cli {
     /// Log debug lines too
     #[arg(long, global = true)]
     debug: bool,
-    /// Accepted for runc compatibility; the systemd cgroup manager is not implemented yet
+    /// Use the systemd cgroup manager (not implemented yet: create and run refuse it)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility and ignored (true, false or auto)
@@ -57,6 +57,7 @@ enum Command {
     State(commands::state::Args),
     Kill(commands::kill::Args),
     Delete(commands::delete::Args),
+    Events(commands::events::Args),
     Exec(Box<commands::exec::Args>),
     Features(commands::features::Args),
     Run(commands::run::Args),
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         Command::State(args) => commands::state::run(&cli, args),
         Command::Kill(args) => commands::kill::run(&cli, args),
         Command::Delete(args) => commands::delete::run(&cli, args),
+        Command::Events(args) => commands::events::run(&cli, args),
         Command::Exec(args) => commands::exec::run(&cli, args),
         Command::Features(args) => commands::features::run(&cli, args),
         Command::Run(args) => commands::run::run(&cli, args),

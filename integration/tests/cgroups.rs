@@ -283,3 +283,61 @@ fn bad_resources_fail_clearly_and_leave_nothing() {
     fails(&b.brig(&["create", &unique_id("cgbadtype")]));
     assert!(b.containers().is_empty());
 }
+
+#[test]
+fn events_report_stats_and_oom_kills() {
+    let mut b = Bundle::with_script("events", "sleep 1000 & while true; do sleep 0.1; done");
+    b.edit(|c| {
+        c["linux"]["resources"] =
+            json!({"memory": {"limit": 33554432, "swap": 33554432}, "pids": {"limit": 20}})
+    });
+    let id = unique_id("events");
+    ok(&b.brig(&["run", "-d", &id]));
+    let line = ok(&b.brig(&["events", "--stats", &id]));
+    let event: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], id.as_str());
+    let data = &event["data"];
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{data}"
+    );
+    assert_eq!(data["memory"]["usage"]["limit"], 33554432);
+    assert!(data["pids"]["current"].as_u64().unwrap() >= 2, "{data}");
+    assert_eq!(data["pids"]["limit"], 20);
+
+    // A memory hog in the container: the stream reports the OOM kill.
+    let mut stream = b
+        .command(&["events", "--interval", "200ms", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = b.brig(&["exec", &id, "tail", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    ok(&b.brig(&["kill", &id, "KILL"]));
+    let output = stream.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("\"type\":\"oom\"")),
+        "{text}"
+    );
+    ok(&b.brig(&["delete", "--force", &id]));
+}
+
+#[test]
+fn systemd_cgroup_is_refused_until_implemented() {
+    let b = Bundle::with_script("systemd", "true");
+    let err = fails(&b.brig(&["--systemd-cgroup", "run", &unique_id("systemd")]));
+    assert!(
+        err.contains("--systemd-cgroup: the systemd cgroup manager is not supported"),
+        "{err}"
+    );
+    assert!(b.containers().is_empty());
+}

@@ -35,8 +35,11 @@ pub struct CreateFlags {
 }
 
 impl CreateFlags {
-    pub fn options(&self, cli: &Cli, id: &str) -> CreateOptions {
-        CreateOptions {
+    pub fn options(&self, cli: &Cli, id: &str) -> Result<CreateOptions> {
+        if cli.systemd_cgroup {
+            anyhow::bail!("--systemd-cgroup: the systemd cgroup manager is not supported by this version of brig yet");
+        }
+        Ok(CreateOptions {
             root: cli.root.clone(),
             id: id.to_string(),
             bundle: self.bundle.clone(),
@@ -48,11 +51,11 @@ impl CreateFlags {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             keep_console: false,
-        }
+        })
     }
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    container::create(&args.create.options(cli, &args.id))?;
+    container::create(&args.create.options(cli, &args.id)?)?;
     Ok(0)
 }

@@ -20,6 +20,6 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let code =
-        libcontainer::container::run(&args.create.options(cli, &args.id), args.detach, args.keep)?;
+        libcontainer::container::run(&args.create.options(cli, &args.id)?, args.detach, args.keep)?;
     Ok(u8::try_from(code).unwrap_or(255))
 }

@@ -6,6 +6,7 @@
 //! never removed), and one write per setting on the start path.
 
 pub mod devices;
+pub mod stats;
 pub mod v1;
 
 use std::fs;

@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod pause;
@@ -11,6 +12,7 @@ pub mod update;
 
 pub use create::{create, CreateOptions};
 pub use delete::delete;
+pub use events::events;
 pub use exec::{exec, ExecOptions};
 pub use kill::kill;
 pub use pause::{pause, resume};
