@@ -311,7 +311,7 @@ fn events_report_stats_and_oom_kills() {
     assert_eq!(data["pids"]["limit"], 20);
 
     // A memory hog in the container: the stream reports the OOM kill.
-    let mut stream = b
+    let stream = b
         .command(&["events", "--interval", "200ms", &id])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
