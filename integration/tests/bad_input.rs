@@ -157,9 +157,18 @@ fn a_mount_that_fails_reports_from_init_and_cleans_up() {
 
 #[test]
 fn unsupported_fields_are_refused_not_ignored() {
-    let mut b = Bundle::new("seccomp");
-    b.edit(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}));
-    assert!(create_fails(&b).contains("linux.seccomp: is not supported"));
+    let mut b = Bundle::new("idmap");
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+        )
+    });
+    assert!(create_fails(&b).contains("is not supported by this version of brig yet"));
+
+    let mut b = Bundle::new("rdt");
+    b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "x"}));
+    assert!(create_fails(&b).contains("linux.intelRdt"));
 
     let mut b = Bundle::new("unknowncap");
     b.edit(|c| c["process"]["capabilities"]["bounding"] = json!(["CAP_NOT_A_CAP"]));

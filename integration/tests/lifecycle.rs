@@ -377,7 +377,11 @@ fn features_reports_what_brig_implements() {
         .unwrap()
         .contains(&serde_json::json!("rro")));
     assert_eq!(f["linux"]["cgroup"]["v1"], true);
-    assert_eq!(f["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert!(f["linux"]["seccomp"]["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("SCMP_ACT_ERRNO")));
     assert!(f["linux"]["memoryPolicy"]["modes"]
         .as_array()
         .unwrap()

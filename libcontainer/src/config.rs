@@ -244,8 +244,9 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.seccomp().is_some() {
-        return not_yet("linux.seccomp");
+    if let Some(profile) = linux.seccomp() {
+        // Compiled here too so a bad profile fails create before anything is made.
+        crate::seccomp::compile(profile)?;
     }
     if linux.intel_rdt().is_some() {
         return Err(Error::config(
@@ -352,9 +353,10 @@ mod tests {
         assert!(
             error(json!({"hostname": "h", "linux": {"namespaces": []}})).starts_with("hostname:")
         );
-        assert!(
-            error(json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}))
-                .starts_with("linux.seccomp")
-        );
+        assert!(error(
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}}})
+        )
+        .starts_with("linux.seccomp.syscalls[0].action"));
     }
 }

@@ -8,6 +8,7 @@ use crate::hooks::HookKind;
 use crate::namespaces::spec_name;
 use crate::process_attrs::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
 use crate::rootfs::options;
+use crate::seccomp;
 
 pub fn features() -> Value {
     use oci_spec::runtime::LinuxNamespaceType::*;
@@ -26,7 +27,14 @@ pub fn features() -> Value {
             "namespaces": namespaces,
             "capabilities": capabilities,
             "cgroup": {"v1": true, "v2": false, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": seccomp::ACTIONS,
+                "operators": seccomp::OPERATORS,
+                "archs": seccomp::ARCHS,
+                "knownFlags": seccomp::FLAGS,
+                "supportedFlags": seccomp::FLAGS
+            },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},

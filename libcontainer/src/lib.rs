@@ -14,6 +14,7 @@ pub mod process;
 pub mod process_attrs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod spec_template;
 pub mod state;

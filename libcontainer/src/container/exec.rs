@@ -137,6 +137,11 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         Forked::Child => tenant::run(TenantArgs {
             process: &options.process,
             personality,
+            seccomp: state
+                .config
+                .linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().as_ref()),
             join: &joins,
             channel: child_end,
             close: vec![parent_end.raw_fd()],

@@ -32,6 +32,8 @@ pub struct Exec {
     selinux_label: Option<String>,
     /// Descriptors 3..3+N the caller passed on (`--preserve-fds`) stay open across exec.
     pub preserve_fds: u32,
+    /// A seccomp profile still to install (with no_new_privs: the very last step).
+    seccomp: Option<crate::seccomp::Filters>,
 }
 
 impl Exec {
@@ -39,7 +41,10 @@ impl Exec {
     pub fn prepare(
         process: &Process,
         personality: Option<oci_spec::runtime::LinuxPersonality>,
+        seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
     ) -> Result<Exec> {
+        let seccomp = seccomp.map(crate::seccomp::compile).transpose()?;
+        let no_new_privs = process.no_new_privileges().unwrap_or(false);
         // Attributes that need capabilities the user switch below may drop.
         if let Some(scheduler) = process.scheduler() {
             process_attrs::apply_scheduler(scheduler)?;
@@ -49,6 +54,15 @@ impl Exec {
         }
 
         crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
+        // With it, the filter goes in last, just before execve (so our setup is never filtered).
+        let seccomp = match seccomp {
+            Some(filters) if !no_new_privs => {
+                crate::seccomp::install(&filters)?;
+                None
+            }
+            other => other,
+        };
         switch_user(process)?;
         nix::unistd::chdir(process.cwd())
             .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
@@ -71,7 +85,8 @@ impl Exec {
             preserve_fds: 0,
             apparmor_profile: process.apparmor_profile().clone(),
             selinux_label: process.selinux_label().clone(),
-            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            no_new_privs,
+            seccomp,
         })
     }
 
@@ -124,6 +139,9 @@ impl Exec {
             )
         };
         Errno::result(ret).ctx(|| "mark descriptors close-on-exec")?;
+        if let Some(filters) = &exec.seccomp {
+            crate::seccomp::install(filters)?;
+        }
         let path = exec.path.as_c_str();
         nix::unistd::execve(path, &exec.argv, &exec.envp).ctx(|| {
             format!(
@@ -199,11 +217,16 @@ fn check_executable(path: &Path) -> Result<()> {
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(Error::config(field(), "is not a regular file"));
     }
-    nix::unistd::faccessat(
+    match nix::unistd::faccessat(
         nix::fcntl::AT_FDCWD,
         path,
         AccessFlags::X_OK,
         nix::fcntl::AtFlags::AT_EACCESS,
-    )
-    .ctx(field)
+    ) {
+        Ok(()) => Ok(()),
+        // A seccomp profile (installed early without no_new_privs) may refuse faccessat2 itself:
+        // fall back to the mode bits, as Go's LookPath (and so runc) does.
+        Err(Errno::EPERM | Errno::ENOSYS) if stat.st_mode & 0o111 != 0 => Ok(()),
+        Err(e) => Err(e).ctx(field),
+    }
 }

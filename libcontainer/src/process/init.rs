@@ -182,7 +182,13 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         process_attrs::apply_memory_policy(policy)?;
     }
     process
-        .map(|p| Exec::prepare(p, linux.and_then(|l| l.personality().clone())))
+        .map(|p| {
+            Exec::prepare(
+                p,
+                linux.and_then(|l| l.personality().clone()),
+                linux.and_then(|l| l.seccomp().as_ref()),
+            )
+        })
         .transpose()
 }
 

@@ -11,6 +11,8 @@ use crate::namespaces::{self, JoinNamespace};
 pub struct TenantArgs<'a> {
     pub process: &'a oci_spec::runtime::Process,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    /// The container's seccomp profile: exec'd processes get it too.
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     /// Namespaces to join here (pid and time were joined by the parent), user first.
     pub join: &'a [JoinNamespace],
     pub channel: Channel,
@@ -66,7 +68,7 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     }
     // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    let mut exec = Exec::prepare(args.process, args.personality.clone())?;
+    let mut exec = Exec::prepare(args.process, args.personality.clone(), args.seccomp)?;
     exec.preserve_fds = args.preserve_fds;
     Ok(exec)
 }
