@@ -341,3 +341,23 @@ fn systemd_cgroup_is_refused_until_implemented() {
     );
     assert!(b.containers().is_empty());
 }
+
+#[test]
+fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
+    let mut b = Bundle::with_script(
+        "cgmount",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids/pids.max; \
+         echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo write-denied; \
+         grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo | cut -d' ' -f6",
+    );
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ));
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 33}});
+    });
+    let out = ok(&b.run(&unique_id("cgmount")));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], &["67108864", "33", "write-denied"], "{out}");
+    assert!(lines[3].starts_with("ro"), "{out}");
+}

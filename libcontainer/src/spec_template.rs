@@ -1,4 +1,5 @@
-//! The config.json `brig spec` writes: runc's default, less what this brig does not do yet.
+//! The config.json `brig spec` writes: runc's default (with `terminal: false`, so `run` works
+//! from a script as well as a terminal).
 
 use serde_json::{json, Value};
 
@@ -38,7 +39,9 @@ pub fn default_spec() -> Value {
             {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
              "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]}
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ],
         "linux": {
             "namespaces": [

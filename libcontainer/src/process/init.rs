@@ -152,7 +152,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         write_proc(args.proc, "self/oom_score_adj", &score.to_string())?;
     }
 
-    rootfs::prepare(config, args.rootfs)?;
+    rootfs::prepare(config, args.rootfs, &args.state.cgroup)?;
     if !hooks::hooks(&config.spec, HookKind::Prestart).is_empty()
         || !hooks::hooks(&config.spec, HookKind::CreateRuntime).is_empty()
     {

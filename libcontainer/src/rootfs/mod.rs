@@ -15,6 +15,7 @@ use nix::sys::stat::Mode;
 use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
 use oci_spec::runtime::Mount;
 
+use crate::cgroups::Cgroup;
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
 use resolve::{create_file, fd_path, mkdir_all, open_in_root};
@@ -31,7 +32,7 @@ pub struct RootfsOptions {
 }
 
 /// Everything before the switch to the new root: propagation, mounts, devices, cwd.
-pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
+pub fn prepare(config: &Config, options: RootfsOptions, cgroup: &Cgroup) -> Result<()> {
     let linux = config.spec.linux().as_ref();
     let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
     // The spec: only `slave` receives the host's mount events; `shared` is a new peer group
@@ -72,7 +73,11 @@ pub fn prepare(config: &Config, options: RootfsOptions) -> Result<()> {
 
     let mounts = config.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, m) in mounts.iter().enumerate() {
-        mount_entry(root.as_fd(), m, index, config)?;
+        if m.typ().as_deref() == Some("cgroup") {
+            mount_cgroups(root.as_fd(), m, cgroup)?;
+        } else {
+            mount_entry(root.as_fd(), m, index, config)?;
+        }
     }
 
     // runc's rule: a /dev that is not the host's gets the default nodes.
@@ -328,6 +333,69 @@ fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Resu
         )
     };
     nix::errno::Errno::result(ret).map(drop)
+}
+
+/// A `cgroup` mount on a v1 host, as runc makes it: a tmpfs with one directory per hierarchy,
+/// each a bind mount of the container's own cgroup there (read-only with `ro`), and a symlink
+/// per controller of a co-mounted hierarchy (cpu → cpu,cpuacct).
+fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()> {
+    let dest = m.destination();
+    let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let target = mkdir_all(root, dest, 0o755)?;
+    mount(
+        Some("tmpfs"),
+        fd_path(&target).as_str(),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .ctx(|| format!("mount tmpfs for cgroups on {:?}", dest))?;
+    for h in &cgroup.hierarchies {
+        let name = h.controllers.join(",");
+        let dir = mkdir_all(root, &dest.join(&name), 0o755)?;
+        mount(
+            Some(&h.path),
+            fd_path(&dir).as_str(),
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+        )
+        .ctx(|| format!("bind cgroup {} to {:?}", h.path.display(), dest.join(&name)))?;
+        let dir = reopen(root, &dest.join(&name))?;
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | base
+            | if readonly {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+        mount(NONE, fd_path(&dir).as_str(), NONE, flags, NONE)
+            .ctx(|| format!("remount cgroup {:?}", dest.join(&name)))?;
+        if h.controllers.len() > 1 {
+            let parent = reopen(root, dest)?;
+            for controller in &h.controllers {
+                match nix::unistd::symlinkat(name.as_str(), parent.as_fd(), controller.as_str()) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e).ctx(|| format!("link cgroup {controller} to {name}")),
+                }
+            }
+        }
+    }
+    if readonly {
+        let target = reopen(root, dest)?;
+        mount(
+            NONE,
+            fd_path(&target).as_str(),
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base,
+            NONE,
+        )
+        .ctx(|| format!("make {:?} read-only", dest))?;
+    }
+    Ok(())
 }
 
 fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {
