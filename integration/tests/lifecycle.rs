@@ -387,3 +387,42 @@ fn features_reports_what_brig_implements() {
         .unwrap()
         .contains(&serde_json::json!("MPOL_BIND")));
 }
+
+#[test]
+fn preserved_and_socket_activation_fds_reach_the_container() {
+    let b = Bundle::with_script(
+        "fds",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; cat <&3; echo \"$LISTEN_FDS $LISTEN_PID\"",
+    );
+    let marker = b.dir.join("marker");
+    std::fs::write(&marker, "through fd 3\n").unwrap();
+    let run = |env: &str, flags: &str| {
+        let script = format!(
+            "exec 3<{} 4</dev/null; {env} exec {} --root {} run {flags} {}",
+            marker.display(),
+            brig_binary().display(),
+            b.root.display(),
+            unique_id("fds")
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&b.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Without flags only 0-2 get through (ls adds its own 3 for /proc/self/fd).
+    let none = run("", "");
+    assert!(none.starts_with("0 1 2 3 \n"), "{none}");
+    assert_eq!(
+        run("", "--preserve-fds 2"),
+        "0 1 2 3 4 5 \nthrough fd 3\n \n"
+    );
+    assert_eq!(run("LISTEN_FDS=1", ""), "0 1 2 3 4 \nthrough fd 3\n1 1\n");
+}

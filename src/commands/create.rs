@@ -32,6 +32,9 @@ pub struct CreateFlags {
     /// Do not create a new session keyring for the container
     #[arg(long)]
     pub no_new_keyring: bool,
+    /// Pass descriptors 3..3+N on to the container process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
 }
 
 impl CreateFlags {
@@ -51,6 +54,17 @@ impl CreateFlags {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             keep_console: false,
+            preserve_fds: self.preserve_fds,
+            // systemd socket activation: LISTEN_FDS is meant for us when LISTEN_PID is ours
+            // (or unset, as runc accepts).
+            listen_fds: std::env::var("LISTEN_FDS")
+                .ok()
+                .filter(|_| {
+                    std::env::var("LISTEN_PID")
+                        .map_or(true, |p| p == std::process::id().to_string())
+                })
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         })
     }
 }

@@ -36,6 +36,11 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// Descriptors 3..3+N passed on to the container process (`--preserve-fds`).
+    pub preserve_fds: u32,
+    /// Socket-activation descriptors (`LISTEN_FDS`): passed on before the preserved ones, and
+    /// announced to the process as LISTEN_FDS=N, LISTEN_PID=1.
+    pub listen_fds: u32,
     /// A foreground `run` proxies the terminal itself: no console socket needed.
     pub keep_console: bool,
 }
@@ -52,7 +57,16 @@ pub struct Created {
 pub fn create(options: &CreateOptions) -> Result<Created> {
     // Everything that can be checked is checked before anything is made.
     crate::state::validate_id(&options.id)?;
-    let config = Config::load(&options.bundle)?;
+    let mut config = Config::load(&options.bundle)?;
+    if options.listen_fds > 0 {
+        if let Some(process) = config.spec.process_mut() {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={}", options.listen_fds));
+            env.push("LISTEN_PID=1".to_string());
+            process.set_env(Some(env));
+        }
+    }
     let terminal = config.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     match (terminal, &options.console_socket) {
         (false, Some(_)) => {
@@ -202,6 +216,7 @@ fn create_in(
                 bind_devices: new_user_ns,
             },
             no_new_keyring: options.no_new_keyring,
+            preserve_fds: options.listen_fds.saturating_add(options.preserve_fds),
         }),
         Forked::Parent(pid) => {
             drop(child_end);

@@ -40,6 +40,8 @@ pub struct InitArgs<'a> {
     pub state: &'a State,
     pub rootfs: RootfsOptions,
     pub no_new_keyring: bool,
+    /// Descriptors 3..3+N that stay open for the program.
+    pub preserve_fds: u32,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -188,6 +190,10 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
                 linux.and_then(|l| l.personality().clone()),
                 linux.and_then(|l| l.seccomp().as_ref()),
             )
+            .map(|mut exec| {
+                exec.preserve_fds = args.preserve_fds;
+                exec
+            })
         })
         .transpose()
 }
