@@ -426,3 +426,44 @@ fn preserved_and_socket_activation_fds_reach_the_container() {
     );
     assert_eq!(run("LISTEN_FDS=1", ""), "0 1 2 3 4 \nthrough fd 3\n1 1\n");
 }
+
+#[test]
+fn delete_force_cleans_up_after_a_create_that_died() {
+    let mut b = Bundle::new("crashed");
+    b.set_args(&["sleep", "1000"]);
+    let log = b.dir.join("hook-started");
+    b.edit(|c| {
+        c["hooks"] = serde_json::json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}; exec sleep 31.4159", log.display())]}
+        ]})
+    });
+    let id = unique_id("crashed");
+    let mut create = b
+        .command(&["create", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "the hook never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // brig dies in the middle of create: state says creating, init and cgroup exist.
+    create.kill().unwrap();
+    create.wait().unwrap();
+    let state = b.state(&id).unwrap();
+    assert_eq!(state["status"], "creating");
+    assert!(fails(&b.brig(&["delete", &id])).contains("it is creating"));
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(b.containers().is_empty());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/brig-{id}")).exists());
+    assert!(b.leaked_mounts().is_empty());
+    // The hook died with the brig that ran it.
+    std::thread::sleep(Duration::from_millis(200));
+    let hook_alive = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("31.4159"))
+    });
+    assert!(!hook_alive, "the hook outlived brig");
+}

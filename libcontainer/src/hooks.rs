@@ -120,6 +120,14 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     if let Some((first, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(first).args(rest);
     }
+    // A hook does not outlive the brig waiting for it.
+    // SAFETY: the closure only calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
     cmd.env_clear();
     for entry in hook.env().iter().flatten() {
         if let Some((key, value)) = entry.split_once('=') {
