@@ -30,7 +30,10 @@ pub enum Mode {
 
 /// What the host has, read from /proc/self/mountinfo at run time.
 pub fn detect() -> Mode {
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    detect_in(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
+fn detect_in(mounts: &str) -> Mode {
     let fstype_at = |target: &str| {
         mounts.lines().find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
@@ -72,9 +75,8 @@ struct Mounted {
     own: String,
 }
 
-fn mounted_v1() -> Vec<Mounted> {
+fn mounted_v1(mounts: &str) -> Vec<Mounted> {
     let own_cgroups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut found = Vec::new();
     for line in mounts.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -119,7 +121,8 @@ impl Cgroup {
     /// Where the container's cgroup goes: `cgroupsPath` absolute → below each hierarchy's root;
     /// relative → below our own cgroup; empty → `brig-<id>` below our own cgroup.
     pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
-        if detect() == Mode::V2 {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if detect_in(&mounts) == Mode::V2 {
             return Err(Error::config(
                 "linux.cgroupsPath",
                 "this host has only cgroup v2, which this version of brig does not support yet",
@@ -144,7 +147,7 @@ impl Cgroup {
                 "slice:prefix:name paths need --systemd-cgroup, which is not supported yet",
             ));
         }
-        let hierarchies = mounted_v1()
+        let hierarchies = mounted_v1(&mounts)
             .into_iter()
             .map(|m| {
                 let within = if wanted.is_absolute() {

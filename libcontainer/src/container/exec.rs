@@ -132,16 +132,19 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         .linux()
         .as_ref()
         .and_then(|l| l.personality().clone());
+    let seccomp = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     let (parent_end, child_end) = channel::pair()?;
     let pid = match clone_with_flags(0)? {
         Forked::Child => tenant::run(TenantArgs {
             process: &options.process,
             personality,
-            seccomp: state
-                .config
-                .linux()
-                .as_ref()
-                .and_then(|l| l.seccomp().as_ref()),
+            seccomp,
             join: &joins,
             channel: child_end,
             close: vec![parent_end.raw_fd()],

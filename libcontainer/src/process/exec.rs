@@ -41,9 +41,8 @@ impl Exec {
     pub fn prepare(
         process: &Process,
         personality: Option<oci_spec::runtime::LinuxPersonality>,
-        seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+        seccomp: Option<crate::seccomp::Filters>,
     ) -> Result<Exec> {
-        let seccomp = seccomp.map(crate::seccomp::compile).transpose()?;
         let no_new_privs = process.no_new_privileges().unwrap_or(false);
         // Attributes that need capabilities the user switch below may drop.
         if let Some(scheduler) = process.scheduler() {

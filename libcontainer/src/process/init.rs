@@ -188,7 +188,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
             Exec::prepare(
                 p,
                 linux.and_then(|l| l.personality().clone()),
-                linux.and_then(|l| l.seccomp().as_ref()),
+                config.seccomp.clone(),
             )
             .map(|mut exec| {
                 exec.preserve_fds = args.preserve_fds;

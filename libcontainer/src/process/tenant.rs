@@ -12,7 +12,7 @@ pub struct TenantArgs<'a> {
     pub process: &'a oci_spec::runtime::Process,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
     /// The container's seccomp profile: exec'd processes get it too.
-    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    pub seccomp: Option<crate::seccomp::Filters>,
     /// Namespaces to join here (pid and time were joined by the parent), user first.
     pub join: &'a [JoinNamespace],
     pub channel: Channel,
@@ -68,7 +68,7 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     }
     // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    let mut exec = Exec::prepare(args.process, args.personality.clone(), args.seccomp)?;
+    let mut exec = Exec::prepare(args.process, args.personality.clone(), args.seccomp.clone())?;
     exec.preserve_fds = args.preserve_fds;
     Ok(exec)
 }
