@@ -240,13 +240,26 @@ fn an_existing_cgroup_is_joined_and_not_removed() {
     let id = unique_id("cgshared");
     let shared = PathBuf::from("/sys/fs/cgroup/pids").join(format!("brig-shared-{id}"));
     std::fs::create_dir_all(&shared).unwrap();
+    // Someone else's process already lives in that cgroup.
+    let mut neighbour = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    std::fs::write(shared.join("cgroup.procs"), neighbour.id().to_string()).unwrap();
     let mut b = Bundle::with_script("cgshared", "cat /proc/self/cgroup | grep pids");
     b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/brig-shared-{id}")));
     let out = ok(&b.run(&id));
     let exists = shared.exists();
+    let neighbour_alive = neighbour.try_wait().unwrap().is_none();
+    let _ = neighbour.kill();
+    let _ = neighbour.wait();
     let _ = std::fs::remove_dir(&shared);
     assert!(out.contains(&format!("pids:/brig-shared-{id}")), "{out}");
     assert!(exists, "delete removed a cgroup it did not create");
+    assert!(
+        neighbour_alive,
+        "delete killed a process that was not the container's"
+    );
 }
 
 #[test]
@@ -360,4 +373,19 @@ fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..3], &["67108864", "33", "write-denied"], "{out}");
     assert!(lines[3].starts_with("ro"), "{out}");
+}
+
+#[test]
+fn a_cgroups_path_naming_no_cgroup_of_its_own_is_refused() {
+    // "/" would be a hierarchy's root, "." brig's caller's own cgroup.
+    for path in ["/", ".", "./"] {
+        let mut b = Bundle::new("cgroot");
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+        let err = fails(&b.brig(&["create", &unique_id("cgroot")]));
+        assert!(
+            err.contains("linux.cgroupsPath") && err.contains("names no cgroup"),
+            "{path}: {err}"
+        );
+        assert!(b.containers().is_empty());
+    }
 }

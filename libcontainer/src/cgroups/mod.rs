@@ -141,6 +141,17 @@ impl Cgroup {
                 format!("{wanted:?} must not contain .."),
             ));
         }
+        // "/" or "." would put the container (and its limits and device rules) on a hierarchy's
+        // root or on brig's caller's own cgroup.
+        if !wanted
+            .components()
+            .any(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::config(
+                "linux.cgroupsPath",
+                format!("{wanted:?} names no cgroup of the container's own"),
+            ));
+        }
         if wanted.as_os_str().to_str().is_some_and(|p| p.contains(':')) {
             return Err(Error::config(
                 "linux.cgroupsPath",
@@ -195,6 +206,12 @@ impl Cgroup {
         Ok(())
     }
 
+    /// brig made this cgroup for the container (rather than joining one that existed): only
+    /// then are all of its processes the container's.
+    pub fn owned(&self) -> bool {
+        self.hierarchies.iter().any(|h| h.created)
+    }
+
     pub fn hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
         self.hierarchies
             .iter()
@@ -244,7 +261,12 @@ impl Cgroup {
     /// Kill whatever is left (frozen first so nothing forks away), then remove the directories
     /// brig created, retrying while the kernel drains them.
     pub fn destroy(&self) -> Result<()> {
-        let left = self.pids()?;
+        // In a cgroup we only joined, the other processes belong to someone else.
+        let left = if self.owned() {
+            self.pids()?
+        } else {
+            Vec::new()
+        };
         if !left.is_empty() {
             let _ = self.set_frozen(true);
             for pid in &left {

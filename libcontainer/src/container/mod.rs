@@ -67,7 +67,7 @@ pub(crate) fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<()> 
 /// Host pids of every process of the container: its cgroup's, or without one every process in
 /// its own pid namespace (or init alone).
 pub fn container_pids(state: &State) -> Vec<i32> {
-    if !state.cgroup.hierarchies.is_empty() {
+    if state.cgroup.owned() {
         if let Ok(mut pids) = state.cgroup.pids() {
             pids.sort_unstable();
             return pids;
@@ -102,8 +102,8 @@ pub fn container_pids(state: &State) -> Vec<i32> {
 /// Send `signal` to every process of the container; frozen first (when it has a freezer) so
 /// nothing forks away between listing and signalling.
 pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<()> {
-    let freeze =
-        !state.cgroup.hierarchies.is_empty() && state.cgroup.hierarchy("freezer").is_some();
+    // Only a cgroup of the container's own is frozen: a joined one holds other processes.
+    let freeze = state.cgroup.owned() && state.cgroup.hierarchy("freezer").is_some();
     let was_frozen = freeze && state.cgroup.frozen();
     if freeze && !was_frozen {
         state.cgroup.set_frozen(true)?;
