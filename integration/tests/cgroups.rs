@@ -1,5 +1,6 @@
-//! cgroups on this host (v1 controllers): resources written and enforced, update, pause and
-//! resume, ps, kill --all, and nothing left after delete.
+//! cgroups on this host, v1/hybrid (the development machines) or v2 (the VM run of
+//! hack/vm-test.sh): resources written and enforced, update, pause and resume, ps, kill --all,
+//! and nothing left after delete. Each test checks the files of the host's own cgroup version.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,22 +8,47 @@ use std::time::Duration;
 use integration::*;
 use serde_json::json;
 
-/// The container's cgroup directory for `controller`, from init's /proc/PID/cgroup.
+/// The host has only the unified hierarchy.
+fn v2() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
+}
+
+/// The container's cgroup directory for `controller` (v1: that hierarchy; v2: the unified
+/// one), from init's /proc/PID/cgroup.
 fn cgroup_dir(pid: i64, controller: &str) -> PathBuf {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v2 = v2();
     let path = text
         .lines()
         .find_map(|l| {
             let mut parts = l.splitn(3, ':');
             let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
-            list.split(',')
-                .any(|c| c == controller)
-                .then(|| path.to_string())
+            let wanted = if v2 {
+                list.is_empty()
+            } else {
+                list.split(',').any(|c| c == controller)
+            };
+            wanted.then(|| path.to_string())
         })
         .unwrap();
-    PathBuf::from("/sys/fs/cgroup")
-        .join(controller)
-        .join(path.trim_start_matches('/'))
+    let base = PathBuf::from("/sys/fs/cgroup");
+    let base = if v2 { base } else { base.join(controller) };
+    base.join(path.trim_start_matches('/'))
+}
+
+/// A whole block device of this machine ("major:minor"), for I/O throttles.
+fn a_block_device() -> (u64, u64) {
+    let dev = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .find(|e| !e.path().join("partition").exists())
+        .expect("this test needs a block device");
+    let name = dev.file_name().to_string_lossy().into_owned();
+    let (major, minor) = name.split_once(':').unwrap();
+    (major.parse().unwrap(), minor.parse().unwrap())
 }
 
 fn read(dir: &std::path::Path, file: &str) -> String {
@@ -61,14 +87,19 @@ fn resources_are_written_and_delete_removes_the_cgroup() {
     let mut b = Bundle::new("cgres");
     b.set_args(&["sleep", "1000"]);
     let id = unique_id("cgres");
+    let (major, minor) = a_block_device();
+    let v2 = v2();
     b.edit(|c| {
         c["linux"]["cgroupsPath"] = json!(format!("brig-test-{id}/{id}"));
         c["linux"]["resources"] = json!({
-            "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10},
+            "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
             "cpu": {"shares": 512, "period": 100000, "quota": 50000, "cpus": "0", "mems": "0"},
             "pids": {"limit": 42},
-            "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}]}
+            "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
         });
+        if !v2 {
+            c["linux"]["resources"]["memory"]["swappiness"] = json!(10);
+        }
     });
     ok(&b.brig(&["create", &id]));
     let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
@@ -78,23 +109,38 @@ fn resources_are_written_and_delete_removes_the_cgroup() {
         "{}",
         memory.display()
     );
-    assert_eq!(read(&memory, "memory.limit_in_bytes"), "67108864");
-    assert_eq!(read(&memory, "memory.soft_limit_in_bytes"), "33554432");
-    assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), "134217728");
-    assert_eq!(read(&memory, "memory.swappiness"), "10");
     let cpu = cgroup_dir(pid, "cpu");
-    assert_eq!(read(&cpu, "cpu.shares"), "512");
-    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    if v2 {
+        assert_eq!(read(&memory, "memory.max"), "67108864");
+        assert_eq!(read(&memory, "memory.low"), "33554432");
+        // OCI's swap is memory+swap; v2's file holds the swap alone.
+        assert_eq!(read(&memory, "memory.swap.max"), "67108864");
+        assert_eq!(read(&cpu, "cpu.weight"), "20");
+        assert_eq!(read(&cpu, "cpu.max"), "50000 100000");
+        assert!(
+            read(&cpu, "io.max").starts_with(&format!("{major}:{minor} rbps=1048576 ")),
+            "{}",
+            read(&cpu, "io.max")
+        );
+    } else {
+        assert_eq!(read(&memory, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read(&memory, "memory.soft_limit_in_bytes"), "33554432");
+        assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), "134217728");
+        assert_eq!(read(&memory, "memory.swappiness"), "10");
+        assert_eq!(read(&cpu, "cpu.shares"), "512");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(
+            read(&cgroup_dir(pid, "blkio"), "blkio.throttle.read_bps_device"),
+            format!("{major}:{minor} 1048576")
+        );
+    }
     assert_eq!(read(&cgroup_dir(pid, "cpuset"), "cpuset.cpus"), "0");
     assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "42");
-    assert_eq!(
-        read(&cgroup_dir(pid, "blkio"), "blkio.throttle.read_bps_device"),
-        "254:0 1048576"
-    );
-    // The container sees itself in that cgroup.
+    // The host sees the container's init in that cgroup.
     let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let line = if v2 { "0::" } else { "pids:" };
     assert!(
-        inside.contains(&format!("pids:/brig-test-{id}/{id}")),
+        inside.contains(&format!("{line}/brig-test-{id}/{id}")),
         "{inside}"
     );
     ok(&b.brig(&["delete", "--force", &id]));
@@ -102,6 +148,24 @@ fn resources_are_written_and_delete_removes_the_cgroup() {
     assert!(no_cgroup_named(&id));
     // The parent brig made on the way is gone too (it was empty).
     assert!(no_cgroup_named(&format!("brig-test-{id}")));
+}
+
+#[test]
+fn a_new_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    let mut b = Bundle::with_script("cgns", "cat /proc/self/cgroup");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+        c["linux"]["resources"] = json!({"pids": {"limit": 50}});
+    });
+    let out = ok(&b.run(&unique_id("cgns")));
+    // Every hierarchy's line ends in "/": the container sees its own cgroup as the root.
+    assert!(!out.is_empty());
+    for line in out.lines().filter(|l| !l.contains("name=systemd")) {
+        assert!(line.ends_with(":/"), "{out}");
+    }
 }
 
 #[test]
@@ -184,12 +248,17 @@ fn update_pause_resume_and_ps() {
         "256",
         &id,
     ]));
-    assert_eq!(
-        read(&cgroup_dir(pid, "memory"), "memory.limit_in_bytes"),
-        "134217728"
-    );
+    if v2() {
+        assert_eq!(read(&cgroup_dir(pid, "memory"), "memory.max"), "134217728");
+        assert_eq!(read(&cgroup_dir(pid, "cpu"), "cpu.weight"), "10");
+    } else {
+        assert_eq!(
+            read(&cgroup_dir(pid, "memory"), "memory.limit_in_bytes"),
+            "134217728"
+        );
+        assert_eq!(read(&cgroup_dir(pid, "cpu"), "cpu.shares"), "256");
+    }
     assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "30");
-    assert_eq!(read(&cgroup_dir(pid, "cpu"), "cpu.shares"), "256");
     let resources = b.dir.join("res.json");
     std::fs::write(&resources, r#"{"pids": {"limit": 25}}"#).unwrap();
     ok(&b.brig(&["update", "--resources", resources.to_str().unwrap(), &id]));
@@ -238,7 +307,12 @@ fn update_pause_resume_and_ps() {
 #[test]
 fn an_existing_cgroup_is_joined_and_not_removed() {
     let id = unique_id("cgshared");
-    let shared = PathBuf::from("/sys/fs/cgroup/pids").join(format!("brig-shared-{id}"));
+    let hierarchy = if v2() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let shared = PathBuf::from(hierarchy).join(format!("brig-shared-{id}"));
     std::fs::create_dir_all(&shared).unwrap();
     // Someone else's process already lives in that cgroup.
     let mut neighbour = std::process::Command::new("sleep")
@@ -246,7 +320,7 @@ fn an_existing_cgroup_is_joined_and_not_removed() {
         .spawn()
         .unwrap();
     std::fs::write(shared.join("cgroup.procs"), neighbour.id().to_string()).unwrap();
-    let mut b = Bundle::with_script("cgshared", "cat /proc/self/cgroup | grep pids");
+    let mut b = Bundle::with_script("cgshared", "cat /proc/self/cgroup");
     b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/brig-shared-{id}")));
     let out = ok(&b.run(&id));
     let exists = shared.exists();
@@ -254,7 +328,8 @@ fn an_existing_cgroup_is_joined_and_not_removed() {
     let _ = neighbour.kill();
     let _ = neighbour.wait();
     let _ = std::fs::remove_dir(&shared);
-    assert!(out.contains(&format!("pids:/brig-shared-{id}")), "{out}");
+    let line = if v2() { "0::" } else { "pids:" };
+    assert!(out.contains(&format!("{line}/brig-shared-{id}")), "{out}");
     assert!(exists, "delete removed a cgroup it did not create");
     assert!(
         neighbour_alive,
@@ -266,12 +341,25 @@ fn an_existing_cgroup_is_joined_and_not_removed() {
 fn bad_resources_fail_clearly_and_leave_nothing() {
     let cases = [
         (
-            json!({"unified": {"memory.max": "1000000"}}),
-            "linux.resources.unified: needs the unified",
+            json!({"unified": {"nosuch.file": "1"}}),
+            "linux.resources.unified[\"nosuch.file\"]",
         ),
         (
-            json!({"memory": {"swappiness": 200}}),
-            "linux.resources.memory.swappiness: 200 is above 100",
+            json!({"unified": {"../escape": "1"}}),
+            "is not a file name of the cgroup",
+        ),
+        (
+            // v1 takes 0..=100; v2 has no per-cgroup swappiness at all.
+            json!({"memory": {"swappiness": if v2() { 20 } else { 200 }}}),
+            if v2() {
+                "linux.resources.memory.swappiness: cannot be applied on cgroup v2"
+            } else {
+                "linux.resources.memory.swappiness: 200 is above 100"
+            },
+        ),
+        (
+            json!({"memory": {"limit": -2}}),
+            "linux.resources.memory.limit",
         ),
         (
             json!({"devices": [{"allow": true, "access": "rwx"}]}),
@@ -357,16 +445,34 @@ fn systemd_cgroup_is_refused_until_implemented() {
 
 #[test]
 fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
+    let (memory, pids) = if v2() {
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max")
+    } else {
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+        )
+    };
+    let mount_point = if v2() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    };
     let mut b = Bundle::with_script(
         "cgmount",
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids/pids.max; \
-         echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo write-denied; \
-         grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo | cut -d' ' -f6",
+        &format!(
+            "cat {memory}; cat {pids}; echo 1 > {pids} 2>/dev/null || echo write-denied; \
+             grep ' {mount_point} ' /proc/self/mountinfo | cut -d' ' -f6"
+        ),
     );
     b.edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!(
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
         c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 33}});
     });
     let out = ok(&b.run(&unique_id("cgmount")));
@@ -388,4 +494,40 @@ fn a_cgroups_path_naming_no_cgroup_of_its_own_is_refused() {
         );
         assert!(b.containers().is_empty());
     }
+}
+
+/// The container's cgroup in the unified hierarchy (all of it on v2, `unified` on hybrid).
+fn unified_dir(pid: i64) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    let base = if v2() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/unified"
+    };
+    PathBuf::from(base).join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn hugepage_limits_and_unified_keys_go_to_the_unified_hierarchy() {
+    // This host binds hugetlb to its cgroup2 mount: the limits are v2 files even on hybrid.
+    let mut b = Bundle::new("hugetlb");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "unified": {"hugetlb.1GB.max": "0"}
+        })
+    });
+    let id = unique_id("hugetlb");
+    ok(&b.brig(&["create", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let dir = unified_dir(pid);
+    assert!(dir.ends_with(format!("brig-{id}")), "{}", dir.display());
+    assert_eq!(read(&dir, "hugetlb.2MB.max"), "4194304");
+    assert_eq!(read(&dir, "hugetlb.1GB.max"), "0");
+    let stats = ok(&b.brig(&["events", "--stats", &id]));
+    assert!(stats.contains("\"hugetlb\":{\"1GB\""), "{stats}");
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(!dir.exists(), "the unified cgroup was left behind");
 }

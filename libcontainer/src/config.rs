@@ -241,9 +241,6 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
         )?;
     }
     for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
-        if mount.typ().as_deref() == Some("cgroup2") {
-            return not_yet(&format!("mounts[{i}] of type cgroup2 (cgroup v2)"));
-        }
         if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
             return not_yet(&format!("mounts[{i}].uidMappings"));
         }

@@ -1,7 +1,7 @@
 //! Device access rules: the defaults every container gets (runc's list), the config's own
 //! rules, and the nodes of `linux.devices`.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use crate::error::{Error, Result};
 
@@ -63,6 +63,59 @@ pub fn defaults() -> Vec<Rule> {
         allow('c', Some(5), Some(2)),
         allow('c', Some(136), None),
     ]
+}
+
+/// The whole ordered list for a container: deny all, the config's rules, then (as runc does)
+/// the default devices and `extra` (the config's own nodes), which a container always gets.
+/// The last rule that matches an access decides.
+pub fn rule_list(resources: Option<&LinuxResources>, extra: &[Rule]) -> Result<Vec<Rule>> {
+    let mut rules = vec![Rule {
+        allow: false,
+        kind: 'a',
+        major: None,
+        minor: None,
+        access: "rwm".into(),
+    }];
+    for (i, rule) in resources
+        .and_then(|r| r.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        rules.push(from_spec(rule, i)?);
+    }
+    rules.extend(defaults());
+    rules.extend(extra.iter().cloned());
+    Ok(rules)
+}
+
+/// `linux.devices` nodes are usable in the container: allow them in the device cgroup.
+pub fn node_rules(spec: &Spec) -> Result<Vec<Rule>> {
+    let devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let node = crate::rootfs::devices::from_spec(d, i)?;
+            let kind = if node.kind == nix::sys::stat::SFlag::S_IFBLK {
+                'b'
+            } else {
+                'c'
+            };
+            Ok(Rule {
+                allow: true,
+                kind,
+                major: Some(node.major as i64),
+                minor: Some(node.minor as i64),
+                access: "rwm".into(),
+            })
+        })
+        .filter(|r| !matches!(r, Ok(rule) if rule.major == Some(0) && rule.minor == Some(0)))
+        .collect()
 }
 
 pub fn from_spec(rule: &LinuxDeviceCgroup, index: usize) -> Result<Rule> {

@@ -1,19 +1,26 @@
 //! cgroups: where a container's cgroup lives on each hierarchy, creating it, putting init in
 //! it, applying `linux.resources`, freezing, listing its processes and removing it.
 //!
+//! One manager for v1, hybrid and v2 hosts: a container's cgroup is a list of hierarchies,
+//! each a v1 hierarchy (one or more controllers) or the unified (cgroup2) one, and every
+//! resource goes to the hierarchy that has its controller, in that hierarchy's file format.
 //! Written for brig rather than taken from cgroups-rs: we need runc's path rules (relative to
 //! our own cgroup per v1 hierarchy), to record which directories we created (a shared cgroup is
-//! never removed), and one write per setting on the start path.
+//! never removed), the v2 device filter as our own eBPF program, and one write per setting on
+//! the start path.
 
+pub mod bpf;
 pub mod devices;
 pub mod stats;
 pub mod v1;
+pub mod v2;
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -34,24 +41,37 @@ pub fn detect() -> Mode {
 }
 
 fn detect_in(mounts: &str) -> Mode {
-    let fstype_at = |target: &str| {
-        mounts.lines().find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (left.split(' ').nth(4)? == target)
-                .then(|| right.split(' ').next().unwrap_or("").to_string())
-        })
-    };
-    match fstype_at("/sys/fs/cgroup").as_deref() {
-        Some("cgroup2") => Mode::V2,
-        _ if fstype_at("/sys/fs/cgroup/unified").as_deref() == Some("cgroup2") => Mode::Hybrid,
-        _ => Mode::V1,
+    match unified_mount(mounts) {
+        Some((point, _)) if point == Path::new("/sys/fs/cgroup") => Mode::V2,
+        Some(_) => Mode::Hybrid,
+        None => Mode::V1,
     }
 }
 
-/// One v1 hierarchy's directory for the container.
+/// The cgroup2 mount under /sys/fs/cgroup (the whole of it on v2, `unified` on hybrid hosts):
+/// its mount point and the root of the hierarchy it shows.
+pub(crate) fn unified_mount(mounts: &str) -> Option<(PathBuf, String)> {
+    mounts.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let left: Vec<&str> = left.split(' ').collect();
+        let point = *left.get(4)?;
+        matches!(point, "/sys/fs/cgroup" | "/sys/fs/cgroup/unified").then(|| {
+            (
+                PathBuf::from(point),
+                left.get(3).unwrap_or(&"/").to_string(),
+            )
+        })
+    })
+}
+
+/// One hierarchy's directory for the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
-    /// Controllers bound to this hierarchy (`cpu`, `memory`, …).
+    /// Controllers bound to this hierarchy (`cpu`, `memory`, …); for the unified hierarchy
+    /// the ones enabled for the container's cgroup.
     pub controllers: Vec<String>,
     pub path: PathBuf,
     /// brig made this directory (and so removes it); false when it already existed.
@@ -59,6 +79,9 @@ pub struct Hierarchy {
     /// How many of its parents brig made too (removed with it when they are empty).
     #[serde(default)]
     pub created_parents: usize,
+    /// The cgroup2 hierarchy: v2 file names, cgroup.freeze, cgroup.kill, eBPF device filter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unified: bool,
 }
 
 /// The container's cgroup, as recorded in its state.
@@ -75,8 +98,21 @@ struct Mounted {
     own: String,
 }
 
-fn mounted_v1(mounts: &str) -> Vec<Mounted> {
-    let own_cgroups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+/// Our own cgroup in the hierarchy whose /proc/self/cgroup line lists `controllers` (the
+/// unified one: no controllers, id 0).
+pub(crate) fn own_cgroup(own_cgroups: &str, controllers: &[String]) -> Option<String> {
+    own_cgroups.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut listed: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+        listed.sort_unstable();
+        let mut wanted: Vec<&str> = controllers.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        (listed == wanted).then(|| path.to_string())
+    })
+}
+
+fn mounted_v1(mounts: &str, own_cgroups: &str) -> Vec<Mounted> {
     let mut found = Vec::new();
     for line in mounts.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -96,15 +132,7 @@ fn mounted_v1(mounts: &str) -> Vec<Mounted> {
         if controllers.is_empty() {
             continue; // named hierarchies (name=systemd) carry no controller
         }
-        let own = own_cgroups.lines().find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let mut listed: Vec<&str> = list.split(',').collect();
-            listed.sort_unstable();
-            let mut wanted: Vec<&str> = controllers.iter().map(String::as_str).collect();
-            wanted.sort_unstable();
-            (listed == wanted).then(|| path.to_string())
-        });
+        let own = own_cgroup(own_cgroups, &controllers);
         if let (Some(own), Some(root), Some(point)) = (own, left.get(3), left.get(4)) {
             found.push(Mounted {
                 controllers,
@@ -117,17 +145,35 @@ fn mounted_v1(mounts: &str) -> Vec<Mounted> {
     found
 }
 
+/// The directory for `wanted` in a hierarchy mounted at `point` showing `root`, where our own
+/// cgroup is `own`.
+pub(crate) fn place(wanted: &Path, own: &str, root: &str, point: &Path) -> PathBuf {
+    let within = if wanted.is_absolute() {
+        wanted.to_path_buf()
+    } else {
+        Path::new(own).join(wanted)
+    };
+    // The mount may show a subtree (in a cgroup namespace): strip its root.
+    let rel = within.strip_prefix(root).unwrap_or(&within);
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    point.join(rel)
+}
+
+/// A hybrid host's unified hierarchy holds a cgroup for the container only when the config
+/// needs it (hugepage limits where hugetlb is bound there, `unified` keys): every other
+/// controller is v1, and an extra directory would cost every start.
+pub fn needs_unified(resources: Option<&LinuxResources>) -> bool {
+    resources.is_some_and(|r| {
+        r.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty())
+            || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+    })
+}
+
 impl Cgroup {
     /// Where the container's cgroup goes: `cgroupsPath` absolute → below each hierarchy's root;
-    /// relative → below our own cgroup; empty → `brig-<id>` below our own cgroup.
-    pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        if detect_in(&mounts) == Mode::V2 {
-            return Err(Error::config(
-                "linux.cgroupsPath",
-                "this host has only cgroup v2, which this version of brig does not support yet",
-            ));
-        }
+    /// relative → below our own cgroup; empty → `brig-<id>` below our own cgroup. On a hybrid
+    /// host the unified hierarchy is included when `with_unified` (see [`needs_unified`]).
+    pub fn resolve(cgroups_path: Option<&Path>, id: &str, with_unified: bool) -> Result<Cgroup> {
         let wanted = cgroups_path
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
@@ -158,29 +204,40 @@ impl Cgroup {
                 "slice:prefix:name paths need --systemd-cgroup, which is not supported yet",
             ));
         }
-        let hierarchies = mounted_v1(&mounts)
+        let mounts =
+            fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+        let own_cgroups =
+            fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
+        let mode = detect_in(&mounts);
+        let mut hierarchies: Vec<Hierarchy> = mounted_v1(&mounts, &own_cgroups)
             .into_iter()
-            .map(|m| {
-                let within = if wanted.is_absolute() {
-                    wanted.clone()
-                } else {
-                    Path::new(&m.own).join(&wanted)
-                };
-                // The mount may show a subtree (in a cgroup namespace): strip its root.
-                let rel = within.strip_prefix(&m.mount_root).unwrap_or(&within);
-                let rel = rel.strip_prefix("/").unwrap_or(rel);
-                Hierarchy {
-                    controllers: m.controllers,
-                    path: m.mount_point.join(rel),
-                    created: false,
-                    created_parents: 0,
-                }
+            .filter(|_| mode != Mode::V2)
+            .map(|m| Hierarchy {
+                path: place(&wanted, &m.own, &m.mount_root, &m.mount_point),
+                controllers: m.controllers,
+                created: false,
+                created_parents: 0,
+                unified: false,
             })
             .collect();
+        if mode == Mode::V2 || (mode == Mode::Hybrid && with_unified) {
+            let (point, root) = unified_mount(&mounts)
+                .ok_or_else(|| Error::Other("the cgroup2 mount went away".into()))?;
+            let own = own_cgroup(&own_cgroups, &[])
+                .ok_or_else(|| Error::Other("/proc/self/cgroup has no cgroup2 line".into()))?;
+            hierarchies.push(Hierarchy {
+                path: place(&wanted, &own, &root, &point),
+                controllers: Vec::new(),
+                created: false,
+                created_parents: 0,
+                unified: true,
+            });
+        }
         Ok(Cgroup { hierarchies })
     }
 
-    /// Make the directories (parents too); remember which ones are ours.
+    /// Make the directories (parents too); remember which ones are ours. In the unified
+    /// hierarchy every controller the parents offer is enabled down to the container's cgroup.
     pub fn create(&mut self) -> Result<()> {
         for h in &mut self.hierarchies {
             match fs::create_dir(&h.path) {
@@ -199,7 +256,9 @@ impl Cgroup {
                 }
                 Err(e) => return Err(e).ctx(|| format!("create cgroup {}", h.path.display())),
             }
-            if h.controllers.iter().any(|c| c == "cpuset") {
+            if h.unified {
+                h.controllers = v2::enable_controllers(&h.path)?;
+            } else if h.controllers.iter().any(|c| c == "cpuset") {
                 v1::inherit_cpuset(&h.path)?;
             }
         }
@@ -212,15 +271,31 @@ impl Cgroup {
         self.hierarchies.iter().any(|h| h.created)
     }
 
+    /// A v1 hierarchy with `controller`, or the unified one when the controller is enabled there.
     pub fn hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
         self.hierarchies
             .iter()
             .find(|h| h.controllers.iter().any(|c| c == controller))
     }
 
-    /// Put `pid` into the container's cgroup on every hierarchy.
-    pub fn add(&self, pid: i32) -> Result<()> {
-        for h in &self.hierarchies {
+    /// The container's cgroup in the unified hierarchy, if it has one.
+    pub fn unified(&self) -> Option<&Hierarchy> {
+        self.hierarchies.iter().find(|h| h.unified)
+    }
+
+    /// A pure cgroup v2 host: the unified hierarchy is all there is.
+    pub fn is_v2(&self) -> bool {
+        !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.unified)
+    }
+
+    /// Put `pid` into the container's cgroup on every hierarchy (but the unified one when the
+    /// clone already placed it there).
+    pub fn add(&self, pid: i32, skip_unified: bool) -> Result<()> {
+        for h in self
+            .hierarchies
+            .iter()
+            .filter(|h| !(skip_unified && h.unified))
+        {
             let file = h.path.join("cgroup.procs");
             fs::write(&file, pid.to_string())
                 .ctx(|| format!("add pid {pid} to {}", file.display()))?;
@@ -232,6 +307,7 @@ impl Cgroup {
     pub fn pids(&self) -> Result<Vec<i32>> {
         let Some(h) = self
             .hierarchy("freezer")
+            .or_else(|| self.unified())
             .or_else(|| self.hierarchies.first())
         else {
             return Ok(Vec::new());
@@ -244,36 +320,42 @@ impl Cgroup {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// The hierarchy that freezes the container: the v1 freezer, else cgroup.freeze of v2.
+    fn freezer(&self) -> Option<&Hierarchy> {
+        self.hierarchy("freezer").or_else(|| self.unified())
+    }
+
+    pub fn can_freeze(&self) -> bool {
+        self.freezer().is_some()
+    }
+
     /// Freeze or thaw, waiting until the kernel says it is done.
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
-        let h = self
-            .hierarchy("freezer")
-            .ok_or_else(|| Error::Other("no freezer cgroup hierarchy on this host".into()))?;
-        v1::set_frozen(&h.path, frozen)
+        match self.freezer() {
+            Some(h) if h.unified => v2::set_frozen(&h.path, frozen),
+            Some(h) => v1::set_frozen(&h.path, frozen),
+            None => Err(Error::Other(
+                "no freezer cgroup hierarchy on this host".into(),
+            )),
+        }
     }
 
     pub fn frozen(&self) -> bool {
-        self.hierarchy("freezer")
-            .and_then(|h| fs::read_to_string(h.path.join("freezer.state")).ok())
-            .is_some_and(|s| s.trim() == "FROZEN")
+        match self.freezer() {
+            Some(h) if h.unified => v2::frozen(&h.path),
+            Some(h) => {
+                fs::read_to_string(h.path.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            }
+            None => false,
+        }
     }
 
-    /// Kill whatever is left (frozen first so nothing forks away), then remove the directories
-    /// brig created, retrying while the kernel drains them.
+    /// Kill whatever is left (with cgroup.kill, or frozen first so nothing forks away), then
+    /// remove the directories brig created, retrying while the kernel drains them.
     pub fn destroy(&self) -> Result<()> {
         // In a cgroup we only joined, the other processes belong to someone else.
-        let left = if self.owned() {
-            self.pids()?
-        } else {
-            Vec::new()
-        };
-        if !left.is_empty() {
-            let _ = self.set_frozen(true);
-            for pid in &left {
-                // SAFETY: kill with integer arguments only.
-                unsafe { libc::kill(*pid, libc::SIGKILL) };
-            }
-            let _ = self.set_frozen(false);
+        if self.owned() {
+            self.kill_all()?;
         }
         for h in self.hierarchies.iter().filter(|h| h.created) {
             remove_dir_retrying(&h.path)?;
@@ -286,6 +368,103 @@ impl Cgroup {
         }
         Ok(())
     }
+
+    fn kill_all(&self) -> Result<()> {
+        if let Some(h) = self
+            .unified()
+            .filter(|h| h.path.join("cgroup.kill").exists())
+        {
+            if self.pids()?.is_empty() {
+                return Ok(());
+            }
+            let file = h.path.join("cgroup.kill");
+            return match fs::write(&file, "1") {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                other => other.ctx(|| format!("write 1 to {}", file.display())),
+            };
+        }
+        let left = self.pids()?;
+        if !left.is_empty() {
+            let _ = self.set_frozen(true);
+            for pid in &left {
+                // SAFETY: kill with integer arguments only.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+            let _ = self.set_frozen(false);
+        }
+        Ok(())
+    }
+}
+
+/// Write `linux.resources` into the container's cgroup: device rules (with `extra`, the
+/// config's own nodes) and limits. `update` says whether this is `brig update` (then
+/// `memory.checkBeforeUpdate` applies and device rules are rewritten only when given).
+pub fn apply(
+    cg: &Cgroup,
+    resources: Option<&LinuxResources>,
+    extra: &[devices::Rule],
+    update: bool,
+) -> Result<()> {
+    if let Some(r) = resources {
+        validate(r)?;
+    }
+    let devices_given = resources.is_some_and(|r| r.devices().is_some());
+    if !update || devices_given {
+        let rules = devices::rule_list(resources, extra)?;
+        if cg.is_v2() {
+            if let Some(h) = cg.unified() {
+                bpf::install_device_filter(&h.path, &rules)?;
+            }
+        } else {
+            v1::apply_devices(cg, &rules)?;
+        }
+    }
+    let Some(r) = resources else {
+        return Ok(());
+    };
+    if cg.is_v2() {
+        match cg.unified() {
+            Some(h) => v2::apply_limits(h, r, update),
+            None => Ok(()),
+        }
+    } else {
+        v1::apply_limits(cg, r, update)
+    }
+}
+
+/// Checks that hold on every cgroup version, before anything is written.
+fn validate(r: &LinuxResources) -> Result<()> {
+    if let Some(m) = r.memory() {
+        for (field, value) in [
+            ("limit", m.limit()),
+            ("reservation", m.reservation()),
+            ("swap", m.swap()),
+            ("kernel", m.kernel()),
+            ("kernelTCP", m.kernel_tcp()),
+        ] {
+            if value.is_some_and(|v| v < -1) {
+                return Err(Error::config(
+                    format!("linux.resources.memory.{field}"),
+                    format!(
+                        "{} is neither -1 (no limit) nor a number of bytes",
+                        value.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write `value` to `dir/file`, the error naming the resource field and the file.
+fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+    let path = dir.join(file);
+    fs::write(&path, value).ctx(|| {
+        format!(
+            "linux.resources.{field}: write {value:?} to {}",
+            path.display()
+        )
+    })
 }
 
 fn remove_dir_retrying(path: &Path) -> Result<()> {
@@ -301,5 +480,52 @@ fn remove_dir_retrying(path: &Path) -> Result<()> {
             }
             Err(e) => return Err(e).ctx(|| format!("remove cgroup {}", path.display())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
+35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,cpu,cpuacct
+";
+    const V2: &str =
+        "30 25 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+
+    #[test]
+    fn modes() {
+        assert_eq!(detect_in(HYBRID), Mode::Hybrid);
+        assert_eq!(detect_in(V2), Mode::V2);
+        assert_eq!(
+            detect_in(&HYBRID.replace("cgroup2 cgroup2", "x x")),
+            Mode::V1
+        );
+    }
+
+    #[test]
+    fn own_cgroups_and_places() {
+        let own = "3:cpu,cpuacct:/a\n2:memory:/m\n0::/user.slice/s\n";
+        let mounted = mounted_v1(HYBRID, own);
+        assert_eq!(mounted.len(), 2);
+        assert_eq!(mounted[1].own, "/a");
+        assert_eq!(own_cgroup(own, &[]).as_deref(), Some("/user.slice/s"));
+        let point = Path::new("/sys/fs/cgroup");
+        assert_eq!(
+            place(Path::new("c/x"), "/user.slice/s", "/", point),
+            Path::new("/sys/fs/cgroup/user.slice/s/c/x")
+        );
+        assert_eq!(
+            place(Path::new("/c/x"), "/user.slice/s", "/", point),
+            Path::new("/sys/fs/cgroup/c/x")
+        );
+        // In a cgroup namespace the mount shows only a subtree.
+        assert_eq!(
+            place(Path::new("x"), "/ns/own", "/ns", point),
+            Path::new("/sys/fs/cgroup/own/x")
+        );
     }
 }

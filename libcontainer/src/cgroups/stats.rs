@@ -63,6 +63,9 @@ fn memory_entry(dir: &Path, prefix: &str) -> Value {
 
 /// The container's statistics; sections for controllers the host lacks are left out.
 pub fn stats(cg: &Cgroup) -> Value {
+    if cg.is_v2() {
+        return cg.unified().map(|h| stats_v2(&h.path)).unwrap_or_default();
+    }
     let mut data = Map::new();
     if let Some(h) = cg.hierarchy("cpuacct") {
         let dir = &h.path;
@@ -130,7 +133,9 @@ pub fn stats(cg: &Cgroup) -> Value {
             }),
         );
     }
-    if let Some(h) = cg.hierarchy("hugetlb") {
+    if let Some(h) = cg.hierarchy("hugetlb").filter(|h| h.unified) {
+        data.insert("hugetlb".into(), Value::Object(hugetlb_v2(&h.path)));
+    } else if let Some(h) = cg.hierarchy("hugetlb") {
         let mut sizes = Map::new();
         for entry in fs::read_dir(&h.path).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -155,7 +160,130 @@ pub fn stats(cg: &Cgroup) -> Value {
 
 /// How many times the kernel's OOM killer acted in the container's memory cgroup.
 pub fn oom_kills(cg: &Cgroup) -> u64 {
-    cg.hierarchy("memory")
-        .map(|h| get(&key_values(&h.path, "memory.oom_control"), "oom_kill"))
-        .unwrap_or(0)
+    match cg.hierarchy("memory") {
+        Some(h) if h.unified => get(&key_values(&h.path, "memory.events"), "oom_kill"),
+        Some(h) => get(&key_values(&h.path, "memory.oom_control"), "oom_kill"),
+        None => 0,
+    }
+}
+
+/// A v2 limit file: "max" is no limit (runc reports u64::MAX).
+fn limit(dir: &Path, file: &str) -> u64 {
+    match read(dir, file).as_deref() {
+        Some("max") => u64::MAX,
+        Some(v) => v.parse().unwrap_or(0),
+        None => 0,
+    }
+}
+
+/// io.stat lines ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 …") as runc's blkio entries.
+fn io_entries(dir: &Path, keys: [(&str, &str); 2]) -> Vec<Value> {
+    let mut entries = Vec::new();
+    for line in read(dir, "io.stat").unwrap_or_default().lines() {
+        let mut parts = line.split_whitespace();
+        let Some((major, minor)) = parts.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse::<u64>(), minor.parse::<u64>()) else {
+            continue;
+        };
+        let fields: Map<String, Value> = parts
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), json!(v.parse::<u64>().ok()?)))
+            })
+            .collect();
+        for (key, op) in keys {
+            entries.push(
+                json!({"major": major, "minor": minor, "op": op, "value": get(&fields, key)}),
+            );
+        }
+    }
+    entries
+}
+
+fn hugetlb_v2(dir: &Path) -> Map<String, Value> {
+    let mut sizes = Map::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(size) = name
+            .strip_prefix("hugetlb.")
+            .and_then(|n| n.strip_suffix(".current"))
+            .filter(|s| !s.contains('.'))
+        {
+            let events = key_values(dir, &format!("hugetlb.{size}.events"));
+            sizes.insert(
+                size.to_string(),
+                json!({"usage": number(dir, &name), "max": 0, "failcnt": get(&events, "max")}),
+            );
+        }
+    }
+    sizes
+}
+
+/// The same shape from cgroup v2 files (runc's conversion: µs → ns, `max` → u64::MAX).
+fn stats_v2(dir: &Path) -> Value {
+    let mut data = Map::new();
+    let cpu = key_values(dir, "cpu.stat");
+    if !cpu.is_empty() {
+        data.insert(
+            "cpu".into(),
+            json!({
+                "usage": {
+                    "total": get(&cpu, "usage_usec") * 1000,
+                    "percpu": [],
+                    "kernel": get(&cpu, "system_usec") * 1000,
+                    "user": get(&cpu, "user_usec") * 1000,
+                },
+                "throttling": {
+                    "periods": get(&cpu, "nr_periods"),
+                    "throttled_periods": get(&cpu, "nr_throttled"),
+                    "throttled_time": get(&cpu, "throttled_usec") * 1000,
+                }
+            }),
+        );
+    }
+    if dir.join("memory.current").exists() {
+        let raw = key_values(dir, "memory.stat");
+        let events = key_values(dir, "memory.events");
+        data.insert(
+            "memory".into(),
+            json!({
+                "cache": get(&raw, "file"),
+                "usage": {
+                    "usage": number(dir, "memory.current"),
+                    "max": number(dir, "memory.peak"),
+                    "failcnt": get(&events, "max"),
+                    "limit": limit(dir, "memory.max"),
+                },
+                "swap": {
+                    "usage": number(dir, "memory.swap.current"),
+                    "max": number(dir, "memory.swap.peak"),
+                    "failcnt": 0,
+                    "limit": limit(dir, "memory.swap.max"),
+                },
+                "raw": raw,
+            }),
+        );
+    }
+    if dir.join("pids.current").exists() {
+        data.insert(
+            "pids".into(),
+            json!({"current": number(dir, "pids.current"), "limit": limit(dir, "pids.max")}),
+        );
+    }
+    if dir.join("io.stat").exists() {
+        data.insert(
+            "blkio".into(),
+            json!({
+                "ioServiceBytesRecursive": io_entries(dir, [("rbytes", "Read"), ("wbytes", "Write")]),
+                "ioServicedRecursive": io_entries(dir, [("rios", "Read"), ("wios", "Write")]),
+            }),
+        );
+    }
+    let sizes = hugetlb_v2(dir);
+    if !sizes.is_empty() {
+        data.insert("hugetlb".into(), Value::Object(sizes));
+    }
+    Value::Object(data)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::devices::{self, Rule};
+use super::devices::Rule;
 use super::Cgroup;
 use crate::error::{Context, Error, Result};
 
@@ -17,13 +17,7 @@ fn write(cg: &Cgroup, controller: &str, file: &str, value: &str, field: &str) ->
             format!("the {controller} cgroup controller is not available on this host"),
         )
     })?;
-    let path = h.path.join(file);
-    fs::write(&path, value).ctx(|| {
-        format!(
-            "linux.resources.{field}: write {value:?} to {}",
-            path.display()
-        )
-    })
+    super::write_file(&h.path, file, value, field)
 }
 
 fn exists(cg: &Cgroup, controller: &str, file: &str) -> bool {
@@ -62,16 +56,9 @@ pub fn inherit_cpuset(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn apply(cg: &Cgroup, resources: Option<&LinuxResources>, extra: &[Rule]) -> Result<()> {
-    apply_devices(cg, resources, extra)?;
-    match resources {
-        Some(r) => apply_limits(cg, r),
-        None => Ok(()),
-    }
-}
-
-/// Everything but the device rules.
-pub fn apply_limits(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
+/// Everything but the device rules (`update` changes nothing here: v1 itself refuses a
+/// memory limit below the usage, which is what `checkBeforeUpdate` asks for).
+pub fn apply_limits(cg: &Cgroup, r: &LinuxResources, _update: bool) -> Result<()> {
     if let Some(m) = r.memory() {
         apply_memory(cg, m)?;
     }
@@ -200,15 +187,21 @@ pub fn apply_limits(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
             }
         }
     }
-    for limit in r.hugepage_limits().iter().flatten() {
-        let file = format!("hugetlb.{}.limit_in_bytes", limit.page_size());
-        write(
-            cg,
-            "hugetlb",
-            &file,
-            &limit.limit().to_string(),
-            "hugepageLimits",
-        )?;
+    // A hybrid host may bind hugetlb to the unified hierarchy (this one does).
+    match cg.hierarchy("hugetlb") {
+        Some(h) if h.unified => super::v2::hugetlb(h, r.hugepage_limits().as_deref())?,
+        _ => {
+            for limit in r.hugepage_limits().iter().flatten() {
+                let file = format!("hugetlb.{}.limit_in_bytes", limit.page_size());
+                write(
+                    cg,
+                    "hugetlb",
+                    &file,
+                    &limit.limit().to_string(),
+                    "hugepageLimits",
+                )?;
+            }
+        }
     }
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
@@ -241,11 +234,14 @@ pub fn apply_limits(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         }
         write(cg, "rdma", "rdma.max", &line, "rdma")?;
     }
-    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return Err(Error::config(
-            "linux.resources.unified",
-            "needs the unified (cgroup v2) hierarchy; this host's controllers are cgroup v1",
-        ));
+    if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+        match cg.unified() {
+            Some(h) => super::v2::write_unified(h, unified)?,
+            None => return Err(Error::config(
+                "linux.resources.unified",
+                "needs the unified (cgroup v2) hierarchy; this host's controllers are cgroup v1",
+            )),
+        }
     }
     Ok(())
 }
@@ -338,30 +334,12 @@ fn apply_memory(cg: &Cgroup, m: &oci_spec::runtime::LinuxMemory) -> Result<()> {
     Ok(())
 }
 
-fn apply_devices(cg: &Cgroup, resources: Option<&LinuxResources>, extra: &[Rule]) -> Result<()> {
+/// Device rules in order (the first denies everything) into devices.allow / devices.deny.
+pub fn apply_devices(cg: &Cgroup, rules: &[Rule]) -> Result<()> {
     if cg.hierarchy("devices").is_none() {
         return Ok(());
     }
-    // Deny all, then the config's rules, then (as runc does) the default devices and the
-    // config's own nodes, which a container always gets.
-    let mut rules = vec![Rule {
-        allow: false,
-        kind: 'a',
-        major: None,
-        minor: None,
-        access: "rwm".into(),
-    }];
-    for (i, rule) in resources
-        .and_then(|r| r.devices().as_ref())
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        rules.push(devices::from_spec(rule, i)?);
-    }
-    rules.extend(devices::defaults());
-    rules.extend(extra.iter().cloned());
-    for rule in &rules {
+    for rule in rules {
         let file = if rule.allow {
             "devices.allow"
         } else {

@@ -84,13 +84,17 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         _ => {}
     }
     let linux = config.spec.linux().as_ref();
-    let mut cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
-    let dir = ContainerDir::create(&options.root, &options.id)?;
     let resources = linux.and_then(|l| l.resources().clone());
+    let mut cgroup = Cgroup::resolve(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &options.id,
+        cgroups::needs_unified(resources.as_ref()),
+    )?;
+    let dir = ContainerDir::create(&options.root, &options.id)?;
     let made = cgroup
         .create()
-        .and_then(|()| device_node_rules(&config))
-        .and_then(|node_rules| cgroups::v1::apply(&cgroup, resources.as_ref(), &node_rules))
+        .and_then(|()| cgroups::devices::node_rules(&config.spec))
+        .and_then(|node_rules| cgroups::apply(&cgroup, resources.as_ref(), &node_rules, false))
         .and_then(|()| create_in(&dir, config, options, cgroup.clone()));
     match made {
         Ok((state, console)) => Ok(Created {
@@ -108,36 +112,6 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             Err(err)
         }
     }
-}
-
-/// `linux.devices` nodes are usable in the container: allow them in the device cgroup.
-fn device_node_rules(config: &Config) -> Result<Vec<cgroups::devices::Rule>> {
-    let devices = config
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_deref())
-        .unwrap_or(&[]);
-    devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let node = crate::rootfs::devices::from_spec(d, i)?;
-            let kind = if node.kind == nix::sys::stat::SFlag::S_IFBLK {
-                'b'
-            } else {
-                'c'
-            };
-            Ok(cgroups::devices::Rule {
-                allow: true,
-                kind,
-                major: Some(node.major as i64),
-                minor: Some(node.minor as i64),
-                access: "rwm".into(),
-            })
-        })
-        .filter(|r| !matches!(r, Ok(rule) if rule.major == Some(0) && rule.minor == Some(0)))
-        .collect()
 }
 
 fn create_in(
@@ -199,7 +173,21 @@ fn create_in(
         namespaces::unshare_time_with_offsets(offsets)?;
         flags &= !(libc::CLONE_NEWTIME as u64);
     }
-    let pid = match clone_with_flags(flags)? {
+    // On a v2 host init is born in its cgroup (CLONE_INTO_CGROUP): no write to cgroup.procs
+    // and no wait for the parent. Otherwise the parent moves it, and a new cgroup namespace
+    // must wait for that (init unshares it then), or its root would be our own cgroup.
+    let into_cgroup = match state.cgroup.unified().filter(|_| state.cgroup.is_v2()) {
+        Some(h) => Some(open_path(&h.path, OFlag::O_PATH | OFlag::O_DIRECTORY)?),
+        None => None,
+    };
+    let moved_by_parent = !state.cgroup.hierarchies.is_empty() && into_cgroup.is_none();
+    let late_cgroupns = moved_by_parent && flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    if late_cgroupns {
+        flags &= !(libc::CLONE_NEWCGROUP as u64);
+    }
+    let (forked, placed) = clone_with_flags(flags, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
+    drop(into_cgroup);
+    let pid = match forked {
         Forked::Child => init::run(InitArgs {
             config: &config,
             id: &options.id,
@@ -209,7 +197,8 @@ fn create_in(
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],
             new_user_ns,
-            wait_for_parent: new_user_ns || !state.cgroup.hierarchies.is_empty(),
+            wait_for_parent: new_user_ns || moved_by_parent,
+            unshare_cgroupns: late_cgroupns,
             state: &state,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
@@ -235,9 +224,9 @@ fn create_in(
         user_ns::write_maps(pid.as_raw(), &config)?;
     }
     if !state.cgroup.hierarchies.is_empty() {
-        state.cgroup.add(pid.as_raw())?;
+        state.cgroup.add(pid.as_raw(), placed)?;
     }
-    if new_user_ns || !state.cgroup.hierarchies.is_empty() {
+    if new_user_ns || moved_by_parent {
         parent_end.send(&Message::Proceed)?;
     }
     let mut console = None;

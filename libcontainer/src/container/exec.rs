@@ -140,7 +140,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         .map(crate::seccomp::compile)
         .transpose()?;
     let (parent_end, child_end) = channel::pair()?;
-    let pid = match clone_with_flags(0)? {
+    let pid = match clone_with_flags(0, None)?.0 {
         Forked::Child => tenant::run(TenantArgs {
             process: &options.process,
             personality,
@@ -158,7 +158,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     let placed = if state.cgroup.hierarchies.is_empty() {
         Ok(())
     } else {
-        state.cgroup.add(pid.as_raw())
+        state.cgroup.add(pid.as_raw(), false)
     };
     if let Err(err) = placed.and_then(|()| parent_end.send(&Message::Proceed)) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -103,7 +103,7 @@ pub fn container_pids(state: &State) -> Vec<i32> {
 /// nothing forks away between listing and signalling.
 pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<()> {
     // Only a cgroup of the container's own is frozen: a joined one holds other processes.
-    let freeze = state.cgroup.owned() && state.cgroup.hierarchy("freezer").is_some();
+    let freeze = state.cgroup.owned() && state.cgroup.can_freeze();
     let was_frozen = freeze && state.cgroup.frozen();
     if freeze && !was_frozen {
         state.cgroup.set_frozen(true)?;

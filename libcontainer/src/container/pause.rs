@@ -30,7 +30,7 @@ fn set_paused(root: &Path, id: &str, paused: bool) -> Result<()> {
             status: state.status.to_string(),
         });
     }
-    if state.cgroup.hierarchy("freezer").is_none() {
+    if !state.cgroup.can_freeze() {
         return Err(Error::Other(format!(
             "cannot {op} container {id:?}: it has no freezer cgroup"
         )));

@@ -26,13 +26,9 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<()> {
             "cannot update container {id:?}: it has no cgroup"
         )));
     }
-    // Device rules are rewritten only when given: a rewrite denies everything for a moment.
-    let node_rules = Vec::new();
-    if resources.devices().is_some() {
-        cgroups::v1::apply(&state.cgroup, Some(resources), &node_rules)?;
-    } else {
-        cgroups::v1::apply_limits(&state.cgroup, resources)?;
-    }
+    // Device rules are rewritten only when given: a v1 rewrite denies everything for a moment.
+    let node_rules = cgroups::devices::node_rules(&state.config)?;
+    cgroups::apply(&state.cgroup, Some(resources), &node_rules, true)?;
     let mut linux = state.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merge(
         linux.resources().clone().unwrap_or_default(),
@@ -64,6 +60,14 @@ fn merge(mut old: LinuxResources, new: &LinuxResources) -> LinuxResources {
     }
     if new.network().is_some() {
         old.set_network(new.network().clone());
+    }
+    if new.rdma().is_some() {
+        old.set_rdma(new.rdma().clone());
+    }
+    if let Some(keys) = new.unified() {
+        let mut merged = old.unified().clone().unwrap_or_default();
+        merged.extend(keys.clone());
+        old.set_unified(Some(merged));
     }
     old
 }

@@ -36,6 +36,9 @@ pub struct InitArgs<'a> {
     pub new_user_ns: bool,
     /// The parent still has to place init in its cgroup or write its id maps.
     pub wait_for_parent: bool,
+    /// Make the new cgroup namespace only once the parent has placed us in our cgroup, so
+    /// that cgroup is the namespace's root.
+    pub unshare_cgroupns: bool,
     /// The state as `create` wrote it, for the hooks init runs.
     pub state: &'a State,
     pub rootfs: RootfsOptions,
@@ -120,6 +123,10 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
                 )))
             }
         }
+    }
+    if args.unshare_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "unshare the cgroup namespace")?;
     }
     if args.new_user_ns {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))

@@ -335,7 +335,8 @@ fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Resu
     nix::errno::Errno::result(ret).map(drop)
 }
 
-/// A `cgroup` mount on a v1 host, as runc makes it: a tmpfs with one directory per hierarchy,
+/// A `cgroup` mount. On a v2 host the cgroup2 file system; on a v1 host, as runc makes it: a
+/// tmpfs with one directory per hierarchy,
 /// each a bind mount of the container's own cgroup there (read-only with `ro`), and a symlink
 /// per controller of a co-mounted hierarchy (cpu → cpu,cpuacct).
 fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()> {
@@ -344,6 +345,34 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()>
     let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let target = mkdir_all(root, dest, 0o755)?;
+    let ro = if readonly {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    if let Some(h) = cgroup.unified().filter(|_| cgroup.is_v2()) {
+        // v2: the hierarchy itself, whose root is the container's cgroup in its own cgroup
+        // namespace; where the kernel refuses (no cgroup namespace in a user namespace) the
+        // container's cgroup directory bound instead, as runc does.
+        let path = fd_path(&target);
+        return match mount(
+            Some("cgroup2"),
+            path.as_str(),
+            Some("cgroup2"),
+            base | ro,
+            NONE,
+        ) {
+            Err(Errno::EPERM | Errno::EBUSY) => {
+                mount(Some(&h.path), path.as_str(), NONE, MsFlags::MS_BIND, NONE)
+                    .ctx(|| format!("bind cgroup {} to {:?}", h.path.display(), dest))?;
+                let target = reopen(root, dest)?;
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro;
+                mount(NONE, fd_path(&target).as_str(), NONE, flags, NONE)
+                    .ctx(|| format!("remount cgroup {:?}", dest))
+            }
+            other => other.ctx(|| format!("mount cgroup2 on {:?}", dest)),
+        };
+    }
     mount(
         Some("tmpfs"),
         fd_path(&target).as_str(),
@@ -353,7 +382,11 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()>
     )
     .ctx(|| format!("mount tmpfs for cgroups on {:?}", dest))?;
     for h in &cgroup.hierarchies {
-        let name = h.controllers.join(",");
+        let name = if h.unified {
+            "unified".to_string()
+        } else {
+            h.controllers.join(",")
+        };
         let dir = mkdir_all(root, &dest.join(&name), 0o755)?;
         mount(
             Some(&h.path),
@@ -364,17 +397,10 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()>
         )
         .ctx(|| format!("bind cgroup {} to {:?}", h.path.display(), dest.join(&name)))?;
         let dir = reopen(root, &dest.join(&name))?;
-        let flags = MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | base
-            | if readonly {
-                MsFlags::MS_RDONLY
-            } else {
-                MsFlags::empty()
-            };
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro;
         mount(NONE, fd_path(&dir).as_str(), NONE, flags, NONE)
             .ctx(|| format!("remount cgroup {:?}", dest.join(&name)))?;
-        if h.controllers.len() > 1 {
+        if h.controllers.len() > 1 && !h.unified {
             let parent = reopen(root, dest)?;
             for controller in &h.controllers {
                 match nix::unistd::symlinkat(name.as_str(), parent.as_fd(), controller.as_str()) {
