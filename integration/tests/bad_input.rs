@@ -157,14 +157,33 @@ fn a_mount_that_fails_reports_from_init_and_cleans_up() {
 
 #[test]
 fn unsupported_fields_are_refused_not_ignored() {
-    let mut b = Bundle::new("idmap");
-    b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(
+    let idmap_cases = [
+        (
             json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
-            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
-        )
-    });
-    assert!(create_fails(&b).contains("is not supported by this version of brig yet"));
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+            "idmap and ridmap are supported on bind mounts only",
+        ),
+        (
+            json!({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+            "gidMappings: must be given with uidMappings",
+        ),
+        (
+            // No mappings of its own and no user namespace to borrow them from.
+            json!({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}),
+            "idmap needs the mount's uidMappings and gidMappings",
+        ),
+    ];
+    for (mount, message) in idmap_cases {
+        let mut b = Bundle::new("idmap");
+        b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount.clone()));
+        let err = create_fails(&b);
+        assert!(
+            err.contains("mounts[") && err.contains(message),
+            "{mount}: {err}"
+        );
+    }
 
     let mut b = Bundle::new("rdt");
     b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "x"}));

@@ -531,3 +531,22 @@ fn hugepage_limits_and_unified_keys_go_to_the_unified_hierarchy() {
     ok(&b.brig(&["delete", "--force", &id]));
     assert!(!dir.exists(), "the unified cgroup was left behind");
 }
+
+#[test]
+fn a_cgroup2_mount_is_the_unified_hierarchy() {
+    let mut b = Bundle::with_script(
+        "cg2mount",
+        "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | tail -1 | sed 's/.* - //' | cut -d' ' -f1; \
+         test -f /sys/fs/cgroup/cgroup.procs && echo has-procs",
+    );
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup2", "options": ["nosuid", "noexec", "nodev"]}
+        ));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+    });
+    assert_eq!(ok(&b.run(&unique_id("cg2mount"))), "cgroup2\nhas-procs\n");
+}

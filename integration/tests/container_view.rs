@@ -286,6 +286,69 @@ fn user_namespace_with_id_maps() {
 }
 
 #[test]
+fn idmapped_bind_mounts_show_files_under_the_mapped_ids() {
+    let mut b = Bundle::with_script(
+        "idmap",
+        "stat -c '%u:%g' /idm/root-file /idm/sub/five-file /ridm/sub/five-file",
+    );
+    let shared = b.dir.join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::write(shared.join("root-file"), "").unwrap();
+    std::fs::write(shared.join("sub/five-file"), "").unwrap();
+    std::os::unix::fs::chown(shared.join("sub/five-file"), Some(5), Some(5)).unwrap();
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(
+            json!({"destination": "/idm", "type": "bind", "source": "shared",
+            "options": ["rbind", "idmap"], "uidMappings": map, "gidMappings": map}),
+        );
+        mounts.push(
+            json!({"destination": "/ridm", "type": "bind", "source": "shared",
+            "options": ["rbind", "ridmap", "ro"], "uidMappings": map, "gidMappings": map}),
+        );
+    });
+    // On-disk ids 0 and 5 are ids 1000 and 1005 through the mount (0 → 1000, size 10).
+    assert_eq!(
+        ok(&b.run(&unique_id("idmap"))),
+        "1000:1000\n1005:1005\n1005:1005\n"
+    );
+    // The host's directory is untouched.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(shared.join("sub/five-file"))
+            .unwrap()
+            .uid(),
+        5
+    );
+}
+
+#[test]
+fn an_idmap_mount_without_mappings_borrows_the_user_namespaces() {
+    // Files owned by host root appear as the container's root, not as the overflow id.
+    let mut b = Bundle::with_script("idmapns", "stat -c %u /bin/busybox /idm/file; id -u");
+    let shared = b.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("file"), "").unwrap();
+    // Root in the container cannot make directories in a rootfs that host root owns.
+    std::fs::create_dir(b.rootfs().join("idm")).unwrap();
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/idm",
+            "type": "bind", "source": "shared", "options": ["bind", "idmap"]}));
+    });
+    assert_eq!(ok(&b.run(&unique_id("idmapns"))), "65534\n0\n0\n");
+}
+
+#[test]
 fn domainname_needs_and_gets_a_uts_namespace() {
     let mut b = Bundle::with_script("domain", "cat /proc/sys/kernel/domainname");
     b.edit(|c| c["domainname"] = json!("example.org"));

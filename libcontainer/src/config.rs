@@ -225,25 +225,14 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Fields that later work implements. Until then a config that uses them is refused:
-/// running a container without the confinement it asked for would be a silent lie.
+/// Fields this host or this version cannot honour are refused: running a container without
+/// the confinement it asked for would be a silent lie.
 fn reject_unimplemented(spec: &Spec) -> Result<()> {
-    let not_yet = |field: &str| {
-        Err(Error::config(
-            field,
-            "is not supported by this version of brig yet",
-        ))
-    };
     if let Some(process) = spec.process() {
         crate::lsm::validate(
             process.apparmor_profile().as_deref(),
             process.selinux_label().as_deref(),
         )?;
-    }
-    for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
-        if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
-            return not_yet(&format!("mounts[{i}].uidMappings"));
-        }
     }
     let Some(linux) = spec.linux() else {
         return Ok(());

@@ -42,7 +42,7 @@ pub fn features() -> Value {
                 "modes": MEMORY_POLICY_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
                 "flags": MEMORY_POLICY_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
             },
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": true}},
             "netDevices": {"enabled": false}
         },
         "annotations": {

@@ -154,6 +154,7 @@ fn create_in(
     let fifo = open_path(&fifo_path, OFlag::O_PATH)?;
     let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
 
+    let idmapped = crate::rootfs::idmap::prepare(&config)?;
     let joins = namespaces::open_paths(&config)?;
     for ns in joins
         .iter()
@@ -200,6 +201,7 @@ fn create_in(
             wait_for_parent: new_user_ns || moved_by_parent,
             unshare_cgroupns: late_cgroupns,
             state: &state,
+            idmapped: &idmapped,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
                 bind_devices: new_user_ns,

@@ -42,6 +42,8 @@ pub struct InitArgs<'a> {
     /// The state as `create` wrote it, for the hooks init runs.
     pub state: &'a State,
     pub rootfs: RootfsOptions,
+    /// Id-mapped bind mounts made on the host, attached by init.
+    pub idmapped: &'a rootfs::idmap::IdmappedMounts,
     pub no_new_keyring: bool,
     /// Descriptors 3..3+N that stay open for the program.
     pub preserve_fds: u32,
@@ -161,7 +163,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         write_proc(args.proc, "self/oom_score_adj", &score.to_string())?;
     }
 
-    rootfs::prepare(config, args.rootfs, &args.state.cgroup)?;
+    rootfs::prepare(config, args.rootfs, &args.state.cgroup, args.idmapped)?;
     if !hooks::hooks(&config.spec, HookKind::Prestart).is_empty()
         || !hooks::hooks(&config.spec, HookKind::CreateRuntime).is_empty()
     {

@@ -2,10 +2,11 @@
 //! read-only paths. Runs inside the container's new mount namespace, in init, before it execs.
 
 pub mod devices;
+pub mod idmap;
 pub mod options;
 pub mod resolve;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -32,7 +33,12 @@ pub struct RootfsOptions {
 }
 
 /// Everything before the switch to the new root: propagation, mounts, devices, cwd.
-pub fn prepare(config: &Config, options: RootfsOptions, cgroup: &Cgroup) -> Result<()> {
+pub fn prepare(
+    config: &Config,
+    options: RootfsOptions,
+    cgroup: &Cgroup,
+    idmapped: &idmap::IdmappedMounts,
+) -> Result<()> {
     let linux = config.spec.linux().as_ref();
     let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
     // The spec: only `slave` receives the host's mount events; `shared` is a new peer group
@@ -76,7 +82,7 @@ pub fn prepare(config: &Config, options: RootfsOptions, cgroup: &Cgroup) -> Resu
         if m.typ().as_deref() == Some("cgroup") {
             mount_cgroups(root.as_fd(), m, cgroup)?;
         } else {
-            mount_entry(root.as_fd(), m, index, config)?;
+            mount_entry(root.as_fd(), m, index, config, idmapped.get(index))?;
         }
     }
 
@@ -169,7 +175,13 @@ fn readonly_root(config: &Config) -> Result<()> {
     .ctx(|| "remount the root filesystem read-only")
 }
 
-fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -> Result<()> {
+fn mount_entry(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    index: usize,
+    config: &Config,
+    idmapped: Option<RawFd>,
+) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
@@ -201,11 +213,15 @@ fn mount_entry(root: BorrowedFd<'_>, m: &Mount, index: usize, config: &Config) -
         } else {
             create_file(root, dest, 0o644)?
         };
-        let mut flags = MsFlags::MS_BIND;
-        if opts.recursive {
-            flags |= MsFlags::MS_REC;
+        if let Some(tree) = idmapped {
+            idmap::attach(tree, &target).ctx(what)?;
+        } else {
+            let mut flags = MsFlags::MS_BIND;
+            if opts.recursive {
+                flags |= MsFlags::MS_REC;
+            }
+            mount(Some(&source), fd_path(&target).as_str(), NONE, flags, NONE).ctx(what)?;
         }
-        mount(Some(&source), fd_path(&target).as_str(), NONE, flags, NONE).ctx(what)?;
         // The flags of a bind mount only take by remounting it; the old handle points under the
         // new mount, so resolve the path again.
         let target = reopen(root, dest)?;

@@ -20,6 +20,8 @@ pub struct MountOptions {
     /// `MOUNT_ATTR_*` to set and clear on the whole tree (`rro`, `rnosuid`, …: mount_setattr).
     pub recursive_set: u64,
     pub recursive_clear: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)): never passed to mount(2).
+    pub idmap: Option<bool>,
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -128,6 +130,7 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
         copy_up: false,
         recursive_set: 0,
         recursive_clear: 0,
+        idmap: None,
     };
     let mut data = Vec::new();
     for option in options {
@@ -147,6 +150,10 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> MountOptions {
             parsed.recursive_clear = (parsed.recursive_clear & !set) | clear;
         } else if option == "tmpcopyup" {
             parsed.copy_up = true;
+        } else if option == "idmap" {
+            parsed.idmap = Some(parsed.idmap.unwrap_or(false));
+        } else if option == "ridmap" {
+            parsed.idmap = Some(true);
         } else if option == "bind" {
             parsed.bind = true;
         } else if option == "rbind" {
@@ -165,7 +172,7 @@ pub fn known_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = FLAGS.iter().map(|(n, _, _)| *n).collect();
     names.extend(PROPAGATION.iter().map(|(n, _)| *n));
     names.extend(RECURSIVE.iter().map(|(n, _, _)| *n));
-    names.extend(["bind", "rbind", "tmpcopyup"]);
+    names.extend(["bind", "rbind", "tmpcopyup", "idmap", "ridmap"]);
     names.sort_unstable();
     names
 }
@@ -173,6 +180,16 @@ pub fn known_names() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idmap_options_never_reach_mount() {
+        let o = parse(&["rbind", "idmap"]);
+        assert_eq!((o.idmap, o.data.as_str()), (Some(false), ""));
+        assert_eq!(parse(&["idmap", "ridmap"]).idmap, Some(true));
+        assert_eq!(parse(&["ridmap", "idmap"]).idmap, Some(true));
+        assert_eq!(parse(&["bind"]).idmap, None);
+        assert!(known_names().contains(&"ridmap"));
+    }
 
     #[test]
     fn splits_flags_propagation_and_data() {

@@ -1,0 +1,246 @@
+//! Id-mapped bind mounts (`idmap`, `ridmap`, `uidMappings`/`gidMappings` of a mount).
+//!
+//! Setting MOUNT_ATTR_IDMAP needs CAP_SYS_ADMIN over the source's filesystem, which init no
+//! longer has once it is in a new user namespace; so `create` makes each such mount on the host
+//! before the clone, as a detached tree (open_tree + mount_setattr), and init only attaches it
+//! at its destination (move_mount). The mapping's user namespace comes from a short-lived child
+//! that exists only to own it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
+
+use super::options;
+use crate::config::Config;
+use crate::error::{Context, Error, Result};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// The detached, id-mapped trees by mount index, made on the host before the clone.
+#[derive(Default)]
+pub struct IdmappedMounts {
+    trees: Vec<(usize, OwnedFd)>,
+}
+
+impl IdmappedMounts {
+    pub fn get(&self, index: usize) -> Option<RawFd> {
+        self.trees
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd.as_raw_fd())
+    }
+}
+
+/// Whether a mount asks for an idmapping, and whether recursively (`ridmap`).
+fn wanted(m: &Mount) -> Option<bool> {
+    let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    match opts.idmap {
+        Some(recursive) => Some(recursive),
+        None if m.uid_mappings().is_some() || m.gid_mappings().is_some() => Some(false),
+        None => None,
+    }
+}
+
+/// The mapping for mount `index`: its own, or the container's user namespace's.
+fn mappings<'a>(
+    m: &'a Mount,
+    index: usize,
+    config: &'a Config,
+) -> Result<(&'a [LinuxIdMapping], &'a [LinuxIdMapping])> {
+    let field = |f: &str| format!("mounts[{index}].{f}");
+    match (m.uid_mappings().as_deref(), m.gid_mappings().as_deref()) {
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => Ok((u, g)),
+        (Some(_), Some(_)) => Err(Error::config(
+            field("uidMappings"),
+            "an idmapping needs at least one uid and one gid range",
+        )),
+        (Some(_), None) => Err(Error::config(
+            field("gidMappings"),
+            "must be given with uidMappings",
+        )),
+        (None, Some(_)) => Err(Error::config(
+            field("uidMappings"),
+            "must be given with gidMappings",
+        )),
+        (None, None) => {
+            let linux = config.spec.linux().as_ref();
+            let user_ns = config.new_namespace(oci_spec::runtime::LinuxNamespaceType::User);
+            match (
+                user_ns,
+                linux.and_then(|l| l.uid_mappings().as_deref()),
+                linux.and_then(|l| l.gid_mappings().as_deref()),
+            ) {
+                (true, Some(u), Some(g)) => Ok((u, g)),
+                _ => Err(Error::config(
+                    field("options"),
+                    "idmap needs the mount's uidMappings and gidMappings, or a new user namespace with mappings",
+                )),
+            }
+        }
+    }
+}
+
+/// Make every id-mapped mount of the config as a detached tree. Nothing to undo on failure:
+/// the trees vanish with their descriptors.
+pub fn prepare(config: &Config) -> Result<IdmappedMounts> {
+    let mut made = IdmappedMounts::default();
+    let mut namespaces: Vec<(String, OwnedFd)> = Vec::new();
+    for (index, m) in config.spec.mounts().iter().flatten().enumerate() {
+        let Some(recursive_idmap) = wanted(m) else {
+            continue;
+        };
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+        if !(opts.bind || m.typ().as_deref() == Some("bind")) {
+            return Err(Error::config(
+                format!("mounts[{index}].options"),
+                "idmap and ridmap are supported on bind mounts only",
+            ));
+        }
+        let (uids, gids) = mappings(m, index, config)?;
+        let key = format!("{}|{}", map_text(uids), map_text(gids));
+        let userns = match namespaces.iter().position(|(k, _)| *k == key) {
+            Some(i) => namespaces[i].1.as_raw_fd(),
+            None => {
+                let fd = user_namespace(uids, gids)
+                    .ctx(|| format!("mounts[{index}]: make the idmapping's user namespace"))?;
+                namespaces.push((key, fd));
+                namespaces[namespaces.len() - 1].1.as_raw_fd()
+            }
+        };
+        let source = m.source().as_deref().ok_or_else(|| {
+            Error::config(
+                format!("mounts[{index}].source"),
+                "a bind mount needs a source",
+            )
+        })?;
+        let source = config.bundle.join(source);
+        let tree = open_tree(&source, opts.recursive).ctx(|| {
+            format!(
+                "mounts[{index}]: clone the mount tree of {}",
+                source.display()
+            )
+        })?;
+        set_idmap(&tree, userns, recursive_idmap)
+            .ctx(|| format!("mounts[{index}]: idmap {}", source.display()))?;
+        made.trees.push((index, tree));
+    }
+    Ok(made)
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// A user namespace with these maps, kept alive by the returned descriptor only.
+fn user_namespace(
+    uids: &[LinuxIdMapping],
+    gids: &[LinuxIdMapping],
+) -> std::result::Result<OwnedFd, Errno> {
+    // SAFETY: brig is single-threaded here; the child only waits to be killed.
+    let child = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_NEWUSER | libc::SIGCHLD,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
+    let child = Errno::result(child)? as libc::pid_t;
+    if child == 0 {
+        loop {
+            // SAFETY: pause has no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        }
+    }
+    let made = (|| {
+        std::fs::write(format!("/proc/{child}/uid_map"), map_text(uids))
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        std::fs::write(format!("/proc/{child}/gid_map"), map_text(gids))
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let path =
+            std::ffi::CString::new(format!("/proc/{child}/ns/user")).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: open with a valid C string; the result is checked.
+        let fd =
+            Errno::result(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+        // SAFETY: the kernel just returned this descriptor to us.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })();
+    // SAFETY: our own child; killed and reaped so nothing is left.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    made
+}
+
+fn open_tree(source: &Path, recursive: bool) -> std::result::Result<OwnedFd, Errno> {
+    let path =
+        std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree with a valid C string; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn set_idmap(tree: &OwnedFd, userns: RawFd, recursive: bool) -> std::result::Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: mount_setattr on our detached tree with a live, correctly sized attr.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Attach a prepared tree at `target` (an O_PATH handle inside the rootfs).
+pub fn attach(tree: RawFd, target: &OwnedFd) -> std::result::Result<(), Errno> {
+    // SAFETY: move_mount between two descriptors we hold, with empty paths.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
