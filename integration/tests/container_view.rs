@@ -349,6 +349,67 @@ fn an_idmap_mount_without_mappings_borrows_the_user_namespaces() {
 }
 
 #[test]
+fn joins_a_user_namespace_by_path_and_makes_its_namespaces_inside_it() {
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let mut owner = Bundle::new("usernsowner");
+    owner.set_args(&["sleep", "1000"]);
+    owner.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    let owner_id = unique_id("usernsowner");
+    ok(&owner.brig(&["run", "-d", &owner_id]));
+    let pid = owner.state(&owner_id).unwrap()["pid"].as_i64().unwrap();
+    let userns = format!("/proc/{pid}/ns/user");
+
+    // A new mount, pid and uts namespace inside the joined user namespace: mounting works
+    // (proc, tmpfs) and the hostname can be set, as root of that namespace.
+    let mut guest = Bundle::with_script(
+        "usernsguest",
+        "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; hostname; \
+         mount -t tmpfs t /tmp && echo mounted",
+    );
+    guest.edit(|c| {
+        c["hostname"] = json!("inside");
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"},
+            {"type": "user", "path": userns}
+        ]);
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+        let caps = json!(["CAP_SYS_ADMIN"]);
+        c["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+    });
+    let out = ok(&guest.run(&unique_id("usernsguest")));
+    let lines: Vec<&str> = out.lines().collect();
+    let owner_ns = std::fs::read_link(&userns).unwrap();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"],
+        "{out}"
+    );
+    assert_eq!(lines[1], "0", "{out}");
+    assert_eq!(lines[2], owner_ns.display().to_string(), "{out}");
+    assert_eq!(&lines[3..], ["inside", "mounted"], "{out}");
+
+    // Mappings that are not the namespace's are refused.
+    guest.edit(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}])
+    });
+    let err = fails(&guest.run(&unique_id("usernsbad")));
+    assert!(
+        err.contains("linux.uidMappings: do not match the joined user namespace"),
+        "{err}"
+    );
+    assert!(guest.containers().is_empty());
+}
+
+#[test]
 fn domainname_needs_and_gets_a_uts_namespace() {
     let mut b = Bundle::with_script("domain", "cat /proc/sys/kernel/domainname");
     b.edit(|c| c["domainname"] = json!("example.org"));

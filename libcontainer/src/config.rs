@@ -180,12 +180,6 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
                     format!("must be an absolute path, got {path:?}"),
                 ));
             }
-            if ns.typ() == LinuxNamespaceType::User {
-                return Err(Error::config(
-                    format!("linux.namespaces[{i}].path"),
-                    "joining an existing user namespace is not supported yet",
-                ));
-            }
         }
     }
     let has = |kind| seen.contains(&kind);

@@ -23,6 +23,50 @@ pub fn write_maps(pid: i32, config: &Config) -> Result<()> {
         .ctx(|| format!("write gid_map of init {pid}"))
 }
 
+/// In a joined user namespace: the config's mappings, if it gives any, must be the ones the
+/// namespace has (engines send both; a mismatch would run the container under other ids).
+pub fn check_joined_maps(config: &Config) -> Result<()> {
+    let Some(linux) = config.spec.linux() else {
+        return Ok(());
+    };
+    let normal = |text: &str| -> Vec<Vec<String>> {
+        let mut lines: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .filter(|l: &Vec<String>| !l.is_empty())
+            .collect();
+        lines.sort();
+        lines
+    };
+    for (field, maps, file) in [
+        (
+            "linux.uidMappings",
+            linux.uid_mappings(),
+            "/proc/self/uid_map",
+        ),
+        (
+            "linux.gidMappings",
+            linux.gid_mappings(),
+            "/proc/self/gid_map",
+        ),
+    ] {
+        let Some(maps) = maps.as_deref().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let actual = std::fs::read_to_string(file).ctx(|| format!("read {file}"))?;
+        if normal(&map_text(maps)) != normal(&actual) {
+            return Err(crate::error::Error::config(
+                field,
+                format!(
+                    "do not match the joined user namespace's ({})",
+                    actual.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The host uid that is root in the container (the container's files and FIFO belong to it).
 pub fn host_root(config: &Config) -> (u32, u32) {
     let find = |maps: Option<&Vec<LinuxIdMapping>>| {

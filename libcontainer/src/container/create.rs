@@ -186,7 +186,12 @@ fn create_in(
     if late_cgroupns {
         flags &= !(libc::CLONE_NEWCGROUP as u64);
     }
-    let (forked, placed) = clone_with_flags(flags, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))?;
+    let into_cgroup_fd = into_cgroup.as_ref().map(|fd| fd.as_raw_fd());
+    let joined_user_ns = joins.iter().find(|j| j.kind == LinuxNamespaceType::User);
+    let (forked, placed) = match joined_user_ns {
+        Some(userns) => clone_in_user_ns(userns, &config, flags, into_cgroup_fd)?,
+        None => clone_with_flags(flags, into_cgroup_fd)?,
+    };
     drop(into_cgroup);
     let pid = match forked {
         Forked::Child => init::run(InitArgs {
@@ -198,13 +203,14 @@ fn create_in(
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],
             new_user_ns,
+            joined_user_ns: joined_user_ns.is_some(),
             wait_for_parent: new_user_ns || moved_by_parent,
             unshare_cgroupns: late_cgroupns,
             state: &state,
             idmapped: &idmapped,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
-                bind_devices: new_user_ns,
+                bind_devices: new_user_ns || joined_user_ns.is_some(),
             },
             no_new_keyring: options.no_new_keyring,
             preserve_fds: options.listen_fds.saturating_add(options.preserve_fds),
@@ -339,4 +345,66 @@ fn owner_name(uid: u32) -> String {
             })
         })
         .unwrap_or_else(|| uid.to_string())
+}
+
+/// Joining an existing user namespace: the container's new namespaces must belong to it (or
+/// init could not mount in its own mount namespace), so they are made from inside it. A
+/// launcher child joins it and clones init with CLONE_PARENT (init is still our child), sends
+/// init's pid and exits. With config mappings, they must be the namespace's own.
+fn clone_in_user_ns(
+    userns: &namespaces::JoinNamespace,
+    config: &Config,
+    flags: u64,
+    cgroup: Option<std::os::fd::RawFd>,
+) -> Result<(Forked, bool)> {
+    let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "make a pipe")?;
+    match clone_with_flags(0, None)?.0 {
+        Forked::Child => {
+            drop(reader);
+            let launched = namespaces::join(userns)
+                .and_then(|()| user_ns::check_joined_maps(config))
+                .and_then(|()| clone_with_flags(flags | libc::CLONE_PARENT as u64, cgroup));
+            let report = match launched {
+                Ok((Forked::Child, placed)) => {
+                    drop(writer);
+                    return Ok((Forked::Child, placed));
+                }
+                Ok((Forked::Parent(pid), placed)) => format!("{} {}", pid.as_raw(), placed as u8),
+                Err(err) => format!("error {err}"),
+            };
+            let _ = nix::unistd::write(&writer, report.as_bytes());
+            // SAFETY: the launcher leaves without running destructors it shares with the parent.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent(launcher) => {
+            drop(writer);
+            let mut buf = [0u8; 4096];
+            let mut text = String::new();
+            loop {
+                match nix::unistd::read(&reader, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e).ctx(|| "read from the user namespace launcher"),
+                }
+            }
+            let _ = nix::sys::wait::waitpid(launcher, None);
+            if let Some(err) = text.strip_prefix("error ") {
+                return Err(Error::Init(err.to_string()));
+            }
+            let mut parts = text.split(' ');
+            match (
+                parts.next().and_then(|p| p.parse::<i32>().ok()),
+                parts.next(),
+            ) {
+                (Some(pid), Some(placed)) => Ok((
+                    Forked::Parent(nix::unistd::Pid::from_raw(pid)),
+                    placed == "1",
+                )),
+                _ => Err(Error::Init(format!(
+                    "the user namespace launcher said {text:?}"
+                ))),
+            }
+        }
+    }
 }

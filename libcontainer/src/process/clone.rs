@@ -44,7 +44,12 @@ fn clone3(flags: u64, cgroup: Option<RawFd>) -> std::result::Result<Forked, Errn
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the exit signal is our own (and clone3 wants 0 here).
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         stack: 0,
         stack_size: 0,
         tls: 0,

@@ -34,6 +34,8 @@ pub struct InitArgs<'a> {
     /// Parent-only descriptors the child must not keep (the state lock, the parent's socket end).
     pub close: Vec<RawFd>,
     pub new_user_ns: bool,
+    /// Init was cloned inside an existing user namespace (see create's launcher).
+    pub joined_user_ns: bool,
     /// The parent still has to place init in its cgroup or write its id maps.
     pub wait_for_parent: bool,
     /// Make the new cgroup namespace only once the parent has placed us in our cgroup, so
@@ -130,17 +132,16 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "unshare the cgroup namespace")?;
     }
-    if args.new_user_ns {
+    if args.new_user_ns || args.joined_user_ns {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
             .ctx(|| "become root (gid 0) in the user namespace")?;
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .ctx(|| "become root (uid 0) in the user namespace")?;
     }
-    for ns in args
-        .join
-        .iter()
-        .filter(|ns| !namespaces::applies_to_children(ns.kind))
-    {
+    // The parent joined pid and time; a user namespace was joined before init existed.
+    for ns in args.join.iter().filter(|ns| {
+        !namespaces::applies_to_children(ns.kind) && ns.kind != LinuxNamespaceType::User
+    }) {
         namespaces::join(ns)?;
     }
     if !args.no_new_keyring {

@@ -256,14 +256,36 @@ fn mount_entry(
         };
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let source = source.map(|s| s.as_os_str()).unwrap_or(typ.as_ref());
-        mount(
+        match mount(
             Some(source),
             fd_path(&target).as_str(),
             Some(typ),
             opts.flags,
             data,
-        )
-        .ctx(what)?;
+        ) {
+            // sysfs belongs to the network namespace: in a user namespace without a network
+            // namespace of its own, the host's /sys is bound instead (runc does the same).
+            Err(Errno::EPERM) if typ == "sysfs" && in_user_namespace() => {
+                mount(
+                    Some("/sys"),
+                    fd_path(&target).as_str(),
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    NONE,
+                )
+                .ctx(what)?;
+                let target = reopen(root, dest)?;
+                let locked =
+                    locked_flags(&fstatvfs(&target).ctx(|| format!("statfs {}", dest.display()))?);
+                let flags = MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | (opts.flags - MsFlags::MS_REMOUNT)
+                    | (locked - opts.cleared);
+                mount(NONE, fd_path(&target).as_str(), NONE, flags, NONE)
+                    .ctx(|| format!("remount {:?} with its options", dest))?;
+            }
+            other => other.ctx(what)?,
+        }
         if let Some(covered) = covered {
             let mounted = reopen(root, dest)?;
             copy_up(Path::new(&fd_path(&covered)), Path::new(&fd_path(&mounted)))
@@ -283,6 +305,12 @@ fn mount_entry(
             .ctx(|| format!("set recursive mount options on {:?}", dest))?;
     }
     Ok(())
+}
+
+/// This process is in a user namespace other than the host's.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 /// Copy the tree under `from` into `to` with modes, owners, symlinks and device nodes. Only
