@@ -177,3 +177,39 @@ fn exec_passes_stdio_and_preserved_fds() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn exec_cpu_affinity_final_is_what_the_process_runs_on() {
+    let (b, id, _) = running("execaffinity");
+    let process = b.dir.join("process.json");
+    let last_cpu = std::thread::available_parallelism().unwrap().get() - 1;
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/",
+            "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0},
+            "execCPUAffinity": {"initial": "0", "final": last_cpu.to_string()}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = ok(&b.brig(&["exec", "--process", process.to_str().unwrap(), &id]));
+    assert_eq!(
+        out.split_whitespace().last(),
+        Some(last_cpu.to_string().as_str()),
+        "{out}"
+    );
+    // A CPU list that is not one fails before anything runs.
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "execCPUAffinity": {"final": "5000"}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let err = fails(&b.brig(&["exec", "--process", process.to_str().unwrap(), &id]));
+    assert!(err.contains("process.execCPUAffinity.final"), "{err}");
+    ok(&b.brig(&["delete", "--force", &id]));
+}

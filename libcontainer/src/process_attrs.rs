@@ -133,14 +133,14 @@ fn spec_name(value: impl serde::Serialize) -> Option<String> {
 
 /// `nodes` ("0-3,7") as a bit mask of `u64` words.
 pub fn node_mask(nodes: &str) -> Result<Vec<u64>> {
-    let bad = || {
-        Error::config(
-            "linux.memoryPolicy.nodes",
-            format!("{nodes:?} is not a node list like 0-3,7"),
-        )
-    };
-    let mut mask = vec![0u64; 16]; // 1024 nodes
-    for part in nodes.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    bit_list(nodes, "linux.memoryPolicy.nodes", "node")
+}
+
+/// A list like "0-3,7" (of nodes or CPUs) as a mask of 1024 bits in `u64` words.
+fn bit_list(list: &str, field: &str, what: &str) -> Result<Vec<u64>> {
+    let bad = || Error::config(field, format!("{list:?} is not a {what} list like 0-3,7"));
+    let mut mask = vec![0u64; 16];
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (low, high) = match part.split_once('-') {
             Some((a, b)) => (
                 a.parse::<usize>().map_err(|_| bad())?,
@@ -154,11 +154,28 @@ pub fn node_mask(nodes: &str) -> Result<Vec<u64>> {
         if low > high || high >= mask.len() * 64 {
             return Err(bad());
         }
-        for node in low..=high {
-            mask[node / 64] |= 1 << (node % 64);
+        for bit in low..=high {
+            mask[bit / 64] |= 1 << (bit % 64);
         }
     }
     Ok(mask)
+}
+
+/// Pin `pid` (0: this process) to the CPUs in `cpus` (`process.execCPUAffinity.*`).
+pub fn set_cpu_affinity(pid: i32, cpus: &str, field: &str) -> Result<()> {
+    let mask = bit_list(cpus, field, "CPU")?;
+    // SAFETY: the kernel reads size_of_val(mask) bytes from a mask that lives across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(mask.as_slice()),
+            mask.as_ptr(),
+        )
+    };
+    Errno::result(ret)
+        .map(drop)
+        .ctx(|| format!("{field}: set the CPU affinity to {cpus:?}"))
 }
 
 pub fn apply_memory_policy(policy: &LinuxMemoryPolicy) -> Result<()> {

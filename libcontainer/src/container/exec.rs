@@ -139,6 +139,12 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         .and_then(|l| l.seccomp().as_ref())
         .map(crate::seccomp::compile)
         .transpose()?;
+    // execCPUAffinity: the exec'd process starts on `initial` (inherited from us) and moves
+    // to `final` once in the container's cgroup (which may have reset it).
+    let affinity = options.process.exec_cpu_affinity().clone();
+    if let Some(initial) = affinity.as_ref().and_then(|a| a.initial().as_deref()) {
+        crate::process_attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
+    }
     let (parent_end, child_end) = channel::pair()?;
     let pid = match clone_with_flags(0, None)?.0 {
         Forked::Child => tenant::run(TenantArgs {
@@ -159,7 +165,20 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         Ok(())
     } else {
         state.cgroup.add(pid.as_raw(), false)
-    };
+    }
+    .and_then(|()| {
+        match affinity
+            .as_ref()
+            .and_then(|a| a.cpu_affinity_final().as_deref())
+        {
+            Some(cpus) if !cpus.is_empty() => crate::process_attrs::set_cpu_affinity(
+                pid.as_raw(),
+                cpus,
+                "process.execCPUAffinity.final",
+            ),
+            _ => Ok(()),
+        }
+    });
     if let Err(err) = placed.and_then(|()| parent_end.send(&Message::Proceed)) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
