@@ -550,3 +550,33 @@ fn a_cgroup2_mount_is_the_unified_hierarchy() {
     });
     assert_eq!(ok(&b.run(&unique_id("cg2mount"))), "cgroup2\nhas-procs\n");
 }
+
+#[test]
+fn a_writable_cgroup_mount_in_a_cgroup_namespace_delegates_the_cgroup_on_v2_only() {
+    let mut b = Bundle::new("cgdelegate");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["mounts"].as_array_mut().unwrap().push(json!(
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev"]}
+        ));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+    });
+    let id = unique_id("cgdelegate");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let dir = cgroup_dir(pid, "pids");
+    let owner = |name: &str| std::fs::metadata(dir.join(name)).unwrap().uid();
+    if v2() {
+        assert_eq!((owner(""), owner("cgroup.procs")), (1000, 1000));
+        assert_eq!(owner("memory.max"), 0, "only the delegatable files");
+    } else {
+        // cgroup v1 delegation is not safe: the spec says leave the owner alone.
+        assert_eq!(owner(""), 0);
+    }
+    ok(&b.brig(&["delete", "--force", &id]));
+}

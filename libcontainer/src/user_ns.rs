@@ -67,20 +67,27 @@ pub fn check_joined_maps(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// The host uid that is root in the container (the container's files and FIFO belong to it).
-pub fn host_root(config: &Config) -> (u32, u32) {
-    let find = |maps: Option<&Vec<LinuxIdMapping>>| {
-        maps.into_iter()
-            .flatten()
-            .find(|m| m.container_id() == 0)
-            .map(|m| m.host_id())
-            .unwrap_or(0)
+/// The host ids of container ids `uid`/`gid`: through the user namespace's maps when the
+/// container has them (an unmapped id is the overflow id 65534), else the same numbers.
+pub fn host_ids(config: &Config, uid: u32, gid: u32) -> (u32, u32) {
+    let map = |maps: Option<&Vec<LinuxIdMapping>>, id: u32| match maps {
+        Some(maps) if !maps.is_empty() => maps
+            .iter()
+            .find(|m| id >= m.container_id() && id - m.container_id() < m.size())
+            .map(|m| m.host_id() + (id - m.container_id()))
+            .unwrap_or(65534),
+        _ => id,
     };
     let linux = config.spec.linux().as_ref();
     (
-        find(linux.and_then(|l| l.uid_mappings().as_ref())),
-        find(linux.and_then(|l| l.gid_mappings().as_ref())),
+        map(linux.and_then(|l| l.uid_mappings().as_ref()), uid),
+        map(linux.and_then(|l| l.gid_mappings().as_ref()), gid),
     )
+}
+
+/// The host uid and gid that are root in the container (its files and FIFO belong to them).
+pub fn host_root(config: &Config) -> (u32, u32) {
+    host_ids(config, 0, 0)
 }
 
 #[cfg(test)]
@@ -95,5 +102,18 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(map_text(&maps), "0 100000 65536\n65536 0 1\n");
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_uid_mappings(Some(maps.clone()));
+        spec.set_linux(Some(linux));
+        let config = Config {
+            spec,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            seccomp: None,
+        };
+        assert_eq!(host_ids(&config, 0, 7), (100000, 7));
+        assert_eq!(host_ids(&config, 65536, 0).0, 0);
+        assert_eq!(host_ids(&config, 70000, 0).0, 65534, "unmapped");
     }
 }

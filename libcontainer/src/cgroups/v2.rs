@@ -380,6 +380,26 @@ pub fn write_unified(h: &Hierarchy, keys: &HashMap<String, String>) -> Result<()
     Ok(())
 }
 
+/// Hand the container's cgroup to the container's user (the runtime spec's "cgroup
+/// ownership"): the directory and the files the kernel lists as delegatable.
+pub fn delegate(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    let listed = fs::read_to_string("/sys/kernel/cgroup/delegate")
+        .unwrap_or_else(|_| "cgroup.procs\ncgroup.subtree_control\ncgroup.threads\n".to_string());
+    let chown = |p: &Path| {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .ctx(|| format!("give {} to uid {uid}", p.display()))
+    };
+    chown(path)?;
+    for name in listed.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let file = path.join(name);
+        // Not every listed file exists in every cgroup (the spec: do not fail then).
+        if file.exists() {
+            chown(&file)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn frozen(path: &Path) -> bool {
     read(path, "cgroup.events")
         .unwrap_or_default()

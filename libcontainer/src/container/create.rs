@@ -93,6 +93,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let made = cgroup
         .create()
+        .and_then(|()| delegate_cgroup(&cgroup, &config))
         .and_then(|()| cgroups::devices::node_rules(&config.spec))
         .and_then(|node_rules| cgroups::apply(&cgroup, resources.as_ref(), &node_rules, false))
         .and_then(|()| create_in(&dir, config, options, cgroup.clone()));
@@ -407,4 +408,28 @@ fn clone_in_user_ns(
             }
         }
     }
+}
+
+/// On v2, a container with its own cgroup namespace and a writable /sys/fs/cgroup mount gets
+/// its cgroup (the runtime spec's "cgroup ownership"), owned by the host id of its user.
+fn delegate_cgroup(cgroup: &Cgroup, config: &Config) -> Result<()> {
+    let Some(h) = cgroup.unified().filter(|h| cgroup.is_v2() && h.created) else {
+        return Ok(());
+    };
+    let writable_mount = config.spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/sys/fs/cgroup")
+            && matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))
+            && !m.options().iter().flatten().any(|o| o == "ro")
+    });
+    if !writable_mount || !config.new_namespace(LinuxNamespaceType::Cgroup) {
+        return Ok(());
+    }
+    let Some(user) = config.spec.process().as_ref().map(|p| p.user()) else {
+        return Ok(());
+    };
+    let (uid, gid) = user_ns::host_ids(config, user.uid(), user.gid());
+    if uid == 0 {
+        return Ok(());
+    }
+    cgroups::v2::delegate(&h.path, uid, gid)
 }
