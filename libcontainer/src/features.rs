@@ -32,8 +32,8 @@ pub fn features() -> Value {
                 "actions": seccomp::ACTIONS,
                 "operators": seccomp::OPERATORS,
                 "archs": seccomp::ARCHS,
-                "knownFlags": seccomp::FLAGS,
-                "supportedFlags": seccomp::FLAGS
+                "knownFlags": seccomp::FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                "supportedFlags": seccomp::supported_flags()
             },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
