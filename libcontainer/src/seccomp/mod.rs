@@ -121,9 +121,9 @@ const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// Stands for USER_NOTIF while seccompiler builds the NOTIFY filter (it has no such action).
 const NOTIFY_STAND_IN: SeccompAction = SeccompAction::Log;
 
-/// Syscalls brig itself makes between installing the NOTIFY filter and handing its listener to
-/// the agent: notifying them would wait for an agent that cannot answer yet.
-const NOTIFY_REFUSED: &[&str] = &["sendmsg", "recvmsg"];
+/// The syscall that carries the listener out of the filtered process: notifying it would wait
+/// for an agent that cannot have the listener yet. (Calls after it wait until the agent has it.)
+const NOTIFY_REFUSED: &[&str] = &["sendmsg"];
 
 /// An action of the profile; NOTIFY is not one of seccompiler's.
 #[derive(Debug, Clone, PartialEq)]
