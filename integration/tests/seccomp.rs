@@ -211,6 +211,16 @@ fn bad_profiles_fail_create_naming_the_rule() {
             {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_BAD"}]}]}),
             "unknown variant",
         ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_LOG", "errnoRet": 5}]}),
+            "linux.seccomp.syscalls[0].errnoRet: 5 is set, but only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return one",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "linux.seccomp.listenerPath: is required",
+        ),
     ];
     for (profile, message) in cases {
         let b = with_profile("scmpbad", "true", profile.clone());

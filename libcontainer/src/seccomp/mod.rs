@@ -285,13 +285,16 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
                 }
                 &mut notify
             }
-            Action::Filter(act) => match by_action.iter().position(|(a, _)| a == act) {
-                Some(p) => &mut by_action[p].1,
-                None => {
-                    by_action.push((act.clone(), RuleSet::default()));
-                    &mut by_action.last_mut().expect("just pushed").1
-                }
-            },
+            Action::Filter(act) => {
+                let slot = match by_action.iter().position(|(a, _)| a == act) {
+                    Some(p) => p,
+                    None => {
+                        by_action.push((act.clone(), RuleSet::default()));
+                        by_action.len() - 1
+                    }
+                };
+                &mut by_action[slot].1
+            }
         };
         for name in syscall.names() {
             let nrs = numbers(name, x32_table.as_ref());
