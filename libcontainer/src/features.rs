@@ -32,8 +32,8 @@ pub fn features() -> Value {
                 "actions": seccomp::ACTIONS,
                 "operators": seccomp::OPERATORS,
                 "archs": seccomp::ARCHS,
-                "knownFlags": seccomp::FLAGS,
-                "supportedFlags": seccomp::FLAGS
+                "knownFlags": seccomp::FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+                "supportedFlags": seccomp::supported_flags()
             },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
@@ -74,6 +74,23 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("network")));
+        let seccomp = &f["linux"]["seccomp"];
+        assert!(seccomp["actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ACT_NOTIFY")));
+        assert!(seccomp["archs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SCMP_ARCH_X32")));
+        // NEW_LISTENER is brig's own flag for the NOTIFY filter, not one a profile names.
+        let known = seccomp["knownFlags"].as_array().unwrap();
+        assert!(!known.contains(&json!("SECCOMP_FILTER_FLAG_NEW_LISTENER")));
+        assert!(seccomp["supportedFlags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| known.contains(f)));
         // Parsing a known name gives something, an unknown one is data.
         assert!(options::parse(&["rro"]).recursive_set != 0);
     }

@@ -247,6 +247,15 @@ fn create_in(
                 })?);
                 continue;
             }
+            Some((Message::SeccompListener, fd)) => {
+                let fd = fd.ok_or_else(|| {
+                    Error::Init("the seccomp listener message came without the listener".into())
+                })?;
+                let input = state.hook_input(Status::Creating, pid.as_raw());
+                crate::seccomp::send_to_agent(config.seccomp.as_ref(), &fd, pid.as_raw(), &input)?;
+                parent_end.send(&Message::SeccompListenerSent)?;
+                continue;
+            }
             Some((message, _)) => match message {
                 Message::Ready => break,
                 Message::RunRuntimeHooks => {

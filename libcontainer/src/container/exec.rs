@@ -150,7 +150,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         Forked::Child => tenant::run(TenantArgs {
             process: &options.process,
             personality,
-            seccomp,
+            seccomp: seccomp.clone(),
             join: &joins,
             channel: child_end,
             close: vec![parent_end.raw_fd()],
@@ -189,6 +189,17 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     while let Some((message, fd)) = parent_end.recv_with_fd()? {
         match (message, fd) {
             (Message::Console, Some(fd)) => console = Some(fd),
+            (Message::SeccompListener, Some(fd)) => {
+                let input = state.hook_input(state.status, state.pid);
+                let sent =
+                    crate::seccomp::send_to_agent(seccomp.as_ref(), &fd, pid.as_raw(), &input)
+                        .and_then(|()| parent_end.send(&Message::SeccompListenerSent));
+                if let Err(err) = sent {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    return Err(err);
+                }
+            }
             (message, _) => {
                 let _ = waitpid(pid, None);
                 return Err(match message {

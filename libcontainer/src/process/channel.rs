@@ -23,6 +23,11 @@ pub enum Message {
     Console,
     /// Init → parent: set up and waiting for `start`.
     Ready,
+    /// Init (or an exec'd process) → parent: the seccomp listener of the `SCMP_ACT_NOTIFY`
+    /// rules travels with this message, for the parent to hand to the agent on the host.
+    SeccompListener,
+    /// Parent → init: the agent has the listener.
+    SeccompListenerSent,
     /// Init → parent: setup failed; the text is the whole user-facing message.
     Error(String),
     /// Init → parent: a createContainer hook failed (poststop hooks must run).

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{AccessFlags, Gid, Uid};
 use oci_spec::runtime::Process;
 
+use super::channel::{Channel, Message};
 use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
 use crate::process_attrs;
@@ -37,11 +39,13 @@ pub struct Exec {
 }
 
 impl Exec {
-    /// Apply `process` up to the exec and resolve its program, as the target user.
+    /// Apply `process` up to the exec and resolve its program, as the target user. A seccomp
+    /// listener goes to the parent over `channel`.
     pub fn prepare(
         process: &Process,
         personality: Option<oci_spec::runtime::LinuxPersonality>,
         seccomp: Option<crate::seccomp::Filters>,
+        channel: &Channel,
     ) -> Result<Exec> {
         let no_new_privs = process.no_new_privileges().unwrap_or(false);
         // Attributes that need capabilities the user switch below may drop.
@@ -53,15 +57,24 @@ impl Exec {
         }
 
         crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
-        // With it, the filter goes in last, just before execve (so our setup is never filtered).
-        let seccomp = match seccomp {
-            Some(filters) if !no_new_privs => {
-                crate::seccomp::install(&filters)?;
-                None
+        // Without no_new_privs the filters need CAP_SYS_ADMIN: install them while we have it.
+        // With it, they go in last, just before execve (so our setup is never filtered), except
+        // the NOTIFY filter: its listener must reach the agent during create. It still holds
+        // CAP_SYS_ADMIN here, and it lets through everything but the NOTIFY rules.
+        let mut seccomp = seccomp;
+        if let Some(filters) = seccomp.as_mut() {
+            let listener = if no_new_privs {
+                filters.install_notify()?
+            } else {
+                filters.install()?
+            };
+            if let Some(listener) = listener {
+                hand_over_listener(channel, listener)?;
             }
-            other => other,
-        };
+            if !no_new_privs {
+                seccomp = None;
+            }
+        }
         switch_user(process)?;
         nix::unistd::chdir(process.cwd())
             .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
@@ -138,8 +151,8 @@ impl Exec {
             )
         };
         Errno::result(ret).ctx(|| "mark descriptors close-on-exec")?;
-        if let Some(filters) = &exec.seccomp {
-            crate::seccomp::install(filters)?;
+        if let Some(mut filters) = exec.seccomp.clone() {
+            filters.install()?;
         }
         let path = exec.path.as_c_str();
         nix::unistd::execve(path, &exec.argv, &exec.envp).ctx(|| {
@@ -148,6 +161,19 @@ impl Exec {
                 OsStr::from_bytes(path.to_bytes()).to_string_lossy()
             )
         })
+    }
+}
+
+/// Send the seccomp listener to the parent (on the host, where the agent's socket is) and wait
+/// until the agent has it: only then may filtered calls be made. Our copy is closed.
+fn hand_over_listener(channel: &Channel, listener: OwnedFd) -> Result<()> {
+    channel.send_with_fd(&Message::SeccompListener, listener.as_raw_fd())?;
+    drop(listener);
+    match channel.recv()? {
+        Some(Message::SeccompListenerSent) => Ok(()),
+        other => Err(Error::Other(format!(
+            "waiting for the parent to hand the seccomp listener to the agent, got {other:?}"
+        ))),
     }
 }
 

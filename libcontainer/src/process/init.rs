@@ -199,6 +199,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
                 p,
                 linux.and_then(|l| l.personality().clone()),
                 config.seccomp.clone(),
+                &args.channel,
             )
             .map(|mut exec| {
                 exec.preserve_fds = args.preserve_fds;

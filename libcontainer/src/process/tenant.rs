@@ -68,7 +68,12 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     }
     // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    let mut exec = Exec::prepare(args.process, args.personality.clone(), args.seccomp.clone())?;
+    let mut exec = Exec::prepare(
+        args.process,
+        args.personality.clone(),
+        args.seccomp.clone(),
+        &args.channel,
+    )?;
     exec.preserve_fds = args.preserve_fds;
     Ok(exec)
 }

@@ -1,45 +1,10 @@
-//! Decisions of the compiled filters, by a small interpreter of the BPF seccompiler emits,
-//! combined with the kernel's precedence.
+//! Decisions of the compiled filters, by the interpreter of the BPF seccompiler emits, combined
+//! with the kernel's precedence, against what the profile says.
 
 use super::*;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-
-/// Run one program on (arch, nr, args): the instructions seccompiler emits.
-fn run(program: &BpfProgram, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-    let data = |offset: u32| -> u32 {
-        match offset {
-            0 => nr,
-            4 => arch,
-            8..=8 => 0,
-            16..=63 => {
-                let arg = args[((offset - 16) / 8) as usize];
-                if (offset - 16).is_multiple_of(8) {
-                    arg as u32
-                } else {
-                    (arg >> 32) as u32
-                }
-            }
-            other => panic!("load at {other}"),
-        }
-    };
-    let (mut acc, mut pc) = (0u32, 0usize);
-    loop {
-        let insn = &program[pc];
-        pc += 1;
-        match insn.code {
-            0x20 => acc = data(insn.k),    // LD W ABS
-            0x54 => acc &= insn.k,         // ALU AND K
-            0x05 => pc += insn.k as usize, // JA
-            0x15 => pc += if acc == insn.k { insn.jt } else { insn.jf } as usize, // JEQ
-            0x25 => pc += if acc > insn.k { insn.jt } else { insn.jf } as usize, // JGT
-            0x35 => pc += if acc >= insn.k { insn.jt } else { insn.jf } as usize, // JGE
-            0x06 => return insn.k,         // RET K
-            other => panic!("instruction {other:#x}"),
-        }
-    }
-}
 
 /// The kernel's answer for several filters: the most restrictive action wins.
 fn decide(filters: &Filters, arch: u32, nr: i64, args: [u64; 6]) -> u32 {
@@ -53,12 +18,18 @@ fn decide(filters: &Filters, arch: u32, nr: i64, args: [u64; 6]) -> u32 {
         0x7ffc_0000 => 6, // LOG
         _ => 7,           // ALLOW
     };
+    let call = Call {
+        arch,
+        nr: nr as u32,
+        args,
+    };
     filters
         .programs
         .iter()
-        .map(|p| run(p, arch, nr as u32, args))
+        .chain(filters.notify.iter())
+        .map(|p| evaluate(p, &call).expect("an instruction the interpreter knows"))
         .min_by_key(|r| rank(*r))
-        .unwrap()
+        .unwrap_or(ALLOW)
 }
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
@@ -148,7 +119,36 @@ fn bad_profiles_name_the_rule() {
             {"names": ["read"], "action": "SCMP_ACT_NOTIFY"}
         ]})
     )
-    .starts_with("linux.seccomp.syscalls[0].action"));
+    .starts_with("linux.seccomp.listenerPath: is required"));
+    assert!(err(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5}
+        ]})
+    )
+    .starts_with("linux.seccomp.syscalls[0].errnoRet: 5 is set, but only"));
+    assert!(
+        err(serde_json::json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 5}))
+            .starts_with("linux.seccomp.defaultErrnoRet: 5 is set")
+    );
+    assert!(err(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": [], "action": "SCMP_ACT_ERRNO"}
+        ]})
+    )
+    .starts_with("linux.seccomp.syscalls[0].names: is empty"));
+    assert!(
+        err(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a"}))
+            .starts_with("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default")
+    );
+    assert!(err(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+        "syscalls": [{"names": ["mkdir", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]})
+    )
+    .starts_with("linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY on \"sendmsg\""));
+    assert!(
+        err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}))
+            .starts_with("linux.seccomp.listenerMetadata: is set without listenerPath")
+    );
     assert!(serde_json::from_value::<LinuxSeccomp>(
         serde_json::json!({"defaultAction": "SCMP_ACT_BOGUS"})
     )
@@ -158,7 +158,10 @@ fn bad_profiles_name_the_rule() {
 #[test]
 fn the_feature_tables_match_what_compile_accepts() {
     for name in ACTIONS {
-        let p = profile(serde_json::json!({"defaultAction": name}));
+        let p = profile(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+            "syscalls": [{"names": ["mkdir"], "action": name}]}),
+        );
         compile(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     for name in OPERATORS {
@@ -168,8 +171,300 @@ fn the_feature_tables_match_what_compile_accepts() {
         );
         compile(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    for name in FLAGS {
+    for (name, _) in FLAGS {
         let p = profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [name]}));
         compile(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+/// What the profile says for a call, straight from the JSON semantics: the most restrictive
+/// action of the rules that match (names and every condition), else the default.
+fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
+    use LinuxSeccompAction::*;
+    use LinuxSeccompOperator::*;
+    let value = |act: LinuxSeccompAction, errno: Option<u32>| {
+        let data = errno.unwrap_or(libc::EPERM as u32);
+        match act {
+            ScmpActKill | ScmpActKillThread => libc::SECCOMP_RET_KILL_THREAD,
+            ScmpActKillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+            ScmpActTrap => libc::SECCOMP_RET_TRAP,
+            ScmpActErrno => libc::SECCOMP_RET_ERRNO | data,
+            ScmpActTrace => libc::SECCOMP_RET_TRACE | data,
+            ScmpActLog => libc::SECCOMP_RET_LOG,
+            ScmpActAllow => ALLOW,
+            ScmpActNotify => RET_USER_NOTIF,
+        }
+    };
+    let holds = |a: &oci_spec::runtime::LinuxSeccompArg| {
+        let x = args[a.index()];
+        match a.op() {
+            ScmpCmpNe => x != a.value(),
+            ScmpCmpLt => x < a.value(),
+            ScmpCmpLe => x <= a.value(),
+            ScmpCmpEq => x == a.value(),
+            ScmpCmpGe => x >= a.value(),
+            ScmpCmpGt => x > a.value(),
+            ScmpCmpMaskedEq => x & a.value() == a.value_two().unwrap_or(0),
+        }
+    };
+    p.syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.names().iter().any(|n| n == name))
+        .filter(|r| r.args().iter().flatten().all(holds))
+        .map(|r| value(r.action(), r.errno_ret()))
+        .min_by_key(|r| rank(*r))
+        .unwrap_or_else(|| value(p.default_action(), p.default_errno_ret()))
+}
+
+fn rank(ret: u32) -> u32 {
+    match ret & 0xffff_0000 {
+        0x8000_0000 => 0,
+        0x0000_0000 => 1,
+        0x0003_0000 => 2,
+        0x0005_0000 => 3,
+        0x7fc0_0000 => 4,
+        0x7ff0_0000 => 5,
+        0x7ffc_0000 => 6,
+        _ => 7,
+    }
+}
+
+/// Argument vectors that reach both sides of every condition in the engines' profiles.
+fn interesting_args() -> Vec<[u64; 6]> {
+    let mut all = vec![[0; 6], [u64::MAX; 6], [1, 2, 3, 4, 5, 6]];
+    for v in [
+        8,
+        16,
+        131072,
+        131080,
+        0xffff_ffff,
+        0x1000_0011,
+        0x11,
+        0x7e02_0000,
+    ] {
+        for i in 0..3 {
+            let mut args = [0; 6];
+            args[i] = v;
+            all.push(args);
+        }
+    }
+    all.push([16, 0, 9, 0, 0, 0]);
+    all.push([16, 0, 0, 0, 0, 0]);
+    all.push([2, 0, 9, 0, 0, 0]);
+    all
+}
+
+fn engine_profile(name: &str) -> LinuxSeccomp {
+    let text = match name {
+        "podman" => include_str!("../../../integration/tests/fixtures/seccomp/podman.json"),
+        _ => include_str!("../../../integration/tests/fixtures/seccomp/containerd.json"),
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn engine_profiles_decide_every_syscall_as_the_profile_says() {
+    for engine in ["podman", "containerd"] {
+        let p = engine_profile(engine);
+        let f = compile(&p).unwrap();
+        let args = interesting_args();
+        for sysno in syscalls::Sysno::iter() {
+            for a in &args {
+                assert_eq!(
+                    decide(&f, AUDIT_ARCH_X86_64, sysno.id() as i64, *a),
+                    expected(&p, sysno.name(), *a),
+                    "{engine}: {} {a:?}",
+                    sysno.name()
+                );
+            }
+        }
+        // The profiles list x32: its numbers get the same answers.
+        for (name, nr) in x32::SYSCALLS {
+            for a in &args {
+                assert_eq!(
+                    decide(&f, AUDIT_ARCH_X86_64, i64::from(nr | X32_SYSCALL_BIT), *a),
+                    expected(&p, name, *a),
+                    "{engine}: x32 {name} {a:?}"
+                );
+            }
+        }
+        // i386 is beyond seccompiler: the default action, never a kill.
+        let default = expected(&p, "no such syscall", [0; 6]);
+        assert_eq!(decide(&f, AUDIT_ARCH_I386, 11, [0; 6]), default);
+    }
+}
+
+#[test]
+fn podman_profile_size() {
+    let f = compile(&engine_profile("podman")).unwrap();
+    let sizes: Vec<usize> = f.programs.iter().map(Vec::len).collect();
+    // Printed for the note (cargo test -- --nocapture).
+    println!(
+        "podman default profile: {} filters, {:?} instructions, {} in all",
+        sizes.len(),
+        sizes,
+        sizes.iter().sum::<usize>()
+    );
+    // Default (ERRNO 38), ERRNO 1 and ERRNO 22 (socket of NETLINK_AUDIT), for x86_64 and x32.
+    assert_eq!(sizes.len(), 6);
+    assert!(sizes.iter().all(|n| *n < 4096));
+}
+
+#[test]
+fn x32_rules_apply_only_when_the_profile_lists_x32() {
+    let rules = serde_json::json!([
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        {"names": ["rt_sigaction"], "action": "SCMP_ACT_TRAP"},
+        {"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}
+    ]);
+    let mkdir32 = 83 | X32_SYSCALL_BIT;
+    let sigaction32 = 512 | X32_SYSCALL_BIT;
+    let getpid32 = 39 | X32_SYSCALL_BIT;
+    let x = AUDIT_ARCH_X86_64;
+
+    let listed = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "syscalls": rules
+    })))
+    .unwrap();
+    assert_eq!(decide(&listed, x, mkdir32.into(), [0; 6]), errno(38));
+    assert_eq!(
+        decide(&listed, x, sigaction32.into(), [0; 6]),
+        libc::SECCOMP_RET_TRAP
+    );
+    assert_eq!(decide(&listed, x, getpid32.into(), [0; 6]), ALLOW);
+    // The x86_64 number of rt_sigaction (13) is a different syscall on x32 (x32 uses 512).
+    assert_eq!(
+        decide(&listed, x, (13 | X32_SYSCALL_BIT).into(), [0; 6]),
+        errno(libc::EPERM)
+    );
+    assert_eq!(decide(&listed, x, 83, [0; 6]), errno(38));
+
+    // Not listed: every x32 call gets the default action (here ERRNO), not a kill.
+    let native_only = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": rules
+    })))
+    .unwrap();
+    for nr in [mkdir32, sigaction32, getpid32] {
+        assert_eq!(
+            decide(&native_only, x, nr.into(), [0; 6]),
+            errno(libc::EPERM)
+        );
+    }
+    assert_eq!(decide(&native_only, x, 39, [0; 6]), ALLOW);
+}
+
+#[test]
+fn rules_errno_defaults_to_eperm_not_default_errno_ret() {
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+        "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
+        ]
+    })))
+    .unwrap();
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let x = AUDIT_ARCH_X86_64;
+    assert_eq!(decide(&f, x, nr("mkdir"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, x, nr("rmdir"), [0; 6]), errno(38));
+}
+
+#[test]
+fn notify_rules_make_one_listener_filter() {
+    let mut f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/agent.sock",
+        "listenerMetadata": "hello",
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["chmod"], "action": "SCMP_ACT_NOTIFY",
+             "args": [{"index": 1, "value": 0o777, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["getcwd"], "action": "SCMP_ACT_LOG"}
+        ]
+    })))
+    .unwrap();
+    assert_eq!(
+        f.listener,
+        Some(Listener {
+            path: "/run/agent.sock".into(),
+            metadata: Some("hello".into())
+        })
+    );
+    assert_eq!(f.programs.len(), 2, "ERRNO and LOG; ALLOW needs none");
+    assert!(f.notify.is_some());
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let x = AUDIT_ARCH_X86_64;
+    assert_eq!(decide(&f, x, nr("mkdir"), [0; 6]), RET_USER_NOTIF);
+    // ERRNO beats USER_NOTIF, as in the kernel.
+    assert_eq!(decide(&f, x, nr("mkdirat"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(
+        decide(&f, x, nr("chmod"), [0, 0o777, 0, 0, 0, 0]),
+        RET_USER_NOTIF
+    );
+    assert_eq!(decide(&f, x, nr("chmod"), [0, 0o755, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, nr("getcwd"), [0; 6]), libc::SECCOMP_RET_LOG);
+    assert_eq!(decide(&f, x, nr("read"), [0; 6]), ALLOW);
+    // The NOTIFY filter is the one installed with NEW_LISTENER; taking it leaves the rest.
+    let order = f.install_order(f.notify.as_ref()).unwrap();
+    assert_eq!(order.iter().filter(|(_, listener)| *listener).count(), 1);
+    f.notify = None;
+    assert_eq!(f.install_order(None).unwrap().len(), 2);
+}
+
+#[test]
+fn a_filter_refusing_seccomp_itself_is_installed_last() {
+    // The default filter (allow-list without seccomp) refuses seccomp(2): it must go in after
+    // the ERRNO 38 filter, or that one could not be installed.
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 39}
+        ]
+    })))
+    .unwrap();
+    let seccomp_call = Call {
+        arch: AUDIT_ARCH_X86_64,
+        nr: libc::SYS_seccomp as u32,
+        args: [1, 0, 0, 0, 0, 0],
+    };
+    let order = f.install_order(None).unwrap();
+    assert_eq!(order.len(), 3);
+    for (program, _) in &order[..2] {
+        assert_eq!(evaluate(program, &seccomp_call), Some(ALLOW));
+    }
+    assert_eq!(
+        evaluate(order[2].0, &seccomp_call),
+        Some(errno(libc::EPERM))
+    );
+
+    // Two filters refusing it cannot both be installed: a clear error, not a half-filtered init.
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_TRAP"},
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+        ]
+    })))
+    .unwrap();
+    assert!(f
+        .install_order(None)
+        .unwrap_err()
+        .to_string()
+        .contains("refuses (or notifies) seccomp(2) in more than one"));
+}
+
+#[test]
+fn supported_flags_are_known_flags() {
+    let supported = supported_flags();
+    assert!(supported.iter().all(|s| FLAGS.iter().any(|(n, _)| n == s)));
+    // Every kernel brig runs on (>= 5.x) has TSYNC and LOG.
+    assert!(supported.contains(&"SECCOMP_FILTER_FLAG_TSYNC"));
+    assert!(supported.contains(&"SECCOMP_FILTER_FLAG_LOG"));
 }
