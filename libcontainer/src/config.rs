@@ -231,14 +231,10 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.intel_rdt().is_some() {
+    if linux.intel_rdt().is_some() && crate::intel_rdt::resctrl_mount().is_none() {
         return Err(Error::config(
             "linux.intelRdt",
-            if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
-                "is not supported by this version of brig yet"
-            } else {
-                "resctrl is not mounted on this host (no Intel RDT)"
-            },
+            "resctrl is not mounted on this host (no Intel RDT)",
         ));
     }
     if let Some(offsets) = linux.time_offsets() {

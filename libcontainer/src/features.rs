@@ -37,7 +37,7 @@ pub fn features() -> Value {
             },
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
-            "intelRdt": {"enabled": false},
+            "intelRdt": {"enabled": true},
             "memoryPolicy": {
                 "modes": MEMORY_POLICY_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
                 "flags": MEMORY_POLICY_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()

@@ -7,6 +7,7 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod intel_rdt;
 pub mod logging;
 pub mod lsm;
 pub mod namespaces;

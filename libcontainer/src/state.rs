@@ -64,6 +64,9 @@ pub struct State {
     /// The container's cgroup on each hierarchy.
     #[serde(default)]
     pub cgroup: crate::cgroups::Cgroup,
+    /// The resctrl group of `linux.intelRdt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<crate::intel_rdt::RdtGroup>,
 }
 
 /// The view of a state that `state` and `list --format json` print.

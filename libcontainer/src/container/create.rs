@@ -18,6 +18,7 @@ use crate::cgroups::{self, Cgroup};
 use crate::config::{Config, OCI_VERSION};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
+use crate::intel_rdt;
 use crate::namespaces;
 use crate::process::channel::{self, Message};
 use crate::process::clone::{clone_with_flags, Forked};
@@ -91,12 +92,16 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         cgroups::needs_unified(resources.as_ref()),
     )?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
+    let mut rdt = None;
     let made = cgroup
         .create()
         .and_then(|()| delegate_cgroup(&cgroup, &config))
         .and_then(|()| cgroups::devices::node_rules(&config.spec))
         .and_then(|node_rules| cgroups::apply(&cgroup, resources.as_ref(), &node_rules, false))
-        .and_then(|()| create_in(&dir, config, options, cgroup.clone()));
+        .and_then(|()| {
+            rdt = rdt_group(&config, &options.id)?;
+            create_in(&dir, config, options, cgroup.clone(), rdt.clone())
+        });
     match made {
         Ok((state, console)) => Ok(Created {
             dir,
@@ -104,6 +109,9 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             console,
         }),
         Err(err) => {
+            if let Some(group) = &rdt {
+                intel_rdt::remove(group);
+            }
             if let Err(cleanup) = cgroup.destroy() {
                 tracing::warn!("{cleanup}");
             }
@@ -115,11 +123,31 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     }
 }
 
+/// `linux.intelRdt`: the container's resctrl group, made or joined before init exists.
+fn rdt_group(config: &Config, id: &str) -> Result<Option<intel_rdt::RdtGroup>> {
+    let Some(rdt) = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.intel_rdt().as_ref())
+    else {
+        return Ok(None);
+    };
+    let root = intel_rdt::resctrl_mount().ok_or_else(|| {
+        Error::config(
+            "linux.intelRdt",
+            "resctrl is not mounted on this host (no Intel RDT)",
+        )
+    })?;
+    intel_rdt::prepare(rdt, id, &root).map(Some)
+}
+
 fn create_in(
     dir: &ContainerDir,
     config: Config,
     options: &CreateOptions,
     cgroup: Cgroup,
+    intel_rdt: Option<intel_rdt::RdtGroup>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
         oci_version: OCI_VERSION.to_string(),
@@ -139,6 +167,7 @@ fn create_in(
         init_start_time: 0,
         config: config.spec.clone(),
         cgroup,
+        intel_rdt,
     };
 
     let fifo_path = dir.fifo_path();
@@ -234,6 +263,9 @@ fn create_in(
     }
     if !state.cgroup.hierarchies.is_empty() {
         state.cgroup.add(pid.as_raw(), placed)?;
+    }
+    if let Some(group) = &state.intel_rdt {
+        intel_rdt::add(group, pid.as_raw())?;
     }
     if new_user_ns || moved_by_parent {
         parent_end.send(&Message::Proceed)?;

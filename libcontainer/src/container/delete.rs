@@ -43,6 +43,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     if let Some(state) = &loaded {
         state.cgroup.destroy()?;
+        if let Some(group) = &state.intel_rdt {
+            crate::intel_rdt::remove(group);
+        }
     }
     dir.remove()?;
     if let Some(state) = loaded {

@@ -166,6 +166,10 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     } else {
         state.cgroup.add(pid.as_raw(), false)
     }
+    .and_then(|()| match &state.intel_rdt {
+        Some(group) => crate::intel_rdt::add(group, pid.as_raw()),
+        None => Ok(()),
+    })
     .and_then(|()| {
         match affinity
             .as_ref()
