@@ -11,7 +11,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Another apt may hold the lock for a while (other jobs on the same machine).
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
   echo "install-deps: cargo not found; brig needs a Rust toolchain (rustup, Rust 1.85 or newer)" >&2

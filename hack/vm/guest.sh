@@ -1,0 +1,85 @@
+#!/bin/busybox sh
+# Stage 2 of the cgroup v2 VM (pid 1, run by hack/vm/init after switch_root into a tmpfs
+# overlay of the host's /). Mounts what a host has, cgroup2 alone at /sys/fs/cgroup with every
+# controller enabled, runs the job hack/vm-test.sh wrote and powers off.
+#   /dev/ttyS0  kernel console and this script's own messages
+#   /dev/ttyS1  the job's stdout and stderr, raw (byte-exact)
+#   /dev/ttyS2  status lines for the host: "booted SECONDS", then "exit STATUS" or "error TEXT"
+bb=/bin/busybox
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+
+status() { echo "$*" >/dev/ttyS2; }
+fail() {
+  echo "vm-guest: $*" >&2
+  status "error $*"
+  $bb stty -F /dev/ttyS2 raw -echo
+  $bb poweroff -f
+}
+arg() { # the value of NAME=VALUE on the kernel command line
+  for word in $($bb cat /proc/cmdline); do
+    case "$word" in "$1="*) echo "${word#*=}" ;; esac
+  done
+}
+
+# Both ports raw first: without it the tty layer turns \n into \r\n.
+for port in /dev/ttyS1 /dev/ttyS2; do
+  $bb stty -F $port raw -echo || fail "stty $port"
+done
+
+$bb mkdir -p /dev/pts /dev/shm
+$bb mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts || fail "mount /dev/pts"
+$bb ln -sf pts/ptmx /dev/ptmx
+$bb mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail "mount /dev/shm"
+$bb mount -t tmpfs -o mode=1777 tmpfs /tmp || fail "mount /tmp"
+$bb mount -t tmpfs -o mode=0755 tmpfs /run || fail "mount /run"
+$bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || fail "mount cgroup2"
+for controller in $($bb cat /sys/fs/cgroup/cgroup.controllers); do
+  echo "+$controller" >/sys/fs/cgroup/cgroup.subtree_control || fail "enable the $controller controller"
+done
+$bb hostname brig-vm
+$bb ip link set lo up || fail "bring up lo"
+
+# The kernel's modules (extracted on the host) at their usual place, and a modprobe for the
+# kernel's requests: the host may have no kmod.
+kver=$($bb uname -r)
+modules=$(arg vm.modules)
+if [ -n "$modules" ]; then
+  $bb mkdir -p /lib/modules/$kver
+  $bb mount --bind "$modules" /lib/modules/$kver || fail "bind the kernel's modules"
+  $bb mkdir -p /run/vm
+  $bb ln -s $bb /run/vm/modprobe
+  echo /run/vm/modprobe >/proc/sys/kernel/modprobe
+fi
+
+# Where the job runs: the root cgroup unless vm.cgroup= names one (created below the root,
+# with every controller enabled on the way down).
+cgroup=$(arg vm.cgroup)
+if [ -n "$cgroup" ]; then
+  dir=/sys/fs/cgroup
+  for part in $(echo "$cgroup" | $bb tr / ' '); do
+    if [ "$dir" != /sys/fs/cgroup ]; then
+      for controller in $($bb cat "$dir/cgroup.controllers"); do
+        echo "+$controller" >"$dir/cgroup.subtree_control" || fail "enable $controller in $dir"
+      done
+    fi
+    dir=$dir/$part
+    $bb mkdir -p "$dir" || fail "create the cgroup $dir"
+  done
+fi
+
+job=$(arg vm.job)
+[ -r "$job" ] || fail "no job script (vm.job=$job)"
+status "booted $($bb cut -d' ' -f1 /proc/uptime)"
+# A session of its own without a controlling terminal, stdin empty: like CI.
+/usr/bin/setsid --wait $bb sh -c '
+  [ -z "$1" ] || echo $$ >"/sys/fs/cgroup$1/cgroup.procs" || exit 125
+  exec /bin/bash "$2"' vm-job "$cgroup" "$job" </dev/null >/dev/ttyS1 2>&1
+code=$?
+
+# Leftovers die; the stty waits until the port has sent everything (TCSADRAIN).
+$bb kill -KILL -1 2>/dev/null
+$bb stty -F /dev/ttyS1 raw -echo
+status "exit $code"
+$bb stty -F /dev/ttyS2 raw -echo
+$bb poweroff -f
