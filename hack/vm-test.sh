@@ -255,7 +255,10 @@ if [ "$accel" = kvm ]; then
 else
   cpu_args=(-accel tcg -cpu max)
 fi
-append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=4"
+# Warnings and worse on the console (it is shown on failure); everything with -v.
+loglevel=4
+[ "$verbose" = 0 ] || loglevel=7
+append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=$loglevel"
 append+=" vm.stage2=$repo/hack/vm/guest.sh vm.job=$job vm.modules=$moddir"
 [ -z "$cgroup" ] || append+=" vm.cgroup=$cgroup"
 : >"$run/console"
@@ -317,7 +320,8 @@ show_console() {
 if [ -z "$code" ]; then
   show_console
   if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
-    die "the VM did not finish within ${timeout}s (VM_TIMEOUT); qemu was killed"
+    echo "vm-test: the VM did not finish within ${timeout}s (VM_TIMEOUT); qemu was killed" >&2
+    exit 124
   fi
   die "the guest gave no exit status${error:+: $error} (qemu exited with $qrc)"
 fi

@@ -45,8 +45,8 @@ $bb ip link set lo up || fail "bring up lo"
 kver=$($bb uname -r)
 modules=$(arg vm.modules)
 if [ -n "$modules" ]; then
-  $bb mkdir -p /lib/modules/$kver
-  $bb mount --bind "$modules" /lib/modules/$kver || fail "bind the kernel's modules"
+  $bb mkdir -p "/lib/modules/$kver"
+  $bb mount --bind "$modules" "/lib/modules/$kver" || fail "bind the kernel's modules"
   $bb mkdir -p /run/vm
   $bb ln -s $bb /run/vm/modprobe
   echo /run/vm/modprobe >/proc/sys/kernel/modprobe
@@ -71,10 +71,12 @@ fi
 job=$(arg vm.job)
 [ -r "$job" ] || fail "no job script (vm.job=$job)"
 status "booted $($bb cut -d' ' -f1 /proc/uptime)"
-# A session of its own without a controlling terminal, stdin empty: like CI.
+# A session of its own without a controlling terminal, stdin empty, output a pipe (not the
+# serial tty, which would turn on colours and line buffering): like CI.
+set -o pipefail
 /usr/bin/setsid --wait $bb sh -c '
   [ -z "$1" ] || echo $$ >"/sys/fs/cgroup$1/cgroup.procs" || exit 125
-  exec /bin/bash "$2"' vm-job "$cgroup" "$job" </dev/null >/dev/ttyS1 2>&1
+  exec /bin/bash "$2"' vm-job "$cgroup" "$job" </dev/null 2>&1 | $bb cat >/dev/ttyS1
 code=$?
 
 # Leftovers die; the stty waits until the port has sent everything (TCSADRAIN).
