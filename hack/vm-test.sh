@@ -11,8 +11,8 @@
 # host's / read-only over virtio-9p under a tmpfs overlay and switch_roots into it, so the
 # guest has the host's userland and builds while its writes stay in guest memory;
 # hack/vm/guest.sh then mounts cgroup2 alone at /sys/fs/cgroup, enables every controller in
-# the root's cgroup.subtree_control and runs the job as root in the root cgroup (or in PATH
-# below it with --cgroup).
+# the root's cgroup.subtree_control, mounts a fresh ext4 disk (4G, sparse) at /tmp and runs
+# the job as root in the root cgroup (or in PATH below it with --cgroup).
 #
 # Tests: `cargo build --release` and `cargo test --no-run` on the host (--test NAME picks
 # integration test targets, as for cargo), the integration rootfs is built on the host, then
@@ -90,7 +90,7 @@ case $repo$cache in *[[:space:]]*) die "the repository path must have no whitesp
 [ "$(id -u)" = 0 ] || die "run as root (qemu reads the whole host's / for the guest)"
 
 started=$SECONDS
-"$repo/hack/install-deps.sh" qemu-system-x86 jq
+"$repo/hack/install-deps.sh" qemu-system-x86 jq e2fsprogs
 if ldd /bin/busybox >/dev/null 2>&1; then
   die "/bin/busybox is dynamically linked; install busybox-static"
 fi
@@ -261,6 +261,10 @@ loglevel=4
 append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=$loglevel"
 append+=" vm.stage2=$repo/hack/vm/guest.sh vm.job=$job vm.modules=$moddir"
 [ -z "$cgroup" ] || append+=" vm.cgroup=$cgroup"
+# The guest's /tmp: ext4 on a virtio disk, like a host's disk (tmpfs in Linux 6.1 has no
+# idmapped mounts, and the blkio tests need a block device). Sparse, gone with the run.
+truncate -s 4G "$run/scratch.img"
+mkfs.ext4 -q -F -O ^has_journal -E lazy_itable_init=1 -L vm-scratch "$run/scratch.img"
 : >"$run/console"
 : >"$run/out"
 : >"$run/status"
@@ -274,6 +278,7 @@ timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
   -kernel "$vmlinuz" -initrd "$run/initramfs.gz" -append "$append" \
   -fsdev local,id=hostroot,path=/,security_model=passthrough,readonly=on,multidevs=remap \
   -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+  -drive "file=$run/scratch.img,if=virtio,format=raw,cache=unsafe" \
   -serial "file:$run/console" -serial "file:$run/out" -serial "file:$run/status" \
   </dev/null >"$run/qemu.log" 2>&1 &
 qpid=$!
