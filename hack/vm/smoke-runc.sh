@@ -26,7 +26,10 @@ else
   "$repo/hack/make-rootfs.sh" "$dir" >/dev/null
 fi
 (cd "$dir" && "$runtime" spec)
+# A cgroup namespace (runc's spec has one on v2 hosts, brig's not): the container's
+# /sys/fs/cgroup is then its own cgroup.
 jq '.process.terminal = false
+  | .linux.namespaces = ([.linux.namespaces[] | select(.type != "cgroup")] + [{type: "cgroup"}])
   | .linux.cgroupsPath = "smoke"
   | .linux.resources.memory = {limit: 33554432, swap: 33554432}
   | .linux.resources.pids = {limit: 16}
