@@ -3,7 +3,7 @@
 # cgroup_no_v1=all. Run as root.
 #
 #   hack/vm-test.sh [-v] [--test NAME]... [--cgroup PATH]      the workspace's tests in the VM
-#   hack/vm-test.sh [-v] [--cgroup PATH] -- CMD [ARG]...       any command in the VM
+#   hack/vm-test.sh [-v] [--cgroup PATH] -- CMD [ARG]...       any command in the VM (same cwd)
 #
 # The kernel package (linux-image-amd64 and the versioned package it depends on) is fetched
 # with `apt-get download` and unpacked into target/vm/ (never installed on the host); later
