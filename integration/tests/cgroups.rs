@@ -39,6 +39,14 @@ fn cgroup_dir(pid: i64, controller: &str) -> PathBuf {
     base.join(path.trim_start_matches('/'))
 }
 
+/// A new cgroup namespace for the container (`brig spec` already gives one on v2 hosts).
+fn add_cgroup_namespace(config: &mut serde_json::Value) {
+    let list = config["linux"]["namespaces"].as_array_mut().unwrap();
+    if !list.iter().any(|ns| ns["type"] == "cgroup") {
+        list.push(json!({"type": "cgroup"}));
+    }
+}
+
 /// A whole block device of this machine ("major:minor"), for I/O throttles.
 fn a_block_device() -> (u64, u64) {
     let dev = std::fs::read_dir("/sys/dev/block")
@@ -154,10 +162,7 @@ fn resources_are_written_and_delete_removes_the_cgroup() {
 fn a_new_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
     let mut b = Bundle::with_script("cgns", "cat /proc/self/cgroup");
     b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}));
+        add_cgroup_namespace(c);
         c["linux"]["resources"] = json!({"pids": {"limit": 50}});
     });
     let out = ok(&b.run(&unique_id("cgns")));
@@ -466,13 +471,12 @@ fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
         ),
     );
     b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(json!(
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        mounts.push(json!(
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ));
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}));
+        add_cgroup_namespace(c);
         c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 33}});
     });
     let out = ok(&b.run(&unique_id("cgmount")));
@@ -540,13 +544,14 @@ fn a_cgroup2_mount_is_the_unified_hierarchy() {
          test -f /sys/fs/cgroup/cgroup.procs && echo has-procs",
     );
     b.edit(|c| {
-        c["mounts"].as_array_mut().unwrap().push(json!(
+        // In place of the default `cgroup` mount (on v2 that is cgroup2 already, and the
+        // kernel refuses a second cgroup2 mount on the same place).
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        mounts.push(json!(
             {"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup2", "options": ["nosuid", "noexec", "nodev"]}
         ));
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}));
+        add_cgroup_namespace(c);
     });
     assert_eq!(ok(&b.run(&unique_id("cg2mount"))), "cgroup2\nhas-procs\n");
 }
@@ -557,13 +562,12 @@ fn a_writable_cgroup_mount_in_a_cgroup_namespace_delegates_the_cgroup_on_v2_only
     b.set_args(&["sleep", "1000"]);
     b.edit(|c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-        c["mounts"].as_array_mut().unwrap().push(json!(
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        mounts.push(json!(
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev"]}
         ));
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}));
+        add_cgroup_namespace(c);
     });
     let id = unique_id("cgdelegate");
     ok(&b.brig(&["run", "-d", &id]));

@@ -410,6 +410,22 @@ fn joins_a_user_namespace_by_path_and_makes_its_namespaces_inside_it() {
 }
 
 #[test]
+fn ambient_capabilities_that_are_not_inheritable_are_skipped_like_runc() {
+    // `runc spec` lists ambient capabilities without inheritable ones: the kernel cannot raise
+    // them, runc warns and runs the container, and so does brig.
+    let mut b = Bundle::new("ambient");
+    b.set_args(&["grep", "-E", "CapAmb|CapEff", "/proc/self/status"]);
+    b.edit(|c| {
+        let caps = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps,
+            "permitted": caps, "ambient": caps});
+    });
+    let out = ok(&b.run(&unique_id("ambient")));
+    assert_eq!(status_field(&out, "CapAmb"), "0000000000000000", "{out}");
+    assert_eq!(status_field(&out, "CapEff"), "0000000000000420", "{out}");
+}
+
+#[test]
 fn domainname_needs_and_gets_a_uts_namespace() {
     let mut b = Bundle::with_script("domain", "cat /proc/sys/kernel/domainname");
     b.edit(|c| c["domainname"] = json!("example.org"));

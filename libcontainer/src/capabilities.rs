@@ -105,8 +105,14 @@ impl CapSets {
                         0,
                     )
                 };
-                nix::errno::Errno::result(ret)
-                    .ctx(|| format!("raise ambient capability {index}"))?;
+                // The kernel raises only what is permitted and inheritable; runc's own spec
+                // lists ambient caps without inheritable ones, and runc warns and goes on.
+                match nix::errno::Errno::result(ret) {
+                    Err(nix::errno::Errno::EPERM) => tracing::warn!(
+                        "ambient capability {index} not raised: it is not both permitted and inheritable"
+                    ),
+                    other => other.map(drop).ctx(|| format!("raise ambient capability {index}"))?,
+                }
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use crate::config::OCI_VERSION;
 
 pub fn default_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
+    let mut spec = json!({
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": false,
@@ -56,7 +56,15 @@ pub fn default_spec() -> Value {
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
             ]
         }
-    })
+    });
+    // As runc: on a cgroup v2 host the container gets its own cgroup namespace, so the cgroup2
+    // mount at /sys/fs/cgroup shows its own cgroup rather than the host's root.
+    if crate::cgroups::detect() == crate::cgroups::Mode::V2 {
+        if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+            list.push(json!({"type": "cgroup"}));
+        }
+    }
+    spec
 }
 
 #[cfg(test)]

@@ -171,7 +171,8 @@ pub fn needs_unified(resources: Option<&LinuxResources>) -> bool {
 
 impl Cgroup {
     /// Where the container's cgroup goes: `cgroupsPath` absolute → below each hierarchy's root;
-    /// relative → below our own cgroup; empty → `brig-<id>` below our own cgroup. On a hybrid
+    /// relative → below our own cgroup (v1) or its parent (unified hierarchy); empty →
+    /// `brig-<id>` in the same place. On a hybrid
     /// host the unified hierarchy is included when `with_unified` (see [`needs_unified`]).
     pub fn resolve(cgroups_path: Option<&Path>, id: &str, with_unified: bool) -> Result<Cgroup> {
         let wanted = cgroups_path
@@ -225,6 +226,14 @@ impl Cgroup {
                 .ok_or_else(|| Error::Other("the cgroup2 mount went away".into()))?;
             let own = own_cgroup(&own_cgroups, &[])
                 .ok_or_else(|| Error::Other("/proc/self/cgroup has no cgroup2 line".into()))?;
+            // cgroup v2 enables controllers only for the children of a cgroup without
+            // processes, and ours has at least brig in it: relative paths go beside our own
+            // cgroup, below its parent (runc's rule), unless we are at the root.
+            let own = Path::new(&own)
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .to_string_lossy()
+                .into_owned();
             hierarchies.push(Hierarchy {
                 path: place(&wanted, &own, &root, &point),
                 controllers: Vec::new(),
