@@ -1,0 +1,837 @@
+#!/usr/bin/env bash
+# Prove a runtime is a drop-in runc: run real engines with it and check what the containers saw.
+#   hack/dropin.sh [RUNTIME_BINARY]    (default: target/release/brig)
+# `hack/dropin.sh /usr/sbin/runc` runs the same checks against Debian's runc: the script checks
+# the real thing. Engines: a private containerd 1.6 driven by ctr (containerd-shim-runc-v2), and
+# podman 4.3 through conmon (the path CRI-O uses). Both come from Debian; the busybox image is
+# built here from busybox-static; nothing needs the network. Run as root.
+#
+# Every runtime call is logged by a wrapper named `runc` (podman picks its behaviour from the
+# runtime's basename) that then execs the runtime under test. The summary lists each scenario,
+# PASS/FAIL and the runtime subcommands the engine called during it; the last line is
+# `dropin: N passed, N failed` and the exit status is non-zero on any failure.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+  echo "dropin: run as root (containers need it)" >&2
+  exit 1
+fi
+runtime=$(readlink -f "${1:-$repo/target/release/brig}")
+if [ ! -x "$runtime" ]; then
+  echo "dropin: runtime $runtime is not an executable (build it: cargo build --release)" >&2
+  exit 1
+fi
+
+# --- packages --------------------------------------------------------------------------------
+packages=(containerd podman conmon busybox-static bsdutils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "dropin: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
+    echo "dropin: could not install ${missing[*]}" >&2
+    exit 1
+  }
+fi
+
+started=$(date +%s)
+T=$(mktemp -d /tmp/brig-dropin.XXXXXX)
+chmod 755 "$T"
+tag=dropin$$                     # unique per run: ids, namespace, cgroup names
+NS=$tag                          # containerd namespace
+IMG=localhost/brig-busybox:latest
+CTR_SOCK=$T/containerd/containerd.sock
+containerd_pid=
+
+# Containers' cgroups go below this script's own cgroup (the deepest of its v1 paths), in a
+# directory of this run; every directory made for them is removed at the end.
+own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
+CGP=${own_cg%/}/brig-$tag
+cg_made=()   # hierarchy directories on CGP's path that did not exist before
+for h in /sys/fs/cgroup/*/; do
+  [ -f "$h/cgroup.procs" ] || continue
+  d=${h%/}
+  IFS=/ read -ra parts <<<"${CGP#/}"
+  for part in "${parts[@]}"; do
+    d=$d/$part
+    [ -d "$d" ] || cg_made+=("$d")
+  done
+done
+# Host directories the engines make whatever their configuration says (containerd's shim
+# sockets and default fifo dir, podman's network run dir and blob-info cache, the runtimes'
+# default roots): those this run makes go at the end, only when empty.
+host_dirs=(/run/containerd /run/containers /var/lib/containers /run/runc /run/brig)
+host_dirs_new=()
+for d in "${host_dirs[@]}"; do [ -e "$d" ] || host_dirs_new+=("$d"); done
+shim_sockets_before=$(ls /run/containerd/s 2>/dev/null | sort)
+# The shim's process files and console sockets and conmon's console sockets go to /tmp; an
+# engine killed at the wrong moment leaves them.
+tmp_files() { compgen -G "/tmp/runc-process*"; compgen -G "/tmp/pty[0-9]*"; compgen -G "/tmp/conmon-term.*"; }
+tmp_files_before=$(tmp_files | sort)
+
+# pids of processes whose command line names our temp dir (shims, conmon): only ours.
+our_pids() {
+  local f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    [ "$pid" = $$ ] && continue
+    tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$T/" && echo "$pid"
+  done
+}
+
+cleanup() {
+  set +e
+  trap - EXIT INT TERM
+  # (Quiet on a normal exit: the summary's last line stays the last line.)
+  [ "${1:-}" = interrupted ] && echo "dropin: interrupted, cleaning up" >&2
+  if [ -n "${PODMAN[*]:-}" ]; then
+    timeout -k 5 60 "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1
+  fi
+  if [ -n "$containerd_pid" ]; then
+    for id in $(timeout -k 5 10 "${CTR[@]}" tasks ls -q 2>/dev/null); do
+      timeout -k 5 10 "${CTR[@]}" tasks kill -s KILL "$id" >/dev/null 2>&1
+      timeout -k 5 10 "${CTR[@]}" tasks delete -f "$id" >/dev/null 2>&1
+    done
+    for id in $(timeout -k 5 10 "${CTR[@]}" containers ls -q 2>/dev/null); do
+      timeout -k 5 10 "${CTR[@]}" containers delete "$id" >/dev/null 2>&1
+    done
+    kill "$containerd_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$containerd_pid" 2>/dev/null
+    wait "$containerd_pid" 2>/dev/null
+  fi
+  # Shims and conmons of this run outlive their daemon when something went wrong, and so do
+  # container processes: everything in this run's cgroups is ours (thawed first: a frozen
+  # task does not die).
+  for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null; done
+  if [ -d "/sys/fs/cgroup/freezer$CGP" ]; then
+    find "/sys/fs/cgroup/freezer$CGP" -name freezer.state -exec sh -c 'echo THAWED > "$1"' _ {} \; 2>/dev/null
+  fi
+  for pid in $(cat /sys/fs/cgroup/*"$CGP"/cgroup.procs /sys/fs/cgroup/*"$CGP"/*/cgroup.procs \
+    /sys/fs/cgroup/*"$CGP"/*/*/cgroup.procs 2>/dev/null | sort -u); do
+    kill -9 "$pid" 2>/dev/null
+  done
+  # Mounts under the temp dir, deepest first; rm -rf only once none is left.
+  for _ in 1 2 3; do
+    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null; done
+  done
+  if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    echo "dropin: mounts left under $T, not removing it" >&2
+  else
+    rm -rf --one-file-system "$T"
+  fi
+  # The containers' cgroups, then the directories of this run on their path.
+  # (conmon may take a moment to leave its cgroup.)
+  for _ in $(seq 20); do
+    for h in /sys/fs/cgroup/*/; do
+      [ -d "${h%/}$CGP" ] && find "${h%/}$CGP" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    compgen -G "/sys/fs/cgroup/*$CGP" >/dev/null || break
+    sleep 0.5
+  done
+  for ((i = ${#cg_made[@]} - 1; i >= 0; i--)); do rmdir "${cg_made[i]}" 2>/dev/null; done
+  # containerd's shim sockets live in /run/containerd/s whatever the state dir.
+  for sock in $(ls /run/containerd/s 2>/dev/null); do
+    grep -qxF "$sock" <<<"$shim_sockets_before" || rm -f "/run/containerd/s/$sock"
+  done
+  for f in $(tmp_files); do
+    grep -qxF "$f" <<<"$tmp_files_before" || rm -rf --one-file-system "$f"
+  done
+  for d in "${host_dirs_new[@]}"; do
+    [ "$d" = /var/lib/containers ] && rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+}
+trap cleanup EXIT
+trap 'cleanup interrupted; exit 130' INT TERM
+
+# --- the runtime wrappers ---------------------------------------------------------------------
+# One per engine: a script named runc that logs its subcommand and arguments, then execs the
+# runtime under test (same pid, same descriptors).
+make_wrapper() { # make_wrapper ENGINE
+  mkdir -p "$T/$1-bin"
+  cat >"$T/$1-bin/runc" <<EOF
+#!/bin/sh
+sub=
+skip=
+for a in "\$@"; do
+  if [ -n "\$skip" ]; then skip=; continue; fi
+  case \$a in
+    --root|--log|--log-format|--criu) skip=1 ;;
+    --version|-v) sub=version; break ;;
+    -*) ;;
+    *) sub=\$a; break ;;
+  esac
+done
+printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-$1.log"
+exec "$runtime" "\$@"
+EOF
+  chmod 755 "$T/$1-bin/runc"
+  : >"$T/calls-$1.log"
+}
+make_wrapper ctr
+make_wrapper podman
+
+# --- the busybox image: a docker-archive (docker save layout) built here -----------------------
+build_image() {
+  local img=$T/image
+  mkdir -p "$img/archive"
+  BRIG= bash "$repo/hack/make-rootfs.sh" "$img" >/dev/null || return 1
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/rootfs" \
+    -cf "$img/layer.tar" . || return 1
+  local layer arch config
+  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
+  arch=$(dpkg --print-architecture)
+  mkdir -p "$img/archive/$layer"
+  mv "$img/layer.tar" "$img/archive/$layer/layer.tar"
+  printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"hack/dropin.sh: busybox-static"}]}' \
+    "$arch" "$layer" >"$img/config.json"
+  config=$(sha256sum "$img/config.json" | cut -d' ' -f1)
+  mv "$img/config.json" "$img/archive/$config.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
+    "$config" "$IMG" "$layer" >"$img/archive/manifest.json"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
+    -cf "$T/busybox.tar" . || return 1
+  rm -rf "$img"
+}
+
+# --- containerd -------------------------------------------------------------------------------
+CTR=(ctr --address "$CTR_SOCK" --namespace "$NS")
+start_containerd() {
+  local d=$T/containerd
+  mkdir -p "$d" "$T/fifo" "$T/ctr-runc"
+  cat >"$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$CTR_SOCK"
+[ttrpc]
+  address = "$CTR_SOCK.ttrpc"
+[debug]
+  address = "$d/debug.sock"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+EOF
+  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 100); do
+    "${CTR[@]}" version >/dev/null 2>&1 && return 0
+    kill -0 "$containerd_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "dropin: containerd did not start:" >&2
+  cat "$d/log" >&2
+  return 1
+}
+
+# --- podman -----------------------------------------------------------------------------------
+PODMAN=()
+setup_podman() {
+  local d=$T/podman nofile
+  mkdir -p "$d/tmp" "$d/imgtmp" "$d/net"
+  # podman asks for nofile/nproc 1048576 unless told, more than a runtime without
+  # CAP_SYS_RESOURCE may set. Stay below our hard limits, and below podman's own nproc (it
+  # lowers its hard limit: 32768 here).
+  nofile=$(ulimit -Hn)
+  nproc=$(ulimit -Hu)   # global: a run giving its own --ulimit repeats it
+  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
+  { [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; } && nproc=4096
+  cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+netns = "none"
+log_driver = "k8s-file"
+[network]
+network_config_dir = "$d/net"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$d/tmp"
+image_copy_tmp_dir = "$d/imgtmp"
+conmon_path = ["/usr/bin/conmon"]
+runtime = "runc"
+[engine.runtimes]
+runc = ["$T/podman-bin/runc"]
+EOF
+  cat >"$d/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$d/root"
+runroot = "$d/runroot"
+EOF
+  : >"$d/registries.conf"
+  export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
+  export CONTAINERS_REGISTRIES_CONF=$d/registries.conf TMPDIR=$d/imgtmp
+  PODMAN=(podman --root "$d/root" --runroot "$d/runroot" --storage-driver vfs
+    --cgroup-manager cgroupfs --events-backend file --tmpdir "$d/tmp"
+    --runtime "$T/podman-bin/runc" --network-config-dir "$d/net")
+}
+
+# --- helpers for scenarios ----------------------------------------------------------------------
+c() { timeout -k 5 60 "${CTR[@]}" "$@" </dev/null; }
+p() { timeout -k 5 60 "${PODMAN[@]}" "$@" </dev/null; }
+# podman has no global --cgroup-parent: every container's cgroup (and conmon's) below ours.
+prun() { p run --cgroup-parent "$CGP/podman" "$@"; }
+pcreate() { p create --cgroup-parent "$CGP/podman" "$@"; }
+# ctr_run ID [FLAGS...] -- CMD...: ctr run with the runtime under test, the container's
+# cgroup below ours, the IO fifos in our temp dir.
+ctr_run() {
+  local id=$1 flags=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
+  shift
+  c run --runtime io.containerd.runc.v2 --runc-binary "$T/ctr-bin/runc" \
+    --runc-root "$T/ctr-runc" --fifo-dir "$T/fifo" --cgroup "$CGP/ctr/$id" \
+    "${flags[@]}" "$IMG" "$id" "$@"
+}
+# In a pty: script(1) gives the engine a terminal of its own; prints what the terminal showed.
+in_pty() {
+  local cmd
+  cmd=$(printf '%q ' "$@")
+  timeout -k 5 60 script -qec "$cmd" /dev/null </dev/null | tr -d '\r'
+}
+want() { # want WHAT GOT EXPECTED
+  if [ "$2" != "$3" ]; then
+    echo "$1: got '$2', want '$3'"
+    return 1
+  fi
+  echo "ok: $1 = '$3'"
+}
+want_in() { # want_in WHAT TEXT NEEDLE
+  if ! grep -qF -- "$3" <<<"$2"; then
+    echo "$1: '$3' not in: $2"
+    return 1
+  fi
+  echo "ok: $1 has '$3'"
+}
+# wait_for WHAT SECONDS CMD...: until CMD succeeds
+wait_for() {
+  local what=$1 n=$(($2 * 10))
+  shift 2
+  for _ in $(seq "$n"); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $what"
+  return 1
+}
+host_netns=$(readlink /proc/self/ns/net)
+# privileged containers get every capability we have
+host_capbnd=$(awk '$1 == "CapBnd:" { print $2 }' /proc/self/status)
+cg_file() { # cg_file CONTROLLER RELATIVE_TO_CGP FILE: the host's view of a container's cgroup
+  cat "/sys/fs/cgroup/$1$CGP/$2/$3"
+}
+
+# --- ctr scenarios ----------------------------------------------------------------------------
+ctr_task_status() { c tasks ls | awk -v id="$1" '$1 == id { print $3 }'; }
+task_is() { [ "$(ctr_task_status "$1")" = "$2" ]; }
+cexec() { c tasks exec --fifo-dir "$T/fifo" "$@"; }
+# SIGKILL a running task, wait for it, delete task and container.
+ctr_kill_rm() {
+  c tasks kill -s KILL "$1"
+  wait_for "task $1 to stop" 20 task_is "$1" STOPPED
+  want_in "exit status of $1" "$(c tasks delete "$1" 2>&1)" "exit code 137"
+  c containers delete "$1"
+}
+
+ctr_run_exit() {
+  local id=$tag-exit out rc=0
+  out=$(ctr_run "$id" --rm -- sh -c 'echo to-stdout; echo to-stderr >&2; exit 3' 2>"$T/err") || rc=$?
+  want "exit code" "$rc" 3
+  want "stdout" "$out" to-stdout
+  want "stderr" "$(cat "$T/err")" to-stderr
+}
+
+ctr_detached() {
+  local id=$tag-detached out rc=0 pids
+  ctr_run "$id" -d --log-uri "file://$T/$id.log" -- \
+    sh -c 'trap "echo got-term; exit 7" TERM; echo started; sleep 1000 & wait'
+  want "status after run -d" "$(ctr_task_status "$id")" RUNNING
+  out=$(cexec --exec-id e1 "$id" sh -c 'echo from-exec; exit 4') || rc=$?
+  want "exec exit code" "$rc" 4
+  want "exec stdout" "$out" from-exec
+  pids=$(c tasks ps "$id" | tail -n +2 | wc -l)
+  want "processes in ctr task ps (sh, sleep)" "$pids" 2
+  c tasks kill "$id"
+  wait_for "the task to stop" 20 task_is "$id" STOPPED
+  want_in "exit code after SIGTERM" "$(c tasks delete "$id" 2>&1)" "exit code 7"
+  c containers delete "$id"
+  want "log" "$(cat "$T/$id.log")" "started
+got-term"
+}
+
+ctr_pause_resume() {
+  local id=$tag-pause n1 n2
+  ctr_run "$id" -d -- sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.1; done'
+  sleep 0.3
+  c tasks pause "$id"
+  want "status after pause" "$(ctr_task_status "$id")" PAUSED
+  want "freezer state" "$(cg_file freezer "ctr/$id" freezer.state)" FROZEN
+  n1=$(cat "/proc/$(c tasks ls | awk -v id="$id" '$1 == id { print $2 }')/root/tmp/n")
+  sleep 0.5
+  n2=$(cat "/proc/$(c tasks ls | awk -v id="$id" '$1 == id { print $2 }')/root/tmp/n")
+  want "counter while paused" "$n2" "$n1"
+  c tasks resume "$id"
+  want "status after resume" "$(ctr_task_status "$id")" RUNNING
+  sleep 0.5
+  n2=$(cexec --exec-id e1 "$id" cat /tmp/n)
+  [ "$n2" -gt "$n1" ] || { echo "counter did not move after resume ($n1 -> $n2)"; return 1; }
+  ctr_kill_rm "$id"
+}
+
+ctr_tty() {
+  local id=$tag-tty out
+  out=$(in_pty "${CTR[@]}" run --runtime io.containerd.runc.v2 --runc-binary "$T/ctr-bin/runc" \
+    --runc-root "$T/ctr-runc" --fifo-dir "$T/fifo" --cgroup "$CGP/ctr/$id" -t --rm "$IMG" "$id" \
+    sh -c 'tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; stty size; exit 5'; echo "rc=$?")
+  want_in "tty in run -t" "$out" /dev/pts/0
+  want_in "run -t stdio" "$out" stdio-is-a-tty
+  want_in "run -t exit code" "$out" rc=5
+  ctr_run "$id" -d -- sleep 1000
+  out=$(in_pty "${CTR[@]}" tasks exec --fifo-dir "$T/fifo" -t --exec-id e1 "$id" sh -c 'tty; [ -t 0 ] && echo exec-is-a-tty')
+  want_in "tty in exec -t" "$out" /dev/pts/
+  want_in "exec -t stdio" "$out" exec-is-a-tty
+  ctr_kill_rm "$id"
+}
+
+ctr_limits() {
+  local id=$tag-limits
+  # ctr's default spec has no cgroup mount: the host's view of the container's cgroup.
+  ctr_run "$id" -d --memory-limit 67108864 --cpu-quota 50000 --cpu-period 100000 -- sleep 1000
+  want "memory.limit_in_bytes" "$(cg_file memory "ctr/$id" memory.limit_in_bytes)" 67108864
+  want "cpu.cfs_quota_us" "$(cg_file cpu "ctr/$id" cpu.cfs_quota_us)" 50000
+  want "init in the cgroup" "$(cg_file pids "ctr/$id" cgroup.procs)" \
+    "$(c tasks ls | awk -v id="$id" '$1 == id { print $2 }')"
+  ctr_kill_rm "$id"
+}
+
+ctr_env_cwd() {
+  local id=$tag-env out
+  out=$(ctr_run "$id" --rm --env FOO=bar --cwd /tmp -- sh -c 'echo "$FOO $(pwd) $(id -u)"')
+  want "env, cwd, uid" "$out" "bar /tmp 0"
+  # ctr 1.6 has no run --user: the exec process JSON carries one.
+  ctr_run "$id" -d -- sleep 1000
+  out=$(cexec --exec-id e1 --user 1 --cwd /home "$id" sh -c 'echo "$(id -u) $(pwd)"')
+  want "exec user, cwd" "$out" "1 /home"
+  ctr_kill_rm "$id"
+}
+
+ctr_readonly() {
+  local id=$tag-ro out rc=0
+  out=$(ctr_run "$id" --rm --read-only -- sh -c 'touch /newfile' 2>&1) || rc=$?
+  [ "$rc" != 0 ] || { echo "touch / succeeded in a read-only rootfs"; return 1; }
+  want_in "touch / error" "$out" "Read-only file system"
+}
+
+ctr_stdin() {
+  local id=$tag-stdin out
+  # (ctr run never closes the task's stdin at EOF: read what was sent, no more.)
+  out=$(printf 'line1\nline2\n' | timeout -k 5 60 "${CTR[@]}" run --runtime io.containerd.runc.v2 \
+    --runc-binary "$T/ctr-bin/runc" --runc-root "$T/ctr-runc" --fifo-dir "$T/fifo" \
+    --cgroup "$CGP/ctr/$id" --rm "$IMG" "$id" sh -c 'read -r a; read -r b; echo "$b $a"')
+  want "stdin through the runtime" "$out" "line2 line1"
+}
+
+ctr_error() {
+  local id=$tag-error out rc=0
+  out=$(ctr_run "$id" --rm -- /no/such/program 2>&1) || rc=$?
+  [ "$rc" != 0 ] || { echo "a missing program did not fail"; return 1; }
+  # containerd shows the runtime's reason, read from the --log JSON.
+  want_in "error names the program" "$out" /no/such/program
+  want_in "error gives the reason" "$out" "no such file or directory"
+  if c containers ls -q | grep -qx "$id"; then c containers delete "$id"; fi
+  [ ! -e "$T/ctr-runc/$NS/$id" ] || { echo "runtime state left: $T/ctr-runc/$NS/$id"; return 1; }
+}
+
+ctr_security() {
+  local id=$tag-sec out
+  # ctr's default capabilities (docker's set), no_new_privs; --seccomp: its default profile.
+  out=$(ctr_run "$id" --rm --seccomp -- sh -c \
+    'grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status | tr -s "\t " " "')
+  want "capabilities, no_new_privs, seccomp" "$(echo $out)" \
+    "CapEff: 00000000a80425fb CapBnd: 00000000a80425fb NoNewPrivs: 1 Seccomp: 2"
+  out=$(ctr_run "$id" --rm --seccomp -- sh -c 'mkdir /m && mount -t tmpfs none /m && echo mounted' 2>&1) && {
+    echo "mount worked without CAP_SYS_ADMIN: $out"
+    return 1
+  }
+  echo "ok: mount refused: $out"
+}
+
+ctr_join_ns() {
+  local id=$tag-pod pid out
+  ctr_run "$id" -d -- sh -c 'hostname; sleep 1000'
+  pid=$(c tasks ls | awk -v id="$id" '$1 == id { print $2 }')
+  out=$(ctr_run "$id-2" --rm --with-ns "network:/proc/$pid/ns/net" --with-ns "pid:/proc/$pid/ns/pid" -- \
+    sh -c 'readlink /proc/self/ns/net; ps -o args | grep -c "^sleep 1000"')
+  want "netns joined" "$(head -1 <<<"$out")" "$(readlink "/proc/$pid/ns/net")"
+  want "sleep of the first container seen in the joined pid namespace" "$(tail -1 <<<"$out")" 1
+  ctr_kill_rm "$id"
+}
+
+ctr_privileged_mounts() {
+  local id=$tag-priv out
+  mkdir -p "$T/ctr-vol"
+  echo from-host >"$T/ctr-vol/file"
+  out=$(ctr_run "$id" --rm --privileged -- sh -c \
+    'grep -E "^(CapEff|Seccomp):" /proc/self/status | tr -s "\t " " "; [ -c /dev/net/tun ] && echo has-tun;
+     mkdir /m && mount -t tmpfs none /m && echo mounted')
+  want "privileged: all capabilities, no seccomp, host devices, mount" "$(echo $out)" \
+    "CapEff: $host_capbnd Seccomp: 0 has-tun mounted"
+  out=$(ctr_run "$id" --rm --mount "type=bind,src=$T/ctr-vol,dst=/data,options=rbind:ro" -- sh -c \
+    'cat /data/file; touch /data/x 2>/dev/null || echo ro-refused')
+  want "read-only bind mount" "$(echo $out)" "from-host ro-refused"
+}
+
+ctr_network() {
+  local id=$tag-net out
+  out=$(ctr_run "$id" --rm -- sh -c 'readlink /proc/self/ns/net; ls /sys/class/net')
+  [ "$(head -1 <<<"$out")" != "$host_netns" ] || { echo "own netns is the host's"; return 1; }
+  want "interfaces in own netns" "$(tail -n +2 <<<"$out")" lo
+  out=$(ctr_run "$id" --rm --net-host -- readlink /proc/self/ns/net)
+  want "netns with --net-host" "$out" "$host_netns"
+}
+
+ctr_stop_kill() {
+  local id=$tag-stop
+  # sleep as pid 1 has no handler: SIGTERM does nothing, SIGKILL ends it.
+  ctr_run "$id" -d -- sleep 1000
+  c tasks kill "$id"
+  sleep 2
+  want "status after SIGTERM" "$(ctr_task_status "$id")" RUNNING
+  cexec --exec-id e1 -d "$id" sleep 1000
+  c tasks kill -a -s KILL "$id"
+  wait_for "the task to stop" 20 task_is "$id" STOPPED
+  want_in "exit code after SIGKILL" "$(c tasks delete "$id" 2>&1)" "exit code 137"
+  c containers delete "$id"
+}
+
+# --- podman scenarios -------------------------------------------------------------------------
+pstatus() { p inspect -f '{{.State.Status}}' "$1"; }
+
+podman_run_exit() {
+  local out rc=0
+  out=$(prun --rm "$IMG" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3' 2>"$T/err") || rc=$?
+  want "exit code" "$rc" 3
+  want "stdout" "$out" to-stdout
+  want "stderr" "$(cat "$T/err")" to-stderr
+}
+
+podman_detached() {
+  local name=$tag-detached out rc=0
+  prun -d --name "$name" "$IMG" sh -c 'trap "echo got-term; exit 7" TERM; echo started; sleep 1000 & wait' >/dev/null
+  want "status after run -d" "$(pstatus "$name")" running
+  out=$(p exec "$name" sh -c 'echo from-exec; echo exec-err >&2; exit 4' 2>"$T/err") || rc=$?
+  want "exec exit code" "$rc" 4
+  want "exec stdout" "$out" from-exec
+  want "exec stderr" "$(cat "$T/err")" exec-err
+  p exec -d "$name" sleep 999
+  out=$(p top "$name" args)
+  want_in "podman top: exec -d process" "$out" "sleep 999"
+  want_in "podman top" "$out" "sleep 1000"
+  p kill --signal TERM "$name" >/dev/null
+  want "exit code after SIGTERM" "$(p wait "$name")" 7
+  want "logs" "$(p logs "$name")" "started
+got-term"
+  p rm "$name" >/dev/null
+}
+
+podman_pause() {
+  local name=$tag-pause
+  prun -d --name "$name" "$IMG" sleep 1000 >/dev/null
+  p pause "$name" >/dev/null
+  want "status after pause" "$(pstatus "$name")" paused
+  want "freezer state" "$(cat /sys/fs/cgroup/freezer"$CGP"/podman/libpod-*/freezer.state)" FROZEN
+  p unpause "$name" >/dev/null
+  want "status after unpause" "$(pstatus "$name")" running
+  want "exec after unpause" "$(p exec "$name" echo alive)" alive
+  p rm -f -t 0 "$name" >/dev/null
+}
+
+podman_tty() {
+  local name=$tag-tty out
+  out=$(in_pty "${PODMAN[@]}" run --cgroup-parent "$CGP/podman" -t --rm "$IMG" sh -c 'tty; [ -t 1 ] && echo stdio-is-a-tty; exit 5'; echo "rc=$?")
+  want_in "tty in run -t" "$out" /dev/pts/0
+  want_in "run -t stdio" "$out" stdio-is-a-tty
+  want_in "run -t exit code" "$out" rc=5
+  prun -d --name "$name" "$IMG" sleep 1000 >/dev/null
+  out=$(in_pty "${PODMAN[@]}" exec -t "$name" sh -c 'tty; [ -t 1 ] && echo exec-is-a-tty')
+  want_in "tty in exec -t" "$out" /dev/pts/
+  want_in "exec -t stdio" "$out" exec-is-a-tty
+  p rm -f -t 0 "$name" >/dev/null
+}
+
+podman_logs() {
+  local name=$tag-logs
+  prun -d --name "$name" "$IMG" sh -c 'for i in 1 2 3; do echo line$i; done; echo err-line >&2' >/dev/null
+  want "exit code" "$(p wait "$name")" 0
+  want "podman logs" "$(p logs "$name" 2>&1 | sort)" "err-line
+line1
+line2
+line3"
+  p rm "$name" >/dev/null
+}
+
+podman_limits() {
+  local out
+  out=$(prun --rm --memory 64m --pids-limit 50 "$IMG" \
+    cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max)
+  want "memory.limit_in_bytes, pids.max seen inside" "$(echo $out)" "67108864 50"
+  out=$(prun --rm --pids-limit 5 "$IMG" sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 5 & done' 2>&1) || true
+  want_in "fork refused above pids.max" "$out" "can't fork"
+}
+
+podman_update() {
+  local name=$tag-update
+  prun -d --name "$name" --memory 64m "$IMG" sleep 1000 >/dev/null
+  p update --memory 128m --cpu-quota 30000 --cpu-period 100000 "$name" >/dev/null
+  want "memory.limit_in_bytes after update" \
+    "$(p exec "$name" cat /sys/fs/cgroup/memory/memory.limit_in_bytes)" 134217728
+  want "cpu.cfs_quota_us after update (host)" \
+    "$(cat /sys/fs/cgroup/cpu"$CGP"/podman/libpod-*/cpu.cfs_quota_us)" 30000
+  p rm -f -t 0 "$name" >/dev/null
+}
+
+podman_env_user() {
+  local out
+  out=$(prun --rm -e FOO=bar -u 1:100 -w /tmp --hostname box --sysctl net.ipv4.ip_forward=1 "$IMG" \
+    sh -c 'echo "$FOO $(id -u):$(id -g) $(pwd) $(hostname) $(cat /proc/sys/net/ipv4/ip_forward)"')
+  want "env, user, workdir, hostname, sysctl" "$out" "bar 1:100 /tmp box 1"
+  prun -d --name "$tag-envexec" "$IMG" sleep 1000 >/dev/null
+  out=$(p exec -u 1:100 -w /home -e BAR=baz "$tag-envexec" sh -c 'echo "$BAR $(id -u):$(id -g) $(pwd)"')
+  want "exec env, user, workdir" "$out" "baz 1:100 /home"
+  p rm -f -t 0 "$tag-envexec" >/dev/null
+}
+
+podman_readonly() {
+  local out rc=0
+  out=$(prun --rm --read-only "$IMG" sh -c 'touch /tmp/ok && echo tmp-writable; touch /newfile' 2>&1) || rc=$?
+  [ "$rc" != 0 ] || { echo "touch / succeeded in a read-only rootfs"; return 1; }
+  want_in "tmpfs /tmp" "$out" tmp-writable
+  want_in "touch / error" "$out" "Read-only file system"
+}
+
+podman_stdin() {
+  local out
+  out=$(printf 'line1\nline2\n' | timeout -k 5 60 "${PODMAN[@]}" run --cgroup-parent "$CGP/podman" -i --rm \
+    "$IMG" sh -c 'wc -l; read -r x || echo stdin-eof')
+  want "stdin through the runtime" "$(echo $out)" "2 stdin-eof"
+}
+
+podman_error() {
+  local out rc=0
+  out=$(prun --rm --name "$tag-error" "$IMG" /no/such/program 2>&1) || rc=$?
+  # podman maps the runtime's reason (from the --log JSON) to 127: command not found.
+  want "exit code of a missing program" "$rc" 127
+  want_in "error names the program" "$out" /no/such/program
+  if p container exists "$tag-error"; then p rm -f "$tag-error" >/dev/null; fi
+}
+
+podman_security() {
+  local out
+  # podman's default capabilities, its seccomp profile; --security-opt no-new-privileges.
+  out=$(prun --rm --security-opt no-new-privileges "$IMG" sh -c \
+    'grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status | tr -s "\t " " "')
+  want "capabilities, no_new_privs, seccomp" "$(echo $out)" \
+    "CapEff: 00000000a80425fb CapBnd: 00000000a80425fb NoNewPrivs: 1 Seccomp: 2"
+  out=$(prun --rm --cap-add SYS_ADMIN --cap-drop CHOWN "$IMG" sh -c \
+    'grep -E "^CapEff:" /proc/self/status | tr -s "\t " " "')
+  want "--cap-add SYS_ADMIN --cap-drop CHOWN" "$out" "CapEff: 00000000a82425fa"
+}
+
+podman_volumes() {
+  local out
+  mkdir -p "$T/vol-rw" "$T/vol-ro"
+  echo from-host >"$T/vol-ro/file"
+  out=$(prun --rm -v "$T/vol-rw:/data" -v "$T/vol-ro:/ro:ro" --tmpfs /scratch:size=1m "$IMG" sh -c \
+    'echo from-container > /data/file; cat /ro/file; touch /ro/x 2>/dev/null || echo ro-refused;
+     touch /scratch/x && grep " /scratch " /proc/mounts | cut -d" " -f3')
+  want "volumes" "$(echo $out)" "from-host ro-refused tmpfs"
+  want "file written through the rw volume" "$(cat "$T/vol-rw/file")" from-container
+}
+
+podman_join_ns() {
+  local name=$tag-pod out
+  prun -d --name "$name" --hostname pod-host "$IMG" sleep 1000 >/dev/null
+  out=$(prun --rm --pid "container:$name" --network "container:$name" --ipc "container:$name" \
+    --uts "container:$name" "$IMG" sh -c 'hostname; ps -o args | grep -c "^sleep 1000"')
+  want "hostname, sleep seen in the joined namespaces" "$(echo $out)" "pod-host 1"
+  p rm -f -t 0 "$name" >/dev/null
+}
+
+podman_userns() {
+  local out
+  out=$(prun --rm --uidmap 0:200000:65536 --gidmap 0:200000:65536 "$IMG" sh -c \
+    'cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/x && stat -c %u /tmp/x')
+  want "user namespace maps, root inside" "$(echo $out)" "0 200000 65536 0 200000 65536 0 0"
+}
+
+podman_restart() {
+  local name=$tag-restart pid1 pid2
+  prun -d --name "$name" "$IMG" sleep 1000 >/dev/null
+  pid1=$(p inspect -f '{{.State.Pid}}' "$name")
+  p restart -t 0 "$name" >/dev/null
+  want "status after restart" "$(pstatus "$name")" running
+  pid2=$(p inspect -f '{{.State.Pid}}' "$name")
+  [ "$pid1" != "$pid2" ] || { echo "restart kept pid $pid1"; return 1; }
+  p rm -f -t 0 "$name" >/dev/null
+}
+
+podman_process_attrs() {
+  local out
+  out=$(prun --rm --ulimit nofile=100:200 --ulimit "nproc=$nproc:$nproc" --oom-score-adj 500 --umask 0077 --group-add 100 \
+    --personality LINUX32 --cgroupns private "$IMG" sh -c \
+    'echo $(ulimit -Sn) $(ulimit -Hn) $(cat /proc/self/oom_score_adj) $(umask) $(id -G) $(uname -m) $(cut -d: -f3 /proc/self/cgroup | sort -u)')
+  want "ulimit, oom_score_adj, umask, groups, personality, cgroupns" "$out" "100 200 500 0077 0 100 i686 /"
+}
+
+podman_devices_privileged() {
+  local out
+  out=$(prun --rm --device /dev/net/tun:/dev/mytun "$IMG" sh -c \
+    'ls -l /dev/mytun | cut -c1; exec 3<>/dev/mytun && echo opened; [ -e /dev/net/tun ] || echo no-host-tun')
+  want "--device: node, cgroup rule" "$(echo $out)" "c opened no-host-tun"
+  out=$(prun --rm --privileged "$IMG" sh -c \
+    'grep -E "^(CapEff|Seccomp):" /proc/self/status | tr -s "\t " " "; [ -c /dev/net/tun ] && echo has-tun;
+     mkdir /m && mount -t tmpfs none /m && echo mounted')
+  want "privileged: all capabilities, no seccomp, host devices, mount" "$(echo $out)" \
+    "CapEff: $host_capbnd Seccomp: 0 has-tun mounted"
+}
+
+podman_network() {
+  local out
+  out=$(prun --rm --network none "$IMG" sh -c 'readlink /proc/self/ns/net; ls /sys/class/net')
+  [ "$(head -1 <<<"$out")" != "$host_netns" ] || { echo "own netns is the host's"; return 1; }
+  want "interfaces with --network none" "$(tail -n +2 <<<"$out")" lo
+  out=$(prun --rm --network host "$IMG" readlink /proc/self/ns/net)
+  want "netns with --network host" "$out" "$host_netns"
+}
+
+podman_stop() {
+  local name=$tag-stop t0 t1
+  prun -d --name "$name" "$IMG" sleep 1000 >/dev/null
+  t0=$(date +%s)
+  p stop -t 2 "$name" >/dev/null
+  t1=$(date +%s)
+  [ $((t1 - t0)) -ge 2 ] || { echo "stop returned after $((t1 - t0))s, before its timeout"; return 1; }
+  want "status after stop" "$(pstatus "$name")" exited
+  want "exit code after SIGKILL" "$(p inspect -f '{{.State.ExitCode}}' "$name")" 137
+  p rm "$name" >/dev/null
+}
+
+podman_create_init_start() {
+  local name=$tag-cis pid
+  pcreate --name "$name" "$IMG" sh -c 'echo started; exit 6' >/dev/null
+  want "status after create" "$(pstatus "$name")" created
+  p init "$name" >/dev/null
+  want "status after init" "$(pstatus "$name")" initialized
+  pid=$(p inspect -f '{{.State.Pid}}' "$name")
+  [ "$pid" -gt 0 ] && [ -d "/proc/$pid" ] || { echo "no init process after podman init"; return 1; }
+  want "output of start -a" "$(p start -a "$name")" started
+  want "exit code" "$(p inspect -f '{{.State.ExitCode}}' "$name")" 6
+  p rm "$name" >/dev/null
+}
+
+# --- driver -----------------------------------------------------------------------------------
+results=()
+passed=0
+failed=0
+scenario() { # scenario ENGINE NAME FUNCTION
+  local engine=$1 name=$2 fn=$3 rc
+  printf '## %s\n' "$name" >>"$T/calls-$engine.log"
+  (set -e; "$fn") >"$T/scenario.out" 2>&1
+  rc=$?
+  if [ "$rc" = 0 ]; then
+    passed=$((passed + 1))
+    results+=("PASS $engine $name")
+    echo "PASS $engine: $name"
+  else
+    failed=$((failed + 1))
+    results+=("FAIL $engine $name")
+    echo "FAIL $engine: $name (status $rc)"
+    sed 's/^/    /' "$T/scenario.out"
+  fi
+}
+
+echo "dropin: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
+echo "dropin: $(containerd --version | cut -d' ' -f1,3), podman $(podman --version | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3)"
+build_image || { echo "dropin: could not build the busybox image" >&2; exit 1; }
+
+if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
+  scenario ctr "run to completion: exit code, stdout, stderr" ctr_run_exit
+  scenario ctr "detached + exec + ps + SIGTERM + delete, log file" ctr_detached
+  scenario ctr "pause/resume" ctr_pause_resume
+  scenario ctr "tty: run -t and exec -t" ctr_tty
+  scenario ctr "resource limits: memory, cpu quota" ctr_limits
+  scenario ctr "env/cwd, exec --user/--cwd" ctr_env_cwd
+  scenario ctr "read-only rootfs" ctr_readonly
+  scenario ctr "own and host network namespace" ctr_network
+  scenario ctr "privileged; read-only bind mount" ctr_privileged_mounts
+  scenario ctr "stdin passed through" ctr_stdin
+  scenario ctr "error of a missing program reaches ctr" ctr_error
+  scenario ctr "capabilities, no_new_privs, seccomp" ctr_security
+  scenario ctr "join another container's net and pid namespaces" ctr_join_ns
+  scenario ctr "TERM-ignoring pid 1: SIGTERM, then kill --all SIGKILL" ctr_stop_kill
+else
+  failed=$((failed + 1))
+  results+=("FAIL ctr setup (containerd, image import)")
+  echo "FAIL ctr: setup"
+fi
+
+setup_podman
+if p load -i "$T/busybox.tar" >/dev/null; then
+  scenario podman "run to completion: exit code, stdout, stderr" podman_run_exit
+  scenario podman "detached + exec (-d) + top + SIGTERM + rm" podman_detached
+  scenario podman "pause/unpause" podman_pause
+  scenario podman "tty: run -t and exec -t" podman_tty
+  scenario podman "logs" podman_logs
+  scenario podman "resource limits: memory, pids (enforced)" podman_limits
+  scenario podman "podman update: memory, cpu quota" podman_update
+  scenario podman "env/user/workdir/hostname/sysctl, exec -u -w -e" podman_env_user
+  scenario podman "read-only rootfs" podman_readonly
+  scenario podman "own and host network namespace" podman_network
+  scenario podman "ulimit, oom_score_adj, umask, group-add, personality, cgroupns" podman_process_attrs
+  scenario podman "--device; privileged" podman_devices_privileged
+  scenario podman "stdin passed through (-i)" podman_stdin
+  scenario podman "error of a missing program: 127 and the reason" podman_error
+  scenario podman "capabilities, seccomp, no-new-privileges, --cap-add" podman_security
+  scenario podman "volumes: bind rw, bind ro, tmpfs" podman_volumes
+  scenario podman "pod-like: join pid/net/ipc/uts of another container" podman_join_ns
+  scenario podman "user namespace (--uidmap/--gidmap)" podman_userns
+  scenario podman "restart" podman_restart
+  scenario podman "stop with a TERM-ignoring pid 1 (SIGKILL after timeout)" podman_stop
+  scenario podman "create -> init -> start" podman_create_init_start
+else
+  failed=$((failed + 1))
+  results+=("FAIL podman setup (load)")
+  echo "FAIL podman: setup"
+fi
+
+# --- summary ----------------------------------------------------------------------------------
+echo
+echo "dropin: summary for $runtime"
+for engine in ctr podman; do
+  echo "$engine: runtime calls per scenario"
+  awk -F'\t' '
+    function flush() { if (name != "") { printf "  %-58s %s\n", name, line } }
+    /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
+    { if (!($1 in n)) order[++k] = $1; n[$1]++
+      line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
+    END { flush() }' "$T/calls-$engine.log"
+  printf '  all subcommands: %s\n' "$(awk -F'\t' '!/^## / { print $1 }' "$T/calls-$engine.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+done
+for r in "${results[@]}"; do echo "  $r"; done
+echo "dropin: took $(($(date +%s) - started))s"
+echo "dropin: $passed passed, $failed failed"
+[ "$failed" = 0 ]
