@@ -5,6 +5,10 @@
 //! before the clone, as a detached tree (open_tree + mount_setattr), and init only attaches it
 //! at its destination (move_mount). The mapping's user namespace comes from a short-lived child
 //! that exists only to own it.
+//!
+//! A container in a user namespace gets every other bind mount the same way (a plain detached
+//! clone): its root is a mapped uid that may not reach the source (a 0700 state root, a
+//! private home), while brig on the host can.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -21,7 +25,8 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
-/// The detached, id-mapped trees by mount index, made on the host before the clone.
+/// The detached trees by mount index (id-mapped ones; in a user namespace every bind mount),
+/// made on the host before the clone.
 #[derive(Default)]
 pub struct IdmappedMounts {
     trees: Vec<(usize, OwnedFd)>,
@@ -90,11 +95,25 @@ fn mappings<'a>(
 pub fn prepare(config: &Config) -> Result<IdmappedMounts> {
     let mut made = IdmappedMounts::default();
     let mut namespaces: Vec<(String, OwnedFd)> = Vec::new();
+    let in_user_ns = config
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
     for (index, m) in config.spec.mounts().iter().flatten().enumerate() {
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
         let Some(recursive_idmap) = wanted(m) else {
+            if in_user_ns && (opts.bind || m.typ().as_deref() == Some("bind")) {
+                if let Some(tree) = plain_clone(m, index, config, opts.recursive)? {
+                    made.trees.push((index, tree));
+                }
+            }
             continue;
         };
-        let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
         if !(opts.bind || m.typ().as_deref() == Some("bind")) {
             return Err(Error::config(
                 format!("mounts[{index}].options"),
@@ -130,6 +149,26 @@ pub fn prepare(config: &Config) -> Result<IdmappedMounts> {
         made.trees.push((index, tree));
     }
     Ok(made)
+}
+
+/// A bind source cloned as it is, for init to attach; `None` where the kernel has no
+/// open_tree (init then mounts the path itself, as before).
+fn plain_clone(
+    m: &Mount,
+    index: usize,
+    config: &Config,
+    recursive: bool,
+) -> Result<Option<OwnedFd>> {
+    // A missing source is init's to report (with the index and the path), as without a user
+    // namespace.
+    let Some(source) = m.source().as_deref().map(|s| config.bundle.join(s)) else {
+        return Ok(None);
+    };
+    match open_tree(&source, recursive) {
+        Ok(tree) => Ok(Some(tree)),
+        Err(Errno::ENOSYS) => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("mounts[{index}].source {}", source.display())),
+    }
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {

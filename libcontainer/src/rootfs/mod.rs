@@ -206,9 +206,21 @@ fn mount_entry(
         })?;
         // runc resolves a relative bind source against the bundle.
         let source = config.bundle.join(source);
-        let meta = std::fs::metadata(&source)
-            .ctx(|| format!("mounts[{index}].source {}", source.display()))?;
-        let target = if meta.is_dir() {
+        // A tree prepared on the host is looked at through its descriptor: the path may be
+        // out of this user namespace's reach.
+        let is_dir = match idmapped {
+            Some(tree) => {
+                // SAFETY: the tree's descriptor stays open for the life of init; only borrowed.
+                let tree = unsafe { BorrowedFd::borrow_raw(tree) };
+                let stat = nix::sys::stat::fstat(tree)
+                    .ctx(|| format!("mounts[{index}].source {}", source.display()))?;
+                stat.st_mode & libc::S_IFMT == libc::S_IFDIR
+            }
+            None => std::fs::metadata(&source)
+                .ctx(|| format!("mounts[{index}].source {}", source.display()))?
+                .is_dir(),
+        };
+        let target = if is_dir {
             mkdir_all(root, dest, 0o755)?
         } else {
             create_file(root, dest, 0o644)?
