@@ -11,6 +11,7 @@ pub mod intel_rdt;
 pub mod logging;
 pub mod lsm;
 pub mod namespaces;
+pub mod notify;
 pub mod process;
 pub mod process_attrs;
 pub mod rlimits;

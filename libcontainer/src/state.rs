@@ -67,6 +67,9 @@ pub struct State {
     /// The resctrl group of `linux.intelRdt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intel_rdt: Option<crate::intel_rdt::RdtGroup>,
+    /// The `NOTIFY_SOCKET` of `create`, where `start` relays the container's READY=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<String>,
 }
 
 /// The view of a state that `state` and `list --format json` print.

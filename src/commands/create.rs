@@ -65,6 +65,10 @@ impl CreateFlags {
                 })
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0),
+            // systemd's Type=notify: the container's READY=1 reaches the caller's socket.
+            notify_socket: std::env::var("NOTIFY_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty()),
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct CreateOptions {
     pub listen_fds: u32,
     /// A foreground `run` proxies the terminal itself: no console socket needed.
     pub keep_console: bool,
+    /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, relayed to it.
+    pub notify_socket: Option<String>,
 }
 
 /// A container in state `created`, still locked by this process.
@@ -67,6 +69,10 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             env.push("LISTEN_PID=1".to_string());
             process.set_env(Some(env));
         }
+    }
+    if let Some(host) = &options.notify_socket {
+        crate::notify::validate_host(host)?;
+        crate::notify::setup_spec(&mut config.spec, &options.root.join(&options.id))?;
     }
     let terminal = config.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     match (terminal, &options.console_socket) {
@@ -95,6 +101,10 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let mut rdt = None;
     let made = cgroup
         .create()
+        .and_then(|()| match options.notify_socket {
+            Some(_) => crate::notify::make_dir(&dir.path),
+            None => Ok(()),
+        })
         .and_then(|()| delegate_cgroup(&cgroup, &config))
         .and_then(|()| cgroups::devices::node_rules(&config.spec))
         .and_then(|node_rules| cgroups::apply(&cgroup, resources.as_ref(), &node_rules, false))
@@ -168,6 +178,7 @@ fn create_in(
         config: config.spec.clone(),
         cgroup,
         intel_rdt,
+        notify_socket: options.notify_socket.clone(),
     };
 
     let fifo_path = dir.fifo_path();

@@ -5,7 +5,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::create::{create, CreateOptions};
-use super::start::start_locked;
+use super::start::{relay_notifications, start_locked};
 use crate::error::{Context, Result};
 
 /// Signals a foreground `run` passes on to the container instead of dying of them.
@@ -41,20 +41,37 @@ pub fn run(options: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
             .ctx(|| "block signals")?;
     }
     let mut created = create(options)?;
-    if let Err(err) = start_locked(&created.dir, &mut created.state) {
-        drop(created.dir);
-        let _ = super::delete(&options.root, &options.id, true);
-        return Err(err);
-    }
+    let relay = match start_locked(&created.dir, &mut created.state) {
+        Ok(relay) => relay,
+        Err(err) => {
+            drop(created.dir);
+            let _ = super::delete(&options.root, &options.id, true);
+            return Err(err);
+        }
+    };
+    drop(created.dir); // unlock: kill, state and delete work while we wait
     if detach {
+        relay_notifications(relay, &created.state, false)?;
         return Ok(0);
     }
+    // The relay runs beside the wait, which must keep forwarding signals meanwhile.
+    let relay = relay.map(|relay| {
+        let state = created.state.clone();
+        std::thread::spawn(move || {
+            if let Err(err) = relay_notifications(Some(relay), &state, true) {
+                tracing::warn!("{err}");
+            }
+        })
+    });
     let pid = Pid::from_raw(created.state.pid);
-    drop(created.dir); // unlock: kill, state and delete work while we wait
     let code = match created.console {
         Some(master) => crate::tty::proxy(master, pid, &mask)?,
         None => wait_forwarding(pid, &mask)?,
     };
+    // Init is gone: the relay passes on what is queued and ends.
+    if let Some(relay) = relay {
+        let _ = relay.join();
+    }
     if !keep {
         super::delete(&options.root, &options.id, true)?;
     }

@@ -10,16 +10,41 @@ use nix::sys::stat::Mode;
 
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
+use crate::notify::Relay;
 use crate::state::{ContainerDir, State, Status};
 use crate::utils::process_alive;
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;
     let mut state = dir.load()?.ok_or_else(|| Error::NotFound(id.into()))?;
-    start_locked(&dir, &mut state)
+    let relay = start_locked(&dir, &mut state)?;
+    // Unlocked while we wait for READY: kill, state and delete must work meanwhile.
+    drop(dir);
+    relay_notifications(relay, &state, false)
 }
 
-pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<()> {
+/// With `NOTIFY_SOCKET`: pass the container's notifications on until READY=1 (with
+/// `keep_going`, until init exits).
+pub(crate) fn relay_notifications(
+    relay: Option<Relay>,
+    state: &State,
+    keep_going: bool,
+) -> Result<()> {
+    let Some(relay) = relay else { return Ok(()) };
+    let Some(init) = super::pidfd_of_init(state)? else {
+        return Ok(());
+    };
+    if !relay.relay(&init, state.pid, keep_going)? {
+        tracing::warn!(
+            "container {} exited before it sent READY=1 to NOTIFY_SOCKET",
+            state.id
+        );
+    }
+    Ok(())
+}
+
+/// Release init; the notify relay (bound before init runs) when the container has one.
+pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<Option<Relay>> {
     if state.status != Status::Created {
         return Err(Error::WrongState {
             op: "start",
@@ -27,6 +52,10 @@ pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<()> 
             status: state.status.to_string(),
         });
     }
+    let relay = match &state.notify_socket {
+        Some(host) => Some(Relay::bind(&dir.path, host)?),
+        None => None,
+    };
     let fifo_path = dir.fifo_path();
     // Non-blocking: a dead init must give an error, not a hang.
     let fifo = nix::fcntl::open(
@@ -74,5 +103,5 @@ pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<()> 
         let _ = super::kill_all_and_wait(state, std::time::Duration::from_secs(10));
         return Err(err);
     }
-    Ok(())
+    Ok(relay)
 }
