@@ -326,7 +326,14 @@ fn an_existing_cgroup_is_joined_and_not_removed() {
         .unwrap();
     std::fs::write(shared.join("cgroup.procs"), neighbour.id().to_string()).unwrap();
     let mut b = Bundle::with_script("cgshared", "cat /proc/self/cgroup");
-    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("/brig-shared-{id}")));
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/brig-shared-{id}"));
+        // The host's view of the path, not a cgroup namespace's "/".
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|ns| ns["type"] != "cgroup");
+    });
     let out = ok(&b.run(&id));
     let exists = shared.exists();
     let neighbour_alive = neighbour.try_wait().unwrap().is_none();
