@@ -154,3 +154,65 @@ fn exec_with_a_terminal() {
         "{err}"
     );
 }
+
+/// The pid a pidfd refers to, from /proc/self/fdinfo.
+fn pidfd_pid(fd: &OwnedFd) -> i64 {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn pidfd_socket_receives_pidfds_of_init_and_of_an_exec() {
+    let mut b = Bundle::new("pidfd");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("pidfd");
+    let socket = b.dir.join("pidfd.sock");
+    let receiver = console_receiver(&socket);
+    ok(&b.brig(&["create", "--pidfd-socket", socket.to_str().unwrap(), &id]));
+    let init = receiver.join().unwrap();
+    assert_eq!(
+        pidfd_pid(&init),
+        b.state(&id).unwrap()["pid"].as_i64().unwrap()
+    );
+    ok(&b.brig(&["start", &id]));
+
+    std::fs::remove_file(&socket).unwrap();
+    let receiver = console_receiver(&socket);
+    let pid_file = b.dir.join("exec.pid");
+    ok(&b.brig(&[
+        "exec",
+        "--detach",
+        "--pidfd-socket",
+        socket.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        "sleep",
+        "900",
+    ]));
+    let exec = receiver.join().unwrap();
+    let exec_pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(pidfd_pid(&exec), exec_pid);
+    // A pidfd can signal the process it names.
+    // SAFETY: pidfd_send_signal with a descriptor we own and no siginfo.
+    let sent =
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, exec.as_raw_fd(), 9, 0usize, 0) };
+    assert_eq!(sent, 0);
+
+    // Nobody listening: create fails and leaves nothing.
+    std::fs::remove_file(&socket).unwrap();
+    let err = fails(&b.brig(&[
+        "create",
+        "--pidfd-socket",
+        socket.to_str().unwrap(),
+        &unique_id("pidfd2"),
+    ]));
+    assert!(err.contains("pidfd.sock"), "{err}");
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert_eq!(b.containers(), Vec::<String>::new());
+}

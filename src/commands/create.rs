@@ -26,6 +26,9 @@ pub struct CreateFlags {
     /// File to write the container's host pid to
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container's init
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Use MS_MOVE and chroot instead of pivot_root (for a ramdisk root)
     #[arg(long)]
     pub no_pivot: bool,
@@ -51,6 +54,7 @@ impl CreateFlags {
                 .as_ref()
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             console_socket: self.console_socket.clone(),
+            pidfd_socket: self.pidfd_socket.clone(),
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             keep_console: false,

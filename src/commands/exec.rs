@@ -21,6 +21,9 @@ pub struct Args {
     /// Unix socket that receives the pty master (with --tty)
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Allocate a pseudo-terminal
     #[arg(short, long)]
     pub tty: bool,
@@ -148,6 +151,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
         console_socket: args.console_socket.clone(),
+        pidfd_socket: args.pidfd_socket.clone(),
     })?;
     Ok(u8::try_from(code).unwrap_or(255))
 }

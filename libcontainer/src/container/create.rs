@@ -35,6 +35,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of init.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// Descriptors 3..3+N passed on to the container process (`--preserve-fds`).
@@ -333,6 +335,9 @@ fn create_in(
     if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
         crate::tty::send_to_console_socket(socket, master)?;
         console = None;
+    }
+    if let Some(socket) = &options.pidfd_socket {
+        crate::tty::send_pidfd(socket, pid.as_raw())?;
     }
     state.status = Status::Created;
     dir.save(&state)?;

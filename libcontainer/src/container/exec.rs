@@ -32,6 +32,8 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     pub ignore_paused: bool,
     pub console_socket: Option<PathBuf>,
+    /// `--pidfd-socket`: receives a pidfd of the exec'd process.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// /proc/PID/ns names, user first (joining it first gives the rights to join the others).
@@ -218,6 +220,9 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
         crate::tty::send_to_console_socket(socket, master)?;
         console = None;
+    }
+    if let Some(socket) = &options.pidfd_socket {
+        crate::tty::send_pidfd(socket, pid.as_raw())?;
     }
     if let Some(pid_file) = &options.pid_file {
         write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
