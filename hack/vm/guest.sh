@@ -55,8 +55,22 @@ fi
 for m in virtio_blk crc32c_generic ext4; do
   $bb modprobe $m || fail "modprobe $m"
 done
+# The repository (and with it the job) may itself live under the host's /tmp (a CI clone):
+# keep the host's /tmp reachable and bring that entry back over the scratch disk.
+$bb mkdir -p /run/vm/host-tmp
+$bb mount --bind /tmp /run/vm/host-tmp || fail "keep the host's /tmp"
 $bb mount -t ext4 -o noinit_itable /dev/vda /tmp || fail "mount /dev/vda on /tmp"
 $bb chmod 1777 /tmp
+repo=$(arg vm.stage2)
+repo=${repo%/hack/vm/guest.sh}
+case $repo in
+  /tmp/?*)
+    top=${repo#/tmp/}
+    top=${top%%/*}
+    $bb mkdir -p "/tmp/$top"
+    $bb mount --bind "/run/vm/host-tmp/$top" "/tmp/$top" || fail "bind /tmp/$top back"
+    ;;
+esac
 
 # Where the job runs: the root cgroup unless vm.cgroup= names one (created below the root,
 # with every controller enabled on the way down).
