@@ -127,6 +127,21 @@ impl Bundle {
         self.save();
     }
 
+    /// A new user namespace mapping container ids 0..65536 to host uids from `host_uid` and
+    /// host gids from `host_gid`.
+    pub fn add_user_namespace(&mut self, host_uid: u32, host_gid: u32) {
+        self.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        });
+    }
+
     pub fn save(&self) {
         fs::write(
             self.dir.join("config.json"),

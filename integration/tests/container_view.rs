@@ -264,14 +264,7 @@ fn user_namespace_with_id_maps() {
         "userns",
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox; echo x > /dev/null && echo null-ok",
     );
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    });
+    b.add_user_namespace(100000, 200000);
     let out = ok(&b.run(&unique_id("userns")));
     let lines: Vec<Vec<&str>> = out
         .lines()
@@ -332,13 +325,8 @@ fn an_idmap_mount_without_mappings_borrows_the_user_namespaces() {
     std::fs::write(shared.join("file"), "").unwrap();
     // Root in the container cannot make directories in a rootfs that host root owns.
     std::fs::create_dir(b.rootfs().join("idm")).unwrap();
+    b.add_user_namespace(100000, 100000);
     b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["mounts"]
             .as_array_mut()
             .unwrap()

@@ -10,14 +10,7 @@ use serde_json::json;
 /// A user-namespace container whose rootfs belongs to its root, as podman --uidmap makes it.
 fn userns_bundle(name: &str, script: &str) -> Bundle {
     let mut b = Bundle::with_script(name, script);
-    b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    });
+    b.add_user_namespace(100000, 100000);
     let chown = Command::new("chown")
         .args(["-R", "100000:100000"])
         .arg(b.rootfs())

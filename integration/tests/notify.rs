@@ -205,13 +205,8 @@ fn without_notify_socket_the_container_gets_none() {
 fn a_container_in_a_user_namespace_can_notify_too() {
     let host = HostSocket::new("notifyuserns");
     let mut b = notify_bundle("notifyuserns", "sd-notify READY=1; id -u");
+    b.add_user_namespace(100000, 100000);
     b.edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     });
     // As engines do for a user namespace: the rootfs belongs to the container's root.

@@ -235,37 +235,8 @@ fn open_tree(source: &Path, recursive: bool) -> std::result::Result<OwnedFd, Err
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 fn set_idmap(tree: &OwnedFd, userns: RawFd, recursive: bool) -> std::result::Result<(), Errno> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns as u64,
-    };
-    let mut flags = libc::AT_EMPTY_PATH;
-    if recursive {
-        flags |= libc::AT_RECURSIVE;
-    }
-    // SAFETY: mount_setattr on our detached tree with a live, correctly sized attr.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(drop)
+    super::mount_setattr(tree, recursive, MOUNT_ATTR_IDMAP, 0, userns)
 }
 
 /// Attach a prepared tree at `target` (an O_PATH handle inside the rootfs).

@@ -364,6 +364,18 @@ fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// mount_setattr(2) on the whole tree below `target` (Linux 5.12).
 fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    mount_setattr(target, true, set, clear, 0)
+}
+
+/// mount_setattr(2) on the mount `target` refers to (and below it with `recursive`): set and
+/// clear MOUNT_ATTR_* bits; `userns_fd` goes with MOUNT_ATTR_IDMAP.
+pub(crate) fn mount_setattr(
+    target: &OwnedFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns_fd: RawFd,
+) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -375,15 +387,19 @@ fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Resu
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns_fd as u64,
     };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
     // SAFETY: mount_setattr reads a mount_attr of the size we pass; the empty path is static.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             std::os::fd::AsRawFd::as_raw_fd(target),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
