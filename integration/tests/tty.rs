@@ -212,7 +212,10 @@ fn pidfd_socket_receives_pidfds_of_init_and_of_an_exec() {
         socket.to_str().unwrap(),
         &unique_id("pidfd2"),
     ]));
-    assert!(err.contains("pidfd.sock"), "{err}");
+    assert!(
+        err.contains("connect to pidfd socket") && err.contains("pidfd.sock"),
+        "{err}"
+    );
     ok(&b.brig(&["delete", "--force", &id]));
     assert_eq!(b.containers(), Vec::<String>::new());
 }

@@ -85,13 +85,27 @@ pub fn resize(fd: BorrowedFd<'_>, height: u16, width: u16) -> Result<()> {
 
 /// Hand the pty master to the engine: connect to its socket and send the fd with the pty name.
 pub fn send_to_console_socket(socket: &Path, master: &OwnedFd) -> Result<()> {
-    send_to_socket(socket, b"/dev/ptmx", master, "the pty master")
+    send_to_socket(
+        socket,
+        "console socket",
+        b"/dev/ptmx",
+        master,
+        "the pty master",
+    )
 }
 
-/// Connect to the unix socket at `socket` and hand it `fd` (SCM_RIGHTS) with `name` as the
-/// message, as runc does for `--console-socket` and `--pidfd-socket`.
-pub fn send_to_socket(socket: &Path, name: &[u8], fd: &OwnedFd, what: &str) -> Result<()> {
-    let stream = UnixStream::connect(socket).ctx(|| format!("connect to {}", socket.display()))?;
+/// Connect to the unix socket at `socket` (the `kind` of socket, for messages) and hand it `fd`
+/// (SCM_RIGHTS) with `name` as the message, as runc does for `--console-socket` and
+/// `--pidfd-socket`.
+pub fn send_to_socket(
+    socket: &Path,
+    kind: &str,
+    name: &[u8],
+    fd: &OwnedFd,
+    what: &str,
+) -> Result<()> {
+    let stream =
+        UnixStream::connect(socket).ctx(|| format!("connect to {kind} {}", socket.display()))?;
     crate::process::channel::send_fd(stream.as_raw_fd(), name, fd.as_raw_fd())
         .ctx(|| format!("send {what} to {}", socket.display()))
 }
@@ -103,7 +117,7 @@ pub fn send_pidfd(socket: &Path, pid: i32) -> Result<()> {
     let fd = nix::errno::Errno::result(ret).ctx(|| format!("open a pidfd of {pid}"))?;
     // SAFETY: the kernel just gave us this descriptor.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) };
-    send_to_socket(socket, b"pidfd", &fd, "the pidfd")
+    send_to_socket(socket, "pidfd socket", b"pidfd", &fd, "the pidfd")
 }
 
 /// Puts a terminal back the way it was.
