@@ -46,9 +46,16 @@ keep() {
   echo "$out/$1.json: $(jq '[.syscalls[].names | length] | add' "$out/$1.json") syscall names ($2)"
 }
 
+# podman's default cgroup parent is /libpod_parent at every hierarchy's root: give it one
+# below this script's own cgroup instead, and remove what it made there.
+own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
+cgp=${own_cg%/}/brig-capture-$$
 podman --root "$work/podman/root" --runroot "$work/podman/runroot" --tmpdir "$work/podman/tmp" \
   --cgroup-manager cgroupfs --events-backend file --runtime "$work/dump-runtime" \
-  run --network none --rootfs "$work/rootfs" /bin/true >/dev/null 2>&1 || true
+  run --cgroup-parent "$cgp" --network none --rootfs "$work/rootfs" /bin/true >/dev/null 2>&1 || true
+for h in /sys/fs/cgroup/*/; do
+  [ -d "$h${cgp#/}" ] && find "$h${cgp#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
+done
 keep podman "$(podman --version)"
 
 mkdir -p "$work/ctd"
