@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/install-deps.sh hyperfine jq
-cargo build --release --locked
+hack/build.sh
 brig=$PWD/target/release/brig
 runs=${BENCH_RUNS:-10}
 n=${BENCH_BYTES:-1000000}

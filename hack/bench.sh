@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/install-deps.sh runc crun hyperfine jq
-cargo build --release --locked
+hack/build.sh
 brig=$PWD/target/release/brig
 runs=${BENCH_RUNS:-200}
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/install-deps.sh
-cargo build --release --locked
+hack/build.sh
 brig=$PWD/target/release/brig
 bundle=${1:-/tmp/brig-demo}
 rm -rf "$bundle"

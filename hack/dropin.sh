@@ -20,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 runtime=$(readlink -f "${1:-$repo/target/release/brig}")
 if [ ! -x "$runtime" ]; then
-  echo "dropin: runtime $runtime is not an executable (build it: cargo build --release)" >&2
+  echo "dropin: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
   exit 1
 fi
 

@@ -11,7 +11,12 @@ fi
 hack/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --release --locked
+hack/build.sh
+# The product is one static binary: no program interpreter, no shared libraries.
+if LC_ALL=C readelf -l target/release/brig | grep -q 'INTERP'; then
+  echo "test.sh: target/release/brig is dynamically linked" >&2
+  exit 1
+fi
 export BRIG_BINARY=$PWD/target/release/brig
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

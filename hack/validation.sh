@@ -4,7 +4,7 @@
 #   sudo hack/validation.sh                     # report; exits 0 even when validations fail
 #   VALIDATION_STRICT=1 sudo hack/validation.sh # exit 1 if a program not in hack/validation-skip.txt fails
 #   VALIDATION_TESTS="create hooks" ...         # run only these programs
-#   BRIG_BINARY=/path/to/brig ...               # default: target/release/brig (cargo build --release)
+#   BRIG_BINARY=/path/to/brig ...               # default: target/release/brig (hack/build.sh)
 #   VALIDATION_TIMEOUT=60                       # seconds per program
 #
 # Two modes, picked automatically:
@@ -57,10 +57,10 @@ else
   brig_src=$repo/target/release/brig
   # cargo is a no-op when up to date; a broken tree falls back to an existing binary.
   if command -v cargo >/dev/null; then
-    log "cargo build --release"
-    if ! (cd "$repo" && cargo build --release --quiet >&2); then
-      [ -x "$brig_src" ] || die "cargo build --release failed and $brig_src is missing"
-      log "warning: cargo build --release failed; using the existing $brig_src"
+    log "hack/build.sh (static release build)"
+    if ! (cd "$repo" && hack/build.sh --quiet >&2); then
+      [ -x "$brig_src" ] || die "hack/build.sh failed and $brig_src is missing"
+      log "warning: hack/build.sh failed; using the existing $brig_src"
     fi
   fi
 fi

@@ -14,7 +14,7 @@
 # the root's cgroup.subtree_control, mounts a fresh ext4 disk (4G, sparse) at /tmp and runs
 # the job as root in the root cgroup (or in PATH below it with --cgroup).
 #
-# Tests: `cargo build --release` and `cargo test --no-run` on the host (--test NAME picks
+# Tests: `hack/build.sh` and `cargo test --no-run` on the host (--test NAME picks
 # integration test targets, as for cargo), the integration rootfs is built on the host, then
 # each test executable runs in the guest from its crate's directory with
 # BRIG_BINARY=target/release/brig; VM_TEST_ARGS are passed to every test executable (a name
@@ -184,7 +184,7 @@ if [ ${#cmd[@]} -gt 0 ]; then
   } >>"$job"
 else
   cd "$repo"
-  cargo build --release --locked
+  "$repo/hack/build.sh"
   target_args=(--workspace)
   for t in "${tests[@]}"; do target_args+=(--test "$t"); done
   cargo test --locked --no-run --message-format=json "${target_args[@]}" >"$run/artifacts.json"

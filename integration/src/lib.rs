@@ -35,7 +35,7 @@ pub fn brig_binary() -> PathBuf {
             return candidate;
         }
     }
-    panic!("no brig binary: run `cargo build --release` first or set BRIG_BINARY");
+    panic!("no brig binary: run hack/build.sh first or set BRIG_BINARY");
 }
 
 /// A busybox rootfs built once by hack/make-rootfs.sh into the target directory and shared
