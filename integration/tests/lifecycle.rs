@@ -377,6 +377,13 @@ fn features_reports_what_brig_implements() {
         .unwrap()
         .contains(&serde_json::json!("rro")));
     assert_eq!(f["linux"]["cgroup"]["v1"], true);
+    assert_eq!(f["linux"]["cgroup"]["v2"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    assert!(f["linux"]["seccomp"]["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("SCMP_ACT_NOTIFY")));
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(f["linux"]["seccomp"]["actions"]
         .as_array()

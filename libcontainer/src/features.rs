@@ -26,7 +26,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": namespaces,
             "capabilities": capabilities,
-            "cgroup": {"v1": true, "v2": false, "systemd": false, "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::ACTIONS,
