@@ -144,6 +144,17 @@ fn resources_are_written_and_delete_removes_the_cgroup() {
     }
     assert_eq!(read(&cgroup_dir(pid, "cpuset"), "cpuset.cpus"), "0");
     assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "42");
+    // systemd's named hierarchy is joined too (as runc does), where the host has one.
+    let systemd = PathBuf::from("/sys/fs/cgroup/systemd");
+    let in_systemd = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p.to_string()));
+    if !v2 && systemd.join("cgroup.procs").exists() {
+        let path = in_systemd.expect("a name=systemd line");
+        assert!(path.ends_with(&format!("/brig-test-{id}/{id}")), "{path}");
+        assert!(systemd.join(path.trim_start_matches('/')).is_dir());
+    }
     // The host sees the container's init in that cgroup.
     let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     // (below brig's own cgroup on v1, beside it on v2: wherever the caller runs brig)
@@ -460,6 +471,8 @@ fn systemd_cgroup_is_refused_until_implemented() {
 
 #[test]
 fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
+    let systemd_listed =
+        !v2() && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists();
     let (memory, pids) = if v2() {
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max")
     } else {
@@ -477,7 +490,8 @@ fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
         "cgmount",
         &format!(
             "cat {memory}; cat {pids}; echo 1 > {pids} 2>/dev/null || echo write-denied; \
-             grep ' {mount_point} ' /proc/self/mountinfo | cut -d' ' -f6"
+             grep ' {mount_point} ' /proc/self/mountinfo | cut -d' ' -f6; \
+             test -f /sys/fs/cgroup/systemd/cgroup.procs && echo systemd-dir || echo no-systemd-dir"
         ),
     );
     b.edit(|c| {
@@ -493,6 +507,13 @@ fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..3], &["67108864", "33", "write-denied"], "{out}");
     assert!(lines[3].starts_with("ro"), "{out}");
+    // A systemd in the container finds its named hierarchy where it looks for it.
+    let expected = if systemd_listed {
+        "systemd-dir"
+    } else {
+        "no-systemd-dir"
+    };
+    assert_eq!(lines[4], expected, "{out}");
 }
 
 #[test]

@@ -112,7 +112,21 @@ pub(crate) fn own_cgroup(own_cgroups: &str, controllers: &[String]) -> Option<St
     })
 }
 
+/// The controller names the kernel has (first column of /proc/cgroups).
+fn known_controllers() -> Vec<String> {
+    fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
 fn mounted_v1(mounts: &str, own_cgroups: &str) -> Vec<Mounted> {
+    mounted_v1_with(mounts, own_cgroups, &known_controllers())
+}
+
+fn mounted_v1_with(mounts: &str, own_cgroups: &str, known: &[String]) -> Vec<Mounted> {
     let mut found = Vec::new();
     for line in mounts.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -124,13 +138,20 @@ fn mounted_v1(mounts: &str, own_cgroups: &str) -> Vec<Mounted> {
         }
         let left: Vec<&str> = left.split(' ').collect();
         let options = right.nth(1).unwrap_or("");
-        let controllers: Vec<String> = options
+        // The super options also hold flags (rw, xattr, noprefix, clone_children, …): only
+        // the names the kernel lists in /proc/cgroups are controllers.
+        let mut controllers: Vec<String> = options
             .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("name=") && !o.contains('='))
+            .filter(|o| known.iter().any(|k| k == o))
             .map(String::from)
             .collect();
+        // Of the named hierarchies only systemd's is joined (as runc does): systemd tracks
+        // units there, and a systemd inside the container needs its own directory in it.
+        if options.split(',').any(|o| o == "name=systemd") {
+            controllers.push("name=systemd".into());
+        }
         if controllers.is_empty() {
-            continue; // named hierarchies (name=systemd) carry no controller
+            continue;
         }
         let own = own_cgroup(own_cgroups, &controllers);
         if let (Some(own), Some(root), Some(point)) = (own, left.get(3), left.get(4)) {
@@ -517,10 +538,17 @@ mod tests {
 
     #[test]
     fn own_cgroups_and_places() {
-        let own = "3:cpu,cpuacct:/a\n2:memory:/m\n0::/user.slice/s\n";
-        let mounted = mounted_v1(HYBRID, own);
-        assert_eq!(mounted.len(), 2);
+        let own = "4:name=systemd:/s\n3:cpu,cpuacct:/a\n2:memory:/m\n0::/user.slice/s\n";
+        let known: Vec<String> = ["cpu", "cpuacct", "memory"].map(String::from).to_vec();
+        let mounts = format!(
+            "{HYBRID}37 30 0:33 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd\n"
+        );
+        let mounted = mounted_v1_with(&mounts, own, &known);
+        assert_eq!(mounted.len(), 3);
         assert_eq!(mounted[1].own, "/a");
+        // Flags like xattr are not controllers; systemd's named hierarchy is joined.
+        assert_eq!(mounted[2].controllers, ["name=systemd"]);
+        assert_eq!(mounted[2].own, "/s");
         assert_eq!(own_cgroup(own, &[]).as_deref(), Some("/user.slice/s"));
         let point = Path::new("/sys/fs/cgroup");
         assert_eq!(

@@ -457,7 +457,12 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()>
         let name = if h.unified {
             "unified".to_string()
         } else {
-            h.controllers.join(",")
+            // name=systemd is mounted as `systemd`, where systemd looks for it.
+            h.controllers
+                .iter()
+                .map(|c| c.strip_prefix("name=").unwrap_or(c))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let dir = mkdir_all(root, &dest.join(&name), 0o755)?;
         mount(
