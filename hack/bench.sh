@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): time `run` of /bin/true with brig, runc and crun on the same rootfs,
-# in one hyperfine run, and print brig's ratio to each. Run as root.
+# Benchmark (not a test): time `run` of /bin/true, and `exec` of /bin/true into a running
+# container, with brig, runc and crun on the same rootfs, each in one hyperfine run, and print
+# brig's ratio to each. Run as root.
 #
 # All three get the same config with a relative cgroupsPath, so their cgroups land under this
 # script's own cgroup (never at a hierarchy root) and each creates and removes one per run.
@@ -18,7 +19,10 @@ runs=${BENCH_RUNS:-200}
 work=$(mktemp -d /tmp/brig-bench.XXXXXX)
 cleanup() {
   for rt in brig runc crun; do
-    "$rt" --root "$work/state-$rt" delete --force "bench-$rt" >/dev/null 2>&1 || true
+    bin=$rt; [ "$rt" = brig ] && bin=$brig
+    for id in "bench-$rt" "svc-$rt"; do
+      "$bin" --root "$work/state-$rt" delete --force "$id" >/dev/null 2>&1 || true
+    done
   done
   rm -rf "$work"
 }
@@ -31,6 +35,13 @@ mkdir -p "$work/brig"
 jq --arg root "$rootfs" --arg cg "brig-bench-$$" \
   '.root.path = $root | .process.args = ["/bin/true"] | .ociVersion = "1.0.2" | .linux.cgroupsPath = $cg' \
   "$work/brig/config.json" > "$work/brig/c" && mv "$work/brig/c" "$work/brig/config.json"
+
+# A long-running container per runtime for the exec benchmark, each in a cgroup of its own.
+for rt in brig runc crun; do
+  mkdir -p "$work/svc-$rt"
+  jq --arg cg "brig-bench-$$-svc-$rt" '.process.args = ["/bin/sleep", "100000"] | .linux.cgroupsPath = $cg' \
+    "$work/brig/config.json" > "$work/svc-$rt/config.json"
+done
 
 export brig work
 unshare --mount --propagation private bash -c '
@@ -45,6 +56,25 @@ unshare --mount --propagation private bash -c '
   args=()
   for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
   hyperfine -N --warmup 10 --runs '"$runs"' --export-json "$work/result.json" "${args[@]}"
+
+  # exec of /bin/true into a running container of each runtime (what liveness probes do).
+  args=()
+  for name in "${names[@]}"; do
+    bin=$name; [ "$name" = brig ] && bin=$brig
+    $bin --root "$work/state-$name" run -d -b "$work/svc-$name" "svc-$name" </dev/null >/dev/null
+    args+=(-n "$name" "$bin --root $work/state-$name exec svc-$name /bin/true")
+  done
+  hyperfine -N --warmup 10 --runs '"$runs"' --export-json "$work/exec.json" "${args[@]}"
+  for name in "${names[@]}"; do
+    bin=$name; [ "$name" = brig ] && bin=$brig
+    $bin --root "$work/state-$name" delete --force "svc-$name" >/dev/null 2>&1 || true
+  done
 '
-jq -r '.results | (map(select(.command == "brig")) | .[0].mean) as $b
-  | .[] | "\(.command): mean \(.mean * 1000 | . * 100 | round / 100) ms, brig/\(.command) = \(($b / .mean) * 100 | round / 100)"' "$work/result.json"
+ratios() {
+  jq -r '.results | (map(select(.command == "brig")) | .[0].mean) as $b
+    | .[] | "\(.command): mean \(.mean * 1000 | . * 100 | round / 100) ms, brig/\(.command) = \(($b / .mean) * 100 | round / 100)"' "$1"
+}
+echo "run /bin/true:"
+ratios "$work/result.json"
+echo "exec /bin/true into a running container:"
+ratios "$work/exec.json"
