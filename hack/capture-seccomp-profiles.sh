@@ -23,7 +23,16 @@ cleanup() {
   # podman's overlay storage may hold mounts: unmount before removing anything.
   { grep -o " $work[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
   rm -rf "$work"
+  # The cgroup directories podman made for the run (conmon's may take a moment to empty).
+  for d in "${cg_made[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      [ -d "$d" ] || break
+      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null && break
+      sleep 0.2
+    done
+  done
 }
+cg_made=()
 trap cleanup EXIT
 
 mkdir -p "$work/rootfs/bin"
@@ -50,12 +59,23 @@ keep() {
 # below this script's own cgroup instead, and remove what it made there.
 own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
 cgp=${own_cg%/}/brig-capture-$$
+# Every hierarchy directory on that path that does not exist yet is removed at the end.
+for h in /sys/fs/cgroup/*/; do
+  [ -f "$h/cgroup.procs" ] || continue
+  d=${h%/}
+  IFS=/ read -ra parts <<<"${cgp#/}"
+  for part in "${parts[@]}"; do
+    d=$d/$part
+    if [ ! -d "$d" ]; then
+      cg_made+=("$d")
+      break
+    fi
+  done
+done
 podman --root "$work/podman/root" --runroot "$work/podman/runroot" --tmpdir "$work/podman/tmp" \
   --cgroup-manager cgroupfs --events-backend file --runtime "$work/dump-runtime" \
   run --cgroup-parent "$cgp" --network none --rootfs "$work/rootfs" /bin/true >/dev/null 2>&1 || true
-for h in /sys/fs/cgroup/*/; do
-  [ -d "$h${cgp#/}" ] && find "$h${cgp#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
-done
+
 keep podman "$(podman --version)"
 
 mkdir -p "$work/ctd"
