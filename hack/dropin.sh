@@ -793,6 +793,13 @@ echo "dropin: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
 echo "dropin: $(containerd --version | cut -d' ' -f1,3), podman $(podman --version | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3)"
 build_image || { echo "dropin: could not build the busybox image" >&2; exit 1; }
 
+# An engine that could not be set up counts as one failure (its scenarios did not run).
+setup_failed() {
+  failed=$((failed + 1))
+  results+=("FAIL $1 setup ($2)")
+  echo "FAIL $1: setup"
+}
+
 if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "run to completion: exit code, stdout, stderr" ctr_run_exit
   scenario ctr "detached + exec + ps + SIGTERM + delete, log file" ctr_detached
@@ -809,9 +816,7 @@ if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "join another container's net and pid namespaces" ctr_join_ns
   scenario ctr "TERM-ignoring pid 1: SIGTERM, then kill --all SIGKILL" ctr_stop_kill
 else
-  failed=$((failed + 1))
-  results+=("FAIL ctr setup (containerd, image import)")
-  echo "FAIL ctr: setup"
+  setup_failed ctr "containerd, image import"
 fi
 
 setup_podman
@@ -840,9 +845,7 @@ if p load -i "$T/busybox.tar" >/dev/null; then
   scenario podman "stop with a TERM-ignoring pid 1 (SIGKILL after timeout)" podman_stop
   scenario podman "create -> init -> start" podman_create_init_start
 else
-  failed=$((failed + 1))
-  results+=("FAIL podman setup (load)")
-  echo "FAIL podman: setup"
+  setup_failed podman "load"
 fi
 
 # --- summary ----------------------------------------------------------------------------------

@@ -28,13 +28,11 @@ pub struct RdtGroup {
 /// Where resctrl is mounted in our mount namespace.
 pub fn resctrl_mount() -> Option<PathBuf> {
     let mounts = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mounts.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        if right.split(' ').next()? != "resctrl" {
-            return None;
-        }
-        left.split(' ').nth(4).map(PathBuf::from)
-    })
+    mounts
+        .lines()
+        .filter_map(crate::utils::mountinfo)
+        .find(|m| m.fs_type == "resctrl")
+        .map(|m| PathBuf::from(m.mount_point))
 }
 
 fn field(name: &str) -> String {

@@ -32,6 +32,29 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     written.ctx(|| format!("write {}", path.display()))
 }
 
+/// The fields of one /proc/self/mountinfo line that brig reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MountInfo<'a> {
+    /// The root of the mount within its filesystem (field 4).
+    pub root: &'a str,
+    pub mount_point: &'a str,
+    pub fs_type: &'a str,
+    pub super_options: &'a str,
+}
+
+/// Parse a mountinfo line: `id parent maj:min root point opts [tags…] - type source superopts`.
+pub fn mountinfo(line: &str) -> Option<MountInfo<'_>> {
+    let (left, right) = line.split_once(" - ")?;
+    let mut left = left.split(' ');
+    let mut right = right.split(' ');
+    Some(MountInfo {
+        root: left.nth(3)?,
+        mount_point: left.next()?,
+        fs_type: right.next()?,
+        super_options: right.nth(1).unwrap_or(""),
+    })
+}
+
 /// RFC 3339 UTC time with nanoseconds, as runc and logrus print it.
 pub fn rfc3339_nanos(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -96,6 +119,21 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn mountinfo_fields() {
+        let line = "35 30 0:31 /sub /sys/fs/cgroup/memory rw,nosuid shared:15 master:2 - cgroup cgroup rw,xattr,memory";
+        assert_eq!(
+            mountinfo(line),
+            Some(MountInfo {
+                root: "/sub",
+                mount_point: "/sys/fs/cgroup/memory",
+                fs_type: "cgroup",
+                super_options: "rw,xattr,memory",
+            })
+        );
+        assert_eq!(mountinfo("not a mountinfo line"), None);
+    }
 
     #[test]
     fn formats_rfc3339() {

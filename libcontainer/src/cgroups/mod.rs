@@ -24,6 +24,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+use crate::utils::mountinfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -51,19 +52,10 @@ fn detect_in(mounts: &str) -> Mode {
 /// The cgroup2 mount under /sys/fs/cgroup (the whole of it on v2, `unified` on hybrid hosts):
 /// its mount point and the root of the hierarchy it shows.
 pub(crate) fn unified_mount(mounts: &str) -> Option<(PathBuf, String)> {
-    mounts.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        if right.split(' ').next()? != "cgroup2" {
-            return None;
-        }
-        let left: Vec<&str> = left.split(' ').collect();
-        let point = *left.get(4)?;
-        matches!(point, "/sys/fs/cgroup" | "/sys/fs/cgroup/unified").then(|| {
-            (
-                PathBuf::from(point),
-                left.get(3).unwrap_or(&"/").to_string(),
-            )
-        })
+    mounts.lines().filter_map(mountinfo).find_map(|m| {
+        (m.fs_type == "cgroup2"
+            && matches!(m.mount_point, "/sys/fs/cgroup" | "/sys/fs/cgroup/unified"))
+        .then(|| (PathBuf::from(m.mount_point), m.root.to_string()))
     })
 }
 
@@ -128,16 +120,11 @@ fn mounted_v1(mounts: &str, own_cgroups: &str) -> Vec<Mounted> {
 
 fn mounted_v1_with(mounts: &str, own_cgroups: &str, known: &[String]) -> Vec<Mounted> {
     let mut found = Vec::new();
-    for line in mounts.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut right = right.split(' ');
-        if right.next() != Some("cgroup") {
+    for m in mounts.lines().filter_map(mountinfo) {
+        if m.fs_type != "cgroup" {
             continue;
         }
-        let left: Vec<&str> = left.split(' ').collect();
-        let options = right.nth(1).unwrap_or("");
+        let options = m.super_options;
         // The super options also hold flags (rw, xattr, noprefix, clone_children, …): only
         // the names the kernel lists in /proc/cgroups are controllers.
         let mut controllers: Vec<String> = options
@@ -153,12 +140,11 @@ fn mounted_v1_with(mounts: &str, own_cgroups: &str, known: &[String]) -> Vec<Mou
         if controllers.is_empty() {
             continue;
         }
-        let own = own_cgroup(own_cgroups, &controllers);
-        if let (Some(own), Some(root), Some(point)) = (own, left.get(3), left.get(4)) {
+        if let Some(own) = own_cgroup(own_cgroups, &controllers) {
             found.push(Mounted {
                 controllers,
-                mount_point: PathBuf::from(point),
-                mount_root: root.to_string(),
+                mount_point: PathBuf::from(m.mount_point),
+                mount_root: m.root.to_string(),
                 own,
             });
         }

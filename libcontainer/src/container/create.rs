@@ -253,7 +253,7 @@ fn create_in(
             idmapped: &idmapped,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
-                bind_devices: new_user_ns || joined_user_ns.is_some(),
+                user_ns: new_user_ns || joined_user_ns.is_some(),
             },
             no_new_keyring: options.no_new_keyring,
             preserve_fds: options.listen_fds.saturating_add(options.preserve_fds),
@@ -436,16 +436,9 @@ fn clone_in_user_ns(
         }
         Forked::Parent(launcher) => {
             drop(writer);
-            let mut buf = [0u8; 4096];
             let mut text = String::new();
-            loop {
-                match nix::unistd::read(&reader, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(e).ctx(|| "read from the user namespace launcher"),
-                }
-            }
+            std::io::Read::read_to_string(&mut std::fs::File::from(reader), &mut text)
+                .ctx(|| "read from the user namespace launcher")?;
             let _ = nix::sys::wait::waitpid(launcher, None);
             if let Some(err) = text.strip_prefix("error ") {
                 return Err(Error::Init(err.to_string()));

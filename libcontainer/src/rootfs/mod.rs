@@ -28,8 +28,9 @@ const NONE: Option<&str> = None;
 pub struct RootfsOptions {
     /// `--no-pivot`: move the rootfs onto `/` and chroot instead of pivot_root.
     pub no_pivot: bool,
-    /// Device nodes must be bind-mounted from the host (mknod is refused in a user namespace).
-    pub bind_devices: bool,
+    /// The container is in a user namespace (new or joined): device nodes are bind-mounted
+    /// from the host (mknod is refused), and sysfs may have to be bound too.
+    pub user_ns: bool,
 }
 
 /// Everything before the switch to the new root: propagation, mounts, devices, cwd.
@@ -82,7 +83,14 @@ pub fn prepare(
         if m.typ().as_deref() == Some("cgroup") {
             mount_cgroups(root.as_fd(), m, cgroup)?;
         } else {
-            mount_entry(root.as_fd(), m, index, config, idmapped.get(index))?;
+            mount_entry(
+                root.as_fd(),
+                m,
+                index,
+                config,
+                idmapped.get(index),
+                options.user_ns,
+            )?;
         }
     }
 
@@ -94,7 +102,7 @@ pub fn prepare(
     });
     if !dev_is_bind {
         for node in devices::default_devices() {
-            devices::create(root.as_fd(), &node, options.bind_devices)?;
+            devices::create(root.as_fd(), &node, options.user_ns)?;
         }
         devices::create_symlinks(root.as_fd())?;
     }
@@ -107,7 +115,7 @@ pub fn prepare(
         devices::create(
             root.as_fd(),
             &devices::from_spec(device, index)?,
-            options.bind_devices,
+            options.user_ns,
         )?;
     }
 
@@ -181,6 +189,7 @@ fn mount_entry(
     index: usize,
     config: &Config,
     idmapped: Option<RawFd>,
+    user_ns: bool,
 ) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
@@ -277,7 +286,7 @@ fn mount_entry(
         ) {
             // sysfs belongs to the network namespace: in a user namespace without a network
             // namespace of its own, the host's /sys is bound instead (runc does the same).
-            Err(Errno::EPERM) if typ == "sysfs" && in_user_namespace() => {
+            Err(Errno::EPERM) if typ == "sysfs" && user_ns => {
                 mount(
                     Some("/sys"),
                     fd_path(&target).as_str(),
@@ -317,12 +326,6 @@ fn mount_entry(
             .ctx(|| format!("set recursive mount options on {:?}", dest))?;
     }
     Ok(())
-}
-
-/// This process is in a user namespace other than the host's.
-fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 /// Copy the tree under `from` into `to` with modes, owners, symlinks and device nodes. Only
