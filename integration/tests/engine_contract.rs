@@ -215,6 +215,36 @@ fn home_comes_from_the_containers_passwd_when_env_has_none() {
 }
 
 #[test]
+fn an_etc_passwd_that_is_a_fifo_does_not_block_the_container() {
+    let b = Bundle::with_script("homefifo", "echo $HOME");
+    let passwd = b.rootfs().join("etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(&passwd)
+        .status()
+        .unwrap()
+        .success());
+    let id = unique_id("homefifo");
+    let mut child = b
+        .command(&["run", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = b.brig(&["delete", "--force", &id]);
+            panic!("brig run blocked on a FIFO /etc/passwd");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/\n");
+}
+
+#[test]
 fn events_lines_start_with_type_and_id() {
     let (b, id, _) = running("events");
     let out = ok(&b.brig(&["events", "--stats", &id]));

@@ -190,10 +190,27 @@ fn hand_over_listener(channel: &Channel, listener: OwnedFd) -> Result<()> {
 /// `HOME` for a process whose env has none, as runc sets it: the home directory of `uid` in
 /// the container's /etc/passwd (we are in its mount namespace and root), else `/`.
 fn container_home(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
+    read_passwd()
         .and_then(|text| home_in_passwd(&text, uid))
         .unwrap_or_else(|| "/".to_string())
+}
+
+/// The image's /etc/passwd, if it is a regular file: a FIFO or device there must not block
+/// or feed us forever.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/etc/passwd")
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(16 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The home field of the first passwd entry with `uid`.
