@@ -36,9 +36,19 @@ fn spec_text(program: &Path, dir: &Path) -> String {
     std::fs::read_to_string(dir.join("config.json")).unwrap()
 }
 
+/// A scratch directory removed when the test ends, passed or not.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn spec_writes_what_runc_spec_writes() {
-    let dir = std::env::temp_dir().join(unique_id("brig-it-spec"));
+    let tmp = TempDir(std::env::temp_dir().join(unique_id("brig-it-spec")));
+    let dir = &tmp.0;
     let text = spec_text(&brig_binary(), &dir.join("brig"));
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
@@ -62,7 +72,6 @@ fn spec_writes_what_runc_spec_writes() {
             );
         assert_eq!(ours, theirs);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The lines of a `--debug` run that come from both sides of the clone.
