@@ -176,4 +176,15 @@ mod tests {
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }
+
+    #[test]
+    fn log_lines_are_consumed_on_the_way_to_the_next_message() {
+        let (a, b) = pair().unwrap();
+        send_log(a.raw_fd(), "debug", "child process in init()");
+        a.send(&Message::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        send_log(a.raw_fd(), "warn", "last words");
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
 }
