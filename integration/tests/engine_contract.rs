@@ -202,6 +202,17 @@ fn a_process_file_without_user_runs_as_root() {
 }
 
 #[test]
+fn exec_additional_gids_add_to_the_containers_own() {
+    let mut b = Bundle::new("execgids");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| c["process"]["user"]["additionalGids"] = json!([5]));
+    let id = unique_id("execgids");
+    ok(&b.brig(&["run", "-d", &id]));
+    let out = ok(&b.brig(&["exec", "--user", "1000:1000", "-g", "100", &id, "id", "-G"]));
+    assert_eq!(out, "1000 5 100\n");
+}
+
+#[test]
 fn home_comes_from_the_containers_passwd_when_env_has_none() {
     let mut b = Bundle::with_script("home", "echo $HOME");
     assert_eq!(ok(&b.run(&unique_id("home"))), "/root\n");

@@ -102,7 +102,10 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
     }
     if !args.additional_gids.is_empty() {
         let mut u = process.user().clone();
-        u.set_additional_gids(Some(args.additional_gids.clone()));
+        // As runc: added to the container process's own additional gids.
+        let mut gids = u.additional_gids().clone().unwrap_or_default();
+        gids.extend(&args.additional_gids);
+        u.set_additional_gids(Some(gids));
         process.set_user(u);
     }
     if !args.cap.is_empty() {
@@ -177,6 +180,26 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn additional_gids_add_to_the_containers_own() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cmd = Cmd::try_parse_from(["exec", "-g", "100", "-g", "65534", "c1", "id"]).unwrap();
+        let base: Process = serde_json::from_value(serde_json::json!({
+            "args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0, "additionalGids": [5]}
+        }))
+        .unwrap();
+        let p = process_from_flags(Some(base), &cmd.args).unwrap();
+        assert_eq!(
+            p.user().additional_gids().as_deref(),
+            Some(&[5, 100, 65534][..])
+        );
+    }
 
     #[test]
     fn a_process_file_without_user_runs_as_root() {
