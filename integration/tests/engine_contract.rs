@@ -357,6 +357,15 @@ fn create_warns_about_a_cgroup_that_has_processes() {
 }
 
 #[test]
+fn run_accepts_runcs_no_subreaper() {
+    let b = Bundle::with_script("nosubreaper", "echo ran");
+    assert_eq!(
+        ok(&b.brig(&["run", "--no-subreaper", &unique_id("nosubreaper")])),
+        "ran\n"
+    );
+}
+
+#[test]
 fn version_and_unknown_commands_read_like_runc() {
     let out = Command::new(brig_binary()).arg("-v").output().unwrap();
     let text = ok(&out);
