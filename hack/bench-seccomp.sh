@@ -53,7 +53,7 @@ for p in "${profiles[@]}"; do
     esac
     jq --arg root "$rootfs" --arg cg "brig-bench-seccomp-$$-$p-$w" --arg s "${script[$w]}" \
       --argjson seccomp "$seccomp" \
-      '.root.path = $root | .process.args = ["sh", "-c", $s] | .linux.cgroupsPath = $cg
+      '.root.path = $root | .process.terminal = false | .process.args = ["sh", "-c", $s] | .linux.cgroupsPath = $cg
        | if $seccomp == null then del(.linux.seccomp) else .linux.seccomp = $seccomp end' \
       "$b/config.json" > "$b/c" && mv "$b/c" "$b/config.json"
   done

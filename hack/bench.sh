@@ -33,7 +33,7 @@ rootfs=$work/rootfs-bundle/rootfs
 mkdir -p "$work/brig"
 "$brig" spec --bundle "$work/brig"
 jq --arg root "$rootfs" --arg cg "brig-bench-$$" \
-  '.root.path = $root | .process.args = ["/bin/true"] | .ociVersion = "1.0.2" | .linux.cgroupsPath = $cg' \
+  '.root.path = $root | .process.terminal = false | .process.args = ["/bin/true"] | .ociVersion = "1.0.2" | .linux.cgroupsPath = $cg' \
   "$work/brig/config.json" > "$work/brig/c" && mv "$work/brig/c" "$work/brig/config.json"
 
 # A long-running container per runtime for the exec benchmark, each in a cgroup of its own.

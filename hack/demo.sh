@@ -12,6 +12,8 @@ rm -rf "$bundle"
 hack/make-rootfs.sh "$bundle"
 cd "$bundle"
 "$brig" spec
-# Replace the default `sh` with a command that shows the container's view.
-sed -i 's|^\( *\)"sh"$|\1"sh", "-c", "echo hello from $(hostname), pid $$; id; ls /sys/class/net"|' config.json
+# Replace the default `sh` with a command that shows the container's view; no terminal, so
+# the demo also runs from a script (`brig spec`, like `runc spec`, asks for one).
+sed -i -e 's|^\([[:space:]]*\)"sh"$|\1"sh", "-c", "echo hello from $(hostname), pid $$; id; ls /sys/class/net"|' \
+  -e 's|"terminal": true|"terminal": false|' config.json
 "$brig" run "demo-$$"

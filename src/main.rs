@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use libcontainer::logging;
 
+/// `brig -v` prints runc's layout: `brig version X`, then `commit:` and `spec:` lines.
 const VERSION: &str = concat!(
+    "version ",
     env!("CARGO_PKG_VERSION"),
     "\ncommit: ",
     env!("BRIG_COMMIT"),
@@ -18,7 +20,11 @@ const VERSION: &str = concat!(
 
 #[derive(Parser, Debug)]
 #[command(name = "brig", version = VERSION, about = "An OCI container runtime", long_about = None)]
+#[command(disable_version_flag = true)]
 pub struct Cli {
+    /// Print the version
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Directory for the state of containers
     #[arg(long, global = true, default_value = libcontainer::state::DEFAULT_ROOT)]
     root: PathBuf,
@@ -70,7 +76,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // runc's words for an unknown command, which scripts look for.
+            if let Some(clap::error::ContextValue::String(name)) =
+                err.get(clap::error::ContextKind::InvalidSubcommand)
+            {
+                eprintln!("No help topic for '{name}'");
+            }
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1));
+        }
+    };
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,
@@ -105,7 +123,12 @@ fn main() -> ExitCode {
             if cli.log.is_some() {
                 eprintln!("error: {message}");
             }
-            ExitCode::FAILURE
+            match cli.command {
+                // runc: a failed exec exits 255, so callers can tell it from the process's
+                // own status (Docker maps it to 126/127).
+                Command::Exec(_) => ExitCode::from(255),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

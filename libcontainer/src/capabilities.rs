@@ -106,9 +106,9 @@ impl CapSets {
                     )
                 };
                 // The kernel raises only what is permitted and inheritable; runc's own spec
-                // lists ambient caps without inheritable ones, and runc warns and goes on.
+                // lists ambient caps without inheritable ones, and runc silently goes on.
                 match nix::errno::Errno::result(ret) {
-                    Err(nix::errno::Errno::EPERM) => tracing::warn!(
+                    Err(nix::errno::Errno::EPERM) => tracing::debug!(
                         "ambient capability {index} not raised: it is not both permitted and inheritable"
                     ),
                     other => other.map(drop).ctx(|| format!("raise ambient capability {index}"))?,

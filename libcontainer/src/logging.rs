@@ -1,9 +1,16 @@
 //! Log lines the engines parse: `--log FILE --log-format json` gives one JSON object per line
 //! (`level`, `msg`, `time`); text is logrus-style `time=… level=… msg=…`.
+//!
+//! Nothing of brig's may reach a container's stdio. Without `--log` our lines go to stderr,
+//! which the container's process inherits; so a cloned child (init, an exec'd process) hands
+//! its lines to the parent over the sync channel instead ([`forward_to_parent`]), and once that
+//! channel is gone it drops them ([`quiet`]). A log file is written directly from both sides.
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -25,8 +32,39 @@ pub enum Format {
 
 struct Logger {
     sink: Mutex<Box<dyn Write + Send>>,
+    /// The sink is stderr (not a `--log` file).
+    to_stderr: bool,
     format: Format,
     max: Level,
+}
+
+/// Where a process writes lines meant for stderr: [`STDERR`] (brig itself), a sync socket to
+/// the parent (a cloned child), or [`DROP`] (a child whose parent is gone).
+static STDERR_ROUTE: AtomicI32 = AtomicI32::new(STDERR);
+const STDERR: RawFd = -1;
+const DROP: RawFd = -2;
+
+/// In a cloned child: send lines meant for stderr to the parent over `socket` (the sync
+/// channel), which logs them as its own.
+pub fn forward_to_parent(socket: RawFd) {
+    STDERR_ROUTE.store(socket, Ordering::SeqCst);
+}
+
+/// In a cloned child about to lose its sync channel: from now on lines meant for stderr are
+/// dropped (a `--log` file still gets them).
+pub fn quiet() {
+    STDERR_ROUTE.store(DROP, Ordering::SeqCst);
+}
+
+/// Log a line a child forwarded, at its level.
+pub fn relay(level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!("{message}"),
+        "warn" => tracing::warn!("{message}"),
+        "info" => tracing::info!("{message}"),
+        "debug" => tracing::debug!("{message}"),
+        _ => tracing::trace!("{message}"),
+    }
 }
 
 struct Message(String);
@@ -64,6 +102,17 @@ impl<S: Subscriber> Layer<S> for Logger {
         }
         let mut message = Message(String::new());
         event.record(&mut message);
+        if self.to_stderr {
+            match STDERR_ROUTE.load(Ordering::SeqCst) {
+                STDERR => {}
+                DROP => return,
+                socket => {
+                    let level = event.metadata().level().as_str().to_ascii_lowercase();
+                    crate::process::channel::send_log(socket, &level, &message.0);
+                    return;
+                }
+            }
+        }
         let line = format_line(
             self.format,
             event.metadata().level(),
@@ -76,10 +125,11 @@ impl<S: Subscriber> Layer<S> for Logger {
     }
 }
 
-/// Route tracing events to `path` (appended) or stderr. Debug lines only with `debug`.
+/// Route tracing events to `path` (appended) or stderr. Debug lines only with `debug`; on
+/// stderr they come in logrus' text format as runc's do, other lines as `level: message`.
 pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<()> {
     let format = match (path, format) {
-        (None, Format::Text) => Format::Human,
+        (None, Format::Text) if !debug => Format::Human,
         (_, format) => format,
     };
     let sink: Box<dyn Write + Send> = match path {
@@ -94,6 +144,7 @@ pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<()> {
     };
     let logger = Logger {
         sink: Mutex::new(sink),
+        to_stderr: path.is_none(),
         format,
         max: if debug { Level::DEBUG } else { Level::INFO },
     };

@@ -38,12 +38,13 @@ const NAMES: &[(&str, i32)] = &[
     ("SIGXFSZ", libc::SIGXFSZ),
 ];
 
-/// Parse a signal number or name; real-time signals as `RTMIN+N`/`RTMAX-N` too.
+/// Parse a signal number or name; real-time signals as `RTMIN+N`/`RTMAX-N` too. `0` is the
+/// null signal (only checks that the target exists), which `kill` accepts as runc does.
 pub fn parse(text: &str) -> Result<i32> {
     let bad = || Error::Other(format!("invalid signal {text:?}"));
     let max = libc::SIGRTMAX();
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=max).contains(&n) {
+        return if (0..=max).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -96,7 +97,8 @@ mod tests {
         assert_eq!(parse("SIGKILL").unwrap(), 9);
         assert_eq!(parse("term").unwrap(), 15);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        for bad in ["0", "65", "-1", "NOPE", "SIG", "RTMIN+x", ""] {
+        assert_eq!(parse("0").unwrap(), 0);
+        for bad in ["65", "-1", "NOPE", "SIG", "RTMIN+x", ""] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
     }

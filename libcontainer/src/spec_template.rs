@@ -1,70 +1,245 @@
-//! The config.json `brig spec` writes: runc's default (with `terminal: false`, so `run` works
-//! from a script as well as a terminal).
+//! The config.json `brig spec` writes: runc's default, member for member and in runc's order
+//! and layout (tab indents, no final newline), so tools and tests written against `runc spec`
+//! start from the same bundle. Only the hostname (`brig`) and `ociVersion` (the version brig
+//! implements) differ.
 
-use serde_json::{json, Value};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
 
 use crate::config::OCI_VERSION;
 
-pub fn default_spec() -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    let mut spec = json!({
-        "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "TERM=xterm"
-            ],
-            "cwd": "/",
-            "capabilities": {
-                "bounding": caps,
-                "effective": caps,
-                "permitted": caps
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "brig",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "linux": {
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
-    });
-    // As runc: on a cgroup v2 host the container gets its own cgroup namespace, so the cgroup2
-    // mount at /sys/fs/cgroup shows its own cgroup rather than the host's root.
-    if crate::cgroups::detect() == crate::cgroups::Mode::V2 {
-        if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
-            list.push(json!({"type": "cgroup"}));
+/// A JSON value whose objects keep their members in the order written (serde_json's `Value`
+/// sorts them by name).
+enum Node {
+    Object(Vec<(&'static str, Node)>),
+    Array(Vec<Node>),
+    Str(&'static str),
+    Bool(bool),
+    Int(i64),
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Object(members) => {
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (key, value) in members {
+                    map.serialize_entry(key, value)?;
+                }
+                map.end()
+            }
+            Node::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Node::Str(s) => serializer.serialize_str(s),
+            Node::Bool(b) => serializer.serialize_bool(*b),
+            Node::Int(n) => serializer.serialize_i64(*n),
         }
     }
-    spec
+}
+
+fn obj(members: Vec<(&'static str, Node)>) -> Node {
+    Node::Object(members)
+}
+
+fn strs(items: &[&'static str]) -> Node {
+    Node::Array(items.iter().map(|s| Node::Str(s)).collect())
+}
+
+fn mount(
+    destination: &'static str,
+    typ: &'static str,
+    source: &'static str,
+    options: &[&'static str],
+) -> Node {
+    let mut members = vec![
+        ("destination", Node::Str(destination)),
+        ("type", Node::Str(typ)),
+        ("source", Node::Str(source)),
+    ];
+    if !options.is_empty() {
+        members.push(("options", strs(options)));
+    }
+    obj(members)
+}
+
+fn template(cgroup_namespace: bool) -> Node {
+    let caps = || strs(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut namespaces: Vec<Node> = ["pid", "network", "ipc", "uts", "mount"]
+        .iter()
+        .map(|t| obj(vec![("type", Node::Str(t))]))
+        .collect();
+    if cgroup_namespace {
+        namespaces.push(obj(vec![("type", Node::Str("cgroup"))]));
+    }
+    obj(vec![
+        ("ociVersion", Node::Str(OCI_VERSION)),
+        (
+            "process",
+            obj(vec![
+                ("terminal", Node::Bool(true)),
+                (
+                    "user",
+                    obj(vec![("uid", Node::Int(0)), ("gid", Node::Int(0))]),
+                ),
+                ("args", strs(&["sh"])),
+                (
+                    "env",
+                    strs(&[
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "TERM=xterm",
+                    ]),
+                ),
+                ("cwd", Node::Str("/")),
+                (
+                    "capabilities",
+                    obj(vec![
+                        ("bounding", caps()),
+                        ("effective", caps()),
+                        ("permitted", caps()),
+                        ("ambient", caps()),
+                    ]),
+                ),
+                (
+                    "rlimits",
+                    Node::Array(vec![obj(vec![
+                        ("type", Node::Str("RLIMIT_NOFILE")),
+                        ("hard", Node::Int(1024)),
+                        ("soft", Node::Int(1024)),
+                    ])]),
+                ),
+                ("noNewPrivileges", Node::Bool(true)),
+            ]),
+        ),
+        (
+            "root",
+            obj(vec![
+                ("path", Node::Str("rootfs")),
+                ("readonly", Node::Bool(true)),
+            ]),
+        ),
+        ("hostname", Node::Str("brig")),
+        (
+            "mounts",
+            Node::Array(vec![
+                mount("/proc", "proc", "proc", &[]),
+                mount(
+                    "/dev",
+                    "tmpfs",
+                    "tmpfs",
+                    &["nosuid", "strictatime", "mode=755", "size=65536k"],
+                ),
+                mount(
+                    "/dev/pts",
+                    "devpts",
+                    "devpts",
+                    &[
+                        "nosuid",
+                        "noexec",
+                        "newinstance",
+                        "ptmxmode=0666",
+                        "mode=0620",
+                        "gid=5",
+                    ],
+                ),
+                mount(
+                    "/dev/shm",
+                    "tmpfs",
+                    "shm",
+                    &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+                ),
+                mount(
+                    "/dev/mqueue",
+                    "mqueue",
+                    "mqueue",
+                    &["nosuid", "noexec", "nodev"],
+                ),
+                mount(
+                    "/sys",
+                    "sysfs",
+                    "sysfs",
+                    &["nosuid", "noexec", "nodev", "ro"],
+                ),
+                mount(
+                    "/sys/fs/cgroup",
+                    "cgroup",
+                    "cgroup",
+                    &["nosuid", "noexec", "nodev", "relatime", "ro"],
+                ),
+            ]),
+        ),
+        (
+            "linux",
+            obj(vec![
+                (
+                    "resources",
+                    obj(vec![(
+                        "devices",
+                        Node::Array(vec![obj(vec![
+                            ("allow", Node::Bool(false)),
+                            ("access", Node::Str("rwm")),
+                        ])]),
+                    )]),
+                ),
+                ("namespaces", Node::Array(namespaces)),
+                (
+                    "maskedPaths",
+                    strs(&[
+                        "/proc/acpi",
+                        "/proc/asound",
+                        "/proc/kcore",
+                        "/proc/keys",
+                        "/proc/latency_stats",
+                        "/proc/timer_list",
+                        "/proc/timer_stats",
+                        "/proc/sched_debug",
+                        "/sys/firmware",
+                        "/proc/scsi",
+                    ]),
+                ),
+                (
+                    "readonlyPaths",
+                    strs(&[
+                        "/proc/bus",
+                        "/proc/fs",
+                        "/proc/irq",
+                        "/proc/sys",
+                        "/proc/sysrq-trigger",
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// As runc: on a cgroup v2 host the container gets its own cgroup namespace, so the cgroup2
+/// mount at /sys/fs/cgroup shows its own cgroup rather than the host's root.
+fn wants_cgroup_namespace() -> bool {
+    crate::cgroups::detect() == crate::cgroups::Mode::V2
+}
+
+/// The default config as a JSON value (members sorted; for code that edits it).
+pub fn default_spec() -> Value {
+    serde_json::to_value(template(wants_cgroup_namespace())).unwrap_or(Value::Null)
+}
+
+/// The default config.json as `runc spec` lays it out: tab indents, runc's member order, no
+/// final newline.
+pub fn default_spec_text() -> String {
+    render(&template(wants_cgroup_namespace()))
+}
+
+fn render(node: &Node) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // Writing into a Vec cannot fail, and every Node is representable in JSON.
+    let _ = node.serialize(&mut serializer);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -75,5 +250,24 @@ mod tests {
     fn default_spec_is_valid() {
         let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec()).unwrap();
         crate::config::validate(&spec).unwrap();
+    }
+
+    /// What runc 1.1.5's `runc spec` writes on a v1 host, but for hostname and ociVersion.
+    const RUNC_SPEC: &str = include_str!("testdata/runc-spec.json");
+
+    #[test]
+    fn text_is_runcs_layout() {
+        let expected = RUNC_SPEC
+            .replace("\"1.0.2-dev\"", &format!("{OCI_VERSION:?}"))
+            .replace("\"hostname\": \"runc\"", "\"hostname\": \"brig\"");
+        assert_eq!(render(&template(false)), expected);
+    }
+
+    #[test]
+    fn cgroup_namespace_is_last() {
+        let v: Value = serde_json::from_str(&render(&template(true))).unwrap();
+        let ns = v["linux"]["namespaces"].as_array().unwrap();
+        assert_eq!(ns.last().unwrap()["type"], "cgroup");
+        assert_eq!(ns.len(), 6);
     }
 }

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use libcontainer::container::exec_cgroup::SubCgroups;
 use libcontainer::container::{self, ExecOptions};
 use oci_spec::runtime::{Capability, Process};
 
@@ -57,6 +58,10 @@ pub struct Args {
     /// Exec even when the container is paused
     #[arg(long)]
     pub ignore_paused: bool,
+    /// Run in an existing sub-cgroup of the container's: [CONTROLLER[,CONTROLLER]:]PATH
+    /// (repeatable, one per controller group)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
     /// Container id
     pub id: String,
     /// Command and arguments
@@ -97,7 +102,10 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
     }
     if !args.additional_gids.is_empty() {
         let mut u = process.user().clone();
-        u.set_additional_gids(Some(args.additional_gids.clone()));
+        // As runc: added to the container process's own additional gids.
+        let mut gids = u.additional_gids().clone().unwrap_or_default();
+        gids.extend(&args.additional_gids);
+        u.set_additional_gids(Some(gids));
         process.set_user(u);
     }
     if !args.cap.is_empty() {
@@ -113,6 +121,7 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
+            caps.set_ambient(add(caps.ambient()));
         }
         process.set_capabilities(Some(caps));
     }
@@ -128,11 +137,22 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
     Ok(process)
 }
 
+/// A `--process` file. As in runc, `user` may be left out: it is then uid 0, gid 0.
+fn process_from_json(text: &[u8]) -> Result<Process> {
+    let mut value: serde_json::Value = serde_json::from_slice(text)?;
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    Ok(serde_json::from_value(value)?)
+}
+
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let process = match &args.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?
+            process_from_json(&text).with_context(|| format!("parse {}", path.display()))?
         }
         None => {
             let state = libcontainer::state::load(&cli.root, &args.id)?;
@@ -152,6 +172,42 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         ignore_paused: args.ignore_paused,
         console_socket: args.console_socket.clone(),
         pidfd_socket: args.pidfd_socket.clone(),
+        sub_cgroups: SubCgroups::parse(&args.cgroup)?,
     })?;
     Ok(u8::try_from(code).unwrap_or(255))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn additional_gids_add_to_the_containers_own() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cmd = Cmd::try_parse_from(["exec", "-g", "100", "-g", "65534", "c1", "id"]).unwrap();
+        let base: Process = serde_json::from_value(serde_json::json!({
+            "args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0, "additionalGids": [5]}
+        }))
+        .unwrap();
+        let p = process_from_flags(Some(base), &cmd.args).unwrap();
+        assert_eq!(
+            p.user().additional_gids().as_deref(),
+            Some(&[5, 100, 65534][..])
+        );
+    }
+
+    #[test]
+    fn a_process_file_without_user_runs_as_root() {
+        let p = process_from_json(br#"{"args": ["true"], "cwd": "/"}"#).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let p =
+            process_from_json(br#"{"args": ["true"], "cwd": "/", "user": {"uid": 7, "gid": 8}}"#)
+                .unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
+    }
 }

@@ -14,6 +14,9 @@ pub struct Args {
     /// Keep the container's state after it exits (delete it later)
     #[arg(long)]
     pub keep: bool,
+    /// Accepted for runc compatibility: brig never makes itself a child subreaper
+    #[arg(long)]
+    pub no_subreaper: bool,
     /// Container id
     pub id: String,
 }

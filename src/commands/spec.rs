@@ -20,7 +20,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if path.exists() {
         bail!("write {}: the file exists, remove it first", path.display());
     }
-    let text = serde_json::to_string_pretty(&libcontainer::spec_template::default_spec())?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+    let text = libcontainer::spec_template::default_spec_text();
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
     Ok(0)
 }

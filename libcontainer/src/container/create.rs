@@ -103,6 +103,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let mut rdt = None;
     let made = cgroup
         .create()
+        .map(|()| warn_if_populated(&cgroup))
         .and_then(|()| match options.notify_socket {
             Some(_) => crate::notify::make_dir(&dir.path),
             None => Ok(()),
@@ -132,6 +133,18 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             }
             Err(err)
         }
+    }
+}
+
+/// runc's warning (on our stderr or `--log`, before any container process exists) when the
+/// cgroup already holds processes: they will be frozen, killed and counted with the container.
+fn warn_if_populated(cgroup: &Cgroup) {
+    match cgroup.pids() {
+        Ok(pids) if !pids.is_empty() => tracing::warn!(
+            "container's cgroup is not empty: {} process(es) found",
+            pids.len()
+        ),
+        _ => {}
     }
 }
 
@@ -231,6 +244,8 @@ fn create_in(
     }
     let into_cgroup_fd = into_cgroup.as_ref().map(|fd| fd.as_raw_fd());
     let joined_user_ns = joins.iter().find(|j| j.kind == LinuxNamespaceType::User);
+    // runc's wording (its nsexec), which tools and runc's own tests look for.
+    tracing::debug!("=> nsexec container setup: clone init (namespace flags {flags:#x})");
     let (forked, placed) = match joined_user_ns {
         Some(userns) => clone_in_user_ns(userns, &config, flags, into_cgroup_fd)?,
         None => clone_with_flags(flags, into_cgroup_fd)?,

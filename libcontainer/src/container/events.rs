@@ -5,11 +5,30 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cgroups::stats;
 use crate::error::{Context, Error, Result};
 use crate::state::{self, Status};
+
+/// One line of the stream, its members in runc's order (`type`, `id`, `data`): tools match
+/// the line's beginning.
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+fn write_event(out: &mut dyn Write, event: &Event<'_>) -> Result<()> {
+    let line =
+        serde_json::to_string(event).map_err(|e| Error::Other(format!("encode an event: {e}")))?;
+    writeln!(out, "{line}").ctx(|| "write an event")?;
+    out.flush().ctx(|| "write an event")
+}
 
 /// Write events to `out` until the container stops (or once, with `once`).
 pub fn events(
@@ -34,9 +53,14 @@ pub fn events(
     }
     let mut ooms = stats::oom_kills(&state.cgroup);
     loop {
-        let line = json!({"type": "stats", "id": id, "data": stats::stats(&state.cgroup)});
-        writeln!(out, "{line}").ctx(|| "write an event")?;
-        out.flush().ctx(|| "write an event")?;
+        write_event(
+            out,
+            &Event {
+                kind: "stats",
+                id,
+                data: Some(stats::stats(&state.cgroup)),
+            },
+        )?;
         if once {
             return Ok(());
         }
@@ -46,13 +70,53 @@ pub fn events(
             std::thread::sleep(interval / steps as u32);
             let now = stats::oom_kills(&state.cgroup);
             if now > ooms {
-                writeln!(out, "{}", json!({"type": "oom", "id": id})).ctx(|| "write an event")?;
-                out.flush().ctx(|| "write an event")?;
+                write_event(
+                    out,
+                    &Event {
+                        kind: "oom",
+                        id,
+                        data: None,
+                    },
+                )?;
                 ooms = now;
             }
             if state::load(root, id).map_or(true, |s| s.status == Status::Stopped) {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_come_in_runcs_order() {
+        let mut out = Vec::new();
+        let data = Some(serde_json::json!({"pids": {"current": 1}}));
+        write_event(
+            &mut out,
+            &Event {
+                kind: "stats",
+                id: "c1",
+                data,
+            },
+        )
+        .unwrap();
+        write_event(
+            &mut out,
+            &Event {
+                kind: "oom",
+                id: "c1",
+                data: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"type\":\"stats\",\"id\":\"c1\",\"data\":{\"pids\":{\"current\":1}}}\n\
+             {\"type\":\"oom\",\"id\":\"c1\"}\n"
+        );
     }
 }

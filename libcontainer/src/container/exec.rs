@@ -12,6 +12,7 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
+use super::exec_cgroup::{self, SubCgroups};
 use super::pidfd_of_init;
 use super::run::{wait_forwarding, FORWARDED};
 use crate::error::{Context, Error, Result};
@@ -34,6 +35,8 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     /// `--pidfd-socket`: receives a pidfd of the exec'd process.
     pub pidfd_socket: Option<PathBuf>,
+    /// `--cgroup`: a sub-cgroup of the container's to run in.
+    pub sub_cgroups: SubCgroups,
 }
 
 /// /proc/PID/ns names, user first (joining it first gives the rights to join the others).
@@ -81,9 +84,17 @@ fn namespaces_of(pid: i32) -> Result<Vec<JoinNamespace>> {
 /// Run the process; returns its exit code (0 at once with `detach`).
 pub fn exec(options: &ExecOptions) -> Result<i32> {
     let state = state::load(&options.root, &options.id)?;
+    // runc's words: tools match them.
+    let refuse = |why: &str| Error::Other(format!("exec in container {:?}: {why}", options.id));
     match state.status {
         Status::Created | Status::Running => {}
         Status::Paused if options.ignore_paused => {}
+        Status::Paused => {
+            return Err(refuse(
+                "cannot exec in a paused container (use --ignore-paused to override)",
+            ))
+        }
+        Status::Stopped => return Err(refuse("cannot exec in a stopped container")),
         status => {
             return Err(Error::WrongState {
                 op: "exec in",
@@ -93,6 +104,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         }
     }
     crate::config::validate_process(&options.process)?;
+    exec_cgroup::targets(&state.cgroup, &options.sub_cgroups)?;
     let terminal = options.process.terminal() == Some(true);
     match (terminal, &options.console_socket) {
         (false, Some(_)) => {
@@ -148,6 +160,12 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         crate::process_attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
     }
     let (parent_end, child_end) = channel::pair()?;
+    // runc's wording (its nsexec), which tools and runc's own tests look for.
+    tracing::debug!(
+        "=> nsexec container setup: clone a process to join {} namespaces of init {}",
+        joins.len(),
+        state.pid
+    );
     let pid = match clone_with_flags(0, None)?.0 {
         Forked::Child => tenant::run(TenantArgs {
             process: &options.process,
@@ -163,28 +181,24 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
             pid
         }
     };
-    let placed = if state.cgroup.hierarchies.is_empty() {
-        Ok(())
-    } else {
-        state.cgroup.add(pid.as_raw(), false)
-    }
-    .and_then(|()| match &state.intel_rdt {
-        Some(group) => crate::intel_rdt::add(group, pid.as_raw()),
-        None => Ok(()),
-    })
-    .and_then(|()| {
-        match affinity
-            .as_ref()
-            .and_then(|a| a.cpu_affinity_final().as_deref())
-        {
-            Some(cpus) if !cpus.is_empty() => crate::process_attrs::set_cpu_affinity(
-                pid.as_raw(),
-                cpus,
-                "process.execCPUAffinity.final",
-            ),
-            _ => Ok(()),
-        }
-    });
+    let placed = exec_cgroup::enter(&state.cgroup, &options.sub_cgroups, pid.as_raw(), state.pid)
+        .and_then(|()| match &state.intel_rdt {
+            Some(group) => crate::intel_rdt::add(group, pid.as_raw()),
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            match affinity
+                .as_ref()
+                .and_then(|a| a.cpu_affinity_final().as_deref())
+            {
+                Some(cpus) if !cpus.is_empty() => crate::process_attrs::set_cpu_affinity(
+                    pid.as_raw(),
+                    cpus,
+                    "process.execCPUAffinity.final",
+                ),
+                _ => Ok(()),
+            }
+        });
     if let Err(err) = placed.and_then(|()| parent_end.send(&Message::Proceed)) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -225,7 +239,12 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         crate::tty::send_pidfd(socket, pid.as_raw())?;
     }
     if let Some(pid_file) = &options.pid_file {
-        write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+        // As runc: a process whose pid nobody can learn is ended, not left behind.
+        if let Err(err) = write_atomic(pid_file, pid.to_string().as_bytes(), 0o644) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(err);
+        }
     }
     if options.detach {
         return Ok(0);

@@ -4,6 +4,7 @@ pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
+pub mod exec_cgroup;
 pub mod kill;
 pub mod pause;
 pub mod run;

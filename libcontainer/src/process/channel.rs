@@ -32,6 +32,9 @@ pub enum Message {
     Error(String),
     /// Init → parent: a createContainer hook failed (poststop hooks must run).
     HookFailed(String),
+    /// Child → parent: a log line for the parent's log (see `logging::forward_to_parent`);
+    /// the receiving side logs it and reads on.
+    Log { level: String, msg: String },
 }
 
 #[derive(Debug)]
@@ -81,6 +84,17 @@ pub fn recv_fd(socket: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<Owne
     }
 }
 
+/// Send a log line to the parent over the raw sync socket; a line that cannot go is dropped.
+pub fn send_log(socket: RawFd, level: &str, msg: &str) {
+    let message = Message::Log {
+        level: level.to_string(),
+        msg: msg.chars().take(MAX_MESSAGE / 2).collect(),
+    };
+    if let Ok(data) = serde_json::to_vec(&message) {
+        let _ = send(socket, &data, MsgFlags::MSG_NOSIGNAL);
+    }
+}
+
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
         AddressFamily::Unix,
@@ -113,16 +127,26 @@ impl Channel {
         send_fd(self.fd.as_raw_fd(), &data, fd).ctx(|| "send a descriptor on the init sync socket")
     }
 
-    /// The next message and the descriptor that came with it, if any.
+    /// The next message and the descriptor that came with it, if any. Log lines from the
+    /// child are logged here on the way.
     pub fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let (n, fd) = recv_fd(self.fd.as_raw_fd(), &mut buf).ctx(|| "read the init sync socket")?;
-        if n == 0 {
-            return Ok(None);
+        loop {
+            let (n, fd) =
+                recv_fd(self.fd.as_raw_fd(), &mut buf).ctx(|| "read the init sync socket")?;
+            if n == 0 {
+                return Ok(None);
+            }
+            match serde_json::from_slice(&buf[..n]) {
+                Ok(Message::Log { level, msg }) => crate::logging::relay(&level, &msg),
+                Ok(message) => return Ok(Some((message, fd))),
+                Err(e) => {
+                    return Err(Error::Other(format!(
+                        "bad message on the init sync socket: {e}"
+                    )))
+                }
+            }
         }
-        serde_json::from_slice(&buf[..n])
-            .map(|m| Some((m, fd)))
-            .map_err(|e| Error::Other(format!("bad message on the init sync socket: {e}")))
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -149,6 +173,17 @@ mod tests {
             ))
         );
         assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn log_lines_are_consumed_on_the_way_to_the_next_message() {
+        let (a, b) = pair().unwrap();
+        send_log(a.raw_fd(), "debug", "child process in init()");
+        a.send(&Message::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        send_log(a.raw_fd(), "warn", "last words");
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

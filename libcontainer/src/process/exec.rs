@@ -75,11 +75,21 @@ impl Exec {
                 seccomp = None;
             }
         }
+        let mut env: Vec<String> = process.env().iter().flatten().cloned().collect();
+        // Read as root, before the switch: the user may not be allowed to read it.
+        if !env
+            .iter()
+            .any(|e| e.strip_prefix("HOME=").is_some_and(|h| !h.is_empty()))
+        {
+            let home = container_home(process.user().uid());
+            env.retain(|e| !e.starts_with("HOME="));
+            env.push(format!("HOME={home}"));
+        }
         switch_user(process)?;
         nix::unistd::chdir(process.cwd())
             .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
 
-        let env: Vec<&str> = process.env().iter().flatten().map(String::as_str).collect();
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
         let args0 = process.args().as_deref().unwrap_or(&[]);
         let path = find_executable(&args0[0], &env)?;
         Ok(Exec {
@@ -177,6 +187,41 @@ fn hand_over_listener(channel: &Channel, listener: OwnedFd) -> Result<()> {
     }
 }
 
+/// `HOME` for a process whose env has none, as runc sets it: the home directory of `uid` in
+/// the container's /etc/passwd (we are in its mount namespace and root), else `/`.
+fn container_home(uid: u32) -> String {
+    read_passwd()
+        .and_then(|text| home_in_passwd(&text, uid))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// The image's /etc/passwd, if it is a regular file: a FIFO or device there must not block
+/// or feed us forever.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/etc/passwd")
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(16 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The home field of the first passwd entry with `uid`.
+fn home_in_passwd(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.trim().split(':').collect();
+        (fields.len() >= 6 && fields[2].parse::<u32>().ok() == Some(uid))
+            .then(|| fields[5].to_string())
+    })
+}
+
 pub fn cstring(bytes: &[u8], field: &str) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::config(field, "contains a NUL byte"))
 }
@@ -253,5 +298,23 @@ fn check_executable(path: &Path) -> Result<()> {
         // fall back to the mode bits, as Go's LookPath (and so runc) does.
         Err(Errno::EPERM | Errno::ENOSYS) if stat.st_mode & 0o111 != 0 => Ok(()),
         Err(e) => Err(e).ctx(field),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_comes_from_the_first_entry_of_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n\
+                      daemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n\
+                      short:x:7\n\
+                      app:x:1000:1000:App:/home/app:/bin/sh\n\
+                      again:x:1000:1000::/elsewhere:/bin/sh\n";
+        assert_eq!(home_in_passwd(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in_passwd(passwd, 1000).as_deref(), Some("/home/app"));
+        assert_eq!(home_in_passwd(passwd, 7), None);
+        assert_eq!(home_in_passwd(passwd, 1234), None);
     }
 }

@@ -1,7 +1,6 @@
 //! The container side of `create`: runs in the cloned child, sets the container up, reports
 //! over the sync channel, waits on the exec FIFO for `start`, then execs the user program.
 
-use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -53,6 +52,9 @@ pub struct InitArgs<'a> {
 
 /// Entry point of the cloned child. Never returns.
 pub fn run(args: InitArgs<'_>) -> ! {
+    // Our stderr is the container's: our log lines go to the parent.
+    crate::logging::forward_to_parent(args.channel.raw_fd());
+    tracing::debug!("child process in init(): setting up container {}", args.id);
     let exec = match setup(&args) {
         Ok(exec) => exec,
         Err(err) => {
@@ -68,7 +70,10 @@ pub fn run(args: InitArgs<'_>) -> ! {
     // From here init outlives `create`: the parent may exit as soon as it reads Ready.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    if args.channel.send(&Message::Ready).is_err() {
+    tracing::debug!("init: closing the pipe to signal completion; waiting for start");
+    let ready = args.channel.send(&Message::Ready);
+    crate::logging::quiet();
+    if ready.is_err() {
         // SAFETY: as above; the parent is gone, nobody will start us.
         unsafe { libc::_exit(1) }
     }
@@ -92,13 +97,14 @@ pub fn run(args: InitArgs<'_>) -> ! {
 }
 
 /// After `start` released us the sync channel is gone: the error goes back through the FIFO
-/// (which `start` reads until we exec) and to stderr.
+/// (which `start` reads until we exec) and to the `--log` file; never to our stderr, which
+/// is the container's.
 fn fail_after_start(fifo: Option<OwnedFd>, err: &Error) -> ! {
     let message = err.to_string();
     if let Some(fifo) = fifo {
         let _ = nix::unistd::write(&fifo, message.as_bytes());
     }
-    let _ = writeln!(std::io::stderr(), "brig: {message}");
+    tracing::error!("{message}");
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(127) }
 }

@@ -23,11 +23,17 @@ pub struct TenantArgs<'a> {
 
 /// Entry point of the cloned child. Never returns.
 pub fn run(args: TenantArgs<'_>) -> ! {
+    // Our stderr is the process's: our log lines go to the parent.
+    crate::logging::forward_to_parent(args.channel.raw_fd());
+    tracing::debug!("child process in init(): joining the container");
     let err = match setup(&args) {
-        Ok(exec) => match exec.run() {
-            Err(err) => err,
-            Ok(never) => match never {},
-        },
+        Ok(exec) => {
+            tracing::debug!("setns_init: about to exec {:?}", args.process.args());
+            match exec.run() {
+                Err(err) => err,
+                Ok(never) => match never {},
+            }
+        }
         Err(err) => err,
     };
     let _ = args.channel.send(&Message::Error(err.to_string()));
