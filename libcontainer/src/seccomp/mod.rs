@@ -123,7 +123,9 @@ const NOTIFY_STAND_IN: SeccompAction = SeccompAction::Log;
 
 /// The syscall that carries the listener out of the filtered process: notifying it would wait
 /// for an agent that cannot have the listener yet. (Calls after it wait until the agent has it.)
-const NOTIFY_REFUSED: &[&str] = &["sendmsg"];
+/// `write` too, as runc refuses it: brig writes to the parent and the exec FIFO after the
+/// NOTIFY filter is in.
+const NOTIFY_REFUSED: &[&str] = &["sendmsg", "write"];
 
 /// An action of the profile; NOTIFY is not one of seccompiler's.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,10 +265,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
             .enumerate()
             .map(|(j, arg)| condition(arg, &format!("{field}.args[{j}]")))
             .collect::<Result<Vec<_>>>()?;
-        let rule = if conditions.is_empty() {
-            None
+        let indices: Vec<usize> = syscall.args().iter().flatten().map(|a| a.index()).collect();
+        let rules: Vec<Option<SeccompRule>> = if conditions.is_empty() {
+            vec![None]
+        } else if (1..indices.len()).any(|k| indices[..k].contains(&indices[k])) {
+            // Two conditions on one argument could never both hold: runc (libseccomp-golang)
+            // then makes every condition a rule of its own, so they mean OR.
+            conditions
+                .into_iter()
+                .map(|c| {
+                    SeccompRule::new(vec![c])
+                        .map(Some)
+                        .map_err(|e| Error::config(&field, e.to_string()))
+                })
+                .collect::<Result<_>>()?
         } else {
-            Some(SeccompRule::new(conditions).map_err(|e| Error::config(&field, e.to_string()))?)
+            vec![Some(
+                SeccompRule::new(conditions).map_err(|e| Error::config(&field, e.to_string()))?,
+            )]
         };
         let set = match &act {
             Action::Notify => {
@@ -278,8 +294,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
                     return Err(Error::config(
                         format!("{field}.action"),
                         format!(
-                            "SCMP_ACT_NOTIFY on {name:?}: brig sends the listener to the agent \
-                             with it, so it would wait for itself"
+                            "SCMP_ACT_NOTIFY cannot be used for the {name} syscall: brig needs \
+                             it to hand the listener to the agent, so it would wait for itself"
                         ),
                     ));
                 }
@@ -304,8 +320,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
                 );
             }
             for nr in nrs {
-                any_rule.add(nr, &rule);
-                set.add(nr, &rule);
+                for rule in &rules {
+                    any_rule.add(nr, rule);
+                    set.add(nr, rule);
+                }
             }
         }
     }
@@ -707,7 +725,9 @@ pub fn send_to_agent(
             path.display()
         )
     };
-    let mut stream = UnixStream::connect(path).ctx(what)?;
+    // runc's wording for an agent that is not there.
+    let mut stream = UnixStream::connect(path)
+        .ctx(|| format!("failed to connect with seccomp agent at {}", path.display()))?;
     let iov = [std::io::IoSlice::new(&data)];
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<()>(

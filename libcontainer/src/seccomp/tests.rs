@@ -108,6 +108,49 @@ fn default_allow_with_denials_and_flags() {
 }
 
 #[test]
+fn conditions_on_the_same_argument_mean_or() {
+    // runc's seccomp_syscall_test1.json: process_vm_readv(100 | 9001, ...) is allowed.
+    let p = profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["process_vm_readv"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 100, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 9001, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["process_vm_writev"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 7, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 8, "op": "SCMP_CMP_EQ"}]},
+            // One argument repeated makes every condition of the rule a rule of its own.
+            {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
+        ]
+    }));
+    let f = compile(&p).unwrap();
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let x = AUDIT_ARCH_X86_64;
+    let eperm = errno(libc::EPERM);
+    let readv = nr("process_vm_readv");
+    assert_eq!(decide(&f, x, readv, [100, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, readv, [9001, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, readv, [101, 0, 0, 0, 0, 0]), eperm);
+    // Different arguments still AND.
+    let writev = nr("process_vm_writev");
+    assert_eq!(decide(&f, x, writev, [7, 8, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, writev, [7, 0, 0, 0, 0, 0]), eperm);
+    let kill = nr("kill");
+    assert_eq!(decide(&f, x, kill, [5, 9, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, kill, [2, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, kill, [3, 3, 0, 0, 0, 0]), eperm);
+    for args in interesting_args() {
+        assert_eq!(
+            decide(&f, x, readv, args),
+            expected(&p, "process_vm_readv", args)
+        );
+    }
+}
+
+#[test]
 fn bad_profiles_name_the_rule() {
     let err = |json| compile(&profile(json)).unwrap_err().to_string();
     assert!(err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -144,7 +187,15 @@ fn bad_profiles_name_the_rule() {
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
         "syscalls": [{"names": ["mkdir", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]})
     )
-    .starts_with("linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY on \"sendmsg\""));
+    .starts_with(
+        "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall"
+    ));
+    // runc refuses write, with these words.
+    assert!(err(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+        "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]})
+    )
+    .contains("SCMP_ACT_NOTIFY cannot be used for the write syscall"));
     assert!(
         err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}))
             .starts_with("linux.seccomp.listenerMetadata: is set without listenerPath")
@@ -207,11 +258,24 @@ fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
             ScmpCmpMaskedEq => x & a.value() == a.value_two().unwrap_or(0),
         }
     };
+    // Conditions AND, unless two name the same argument: then each is a rule (runc's rule).
+    let matches = |r: &&oci_spec::runtime::LinuxSyscall| {
+        let conds: Vec<_> = r.args().iter().flatten().collect();
+        let repeated = conds
+            .iter()
+            .enumerate()
+            .any(|(k, c)| conds[..k].iter().any(|d| d.index() == c.index()));
+        if repeated {
+            conds.iter().any(|c| holds(c))
+        } else {
+            conds.iter().all(|c| holds(c))
+        }
+    };
     p.syscalls()
         .iter()
         .flatten()
         .filter(|r| r.names().iter().any(|n| n == name))
-        .filter(|r| r.args().iter().flatten().all(holds))
+        .filter(matches)
         .map(|r| value(r.action(), r.errno_ret()))
         .min_by_key(|r| rank(*r))
         .unwrap_or_else(|| value(p.default_action(), p.default_errno_ret()))
