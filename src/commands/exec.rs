@@ -132,7 +132,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let process = match &args.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?
+            libcontainer::config::process_from_json(&text, &path.display().to_string())?
         }
         None => {
             let state = libcontainer::state::load(&cli.root, &args.id)?;
