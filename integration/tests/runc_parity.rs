@@ -160,3 +160,22 @@ fn an_exec_process_file_without_user_runs_as_root() {
     );
     ok(&b.brig(&["delete", "--force", &id]));
 }
+
+#[test]
+fn a_host_file_given_as_stdio_is_not_handed_to_the_user() {
+    let mut b = Bundle::with_script("stdiofile", "sleep 100");
+    b.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let id = unique_id("stdiofile");
+    ok(&b.brig(&["run", "-d", &id]));
+    let input = b.dir.join("input");
+    std::fs::write(&input, "x").unwrap();
+    let out = output_via_files(
+        b.command(&["exec", &id, "id", "-u"])
+            .stdin(std::fs::File::open(&input).unwrap()),
+        &b.dir,
+    );
+    assert_eq!(ok(&out), "1000\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&input).unwrap().uid(), 0);
+    ok(&b.brig(&["delete", "--force", &id]));
+}

@@ -238,10 +238,10 @@ pub fn switch_user(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// The process's stdio (a pty, pipes) becomes its user's, as runc does, so a non-root user can
-/// use its terminal. Only the owner changes (devpts may give the group by its gid= option);
-/// /dev/null is left alone, and where the kernel refuses (an unmapped owner, a read-only
-/// /dev) the descriptor stays as it is.
+/// The process's stdio (its terminal, pipes, sockets) becomes its user's, as runc does, so a
+/// non-root user can use its terminal. Only the owner changes (devpts may give the group by
+/// its gid= option); /dev/null is left alone, and where the kernel refuses (an unmapped owner,
+/// a read-only /dev) the descriptor stays as it is.
 fn give_stdio_to(uid: u32) -> Result<()> {
     let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
     for fd in 0..=2 {
@@ -254,7 +254,13 @@ fn give_stdio_to(uid: u32) -> Result<()> {
             Err(e) => return Err(e).ctx(|| format!("fstat fd {fd}")),
         };
         let kind = stat.st_mode & libc::S_IFMT;
-        if stat.st_uid == uid || (kind == libc::S_IFCHR && Some(stat.st_rdev) == null) {
+        // Unlike runc, a regular file or another device given as stdio stays its owner's: a
+        // redirect from a host file must not hand that file to the container's user.
+        let terminal = kind == libc::S_IFCHR
+            && Some(stat.st_rdev) != null
+            && nix::unistd::isatty(file).unwrap_or(false);
+        let channel = kind == libc::S_IFIFO || kind == libc::S_IFSOCK;
+        if stat.st_uid == uid || !(terminal || channel) {
             continue;
         }
         match nix::unistd::fchown(file, Some(Uid::from_raw(uid)), None) {
