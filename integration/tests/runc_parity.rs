@@ -179,3 +179,40 @@ fn a_host_file_given_as_stdio_is_not_handed_to_the_user() {
     assert_eq!(std::fs::metadata(&input).unwrap().uid(), 0);
     ok(&b.brig(&["delete", "--force", &id]));
 }
+
+#[test]
+fn a_syscall_newer_than_the_profile_gets_enosys() {
+    // runc's seccomp.bats "-ENOSYS handling": under a default-deny profile (containerd's), a
+    // syscall numbered above all the profile knows says ENOSYS, so programs fall back as on
+    // an older kernel, instead of the default EPERM.
+    let b = Bundle::with_script("enosys", "/enosys");
+    let source = b.dir.join("enosys.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\n#include <errno.h>\n#include <unistd.h>\n\
+         int main(void) { long r = syscall(1000, 0, 0, 0); printf(\"%ld %d\\n\", r, errno); \
+         return 0; }\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-o"])
+        .arg(b.rootfs().join("enosys"))
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc -static");
+    let profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/seccomp/containerd.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut b = b;
+    b.edit(|c| c["linux"]["seccomp"] = profile);
+    assert_eq!(
+        ok(&b.run(&unique_id("enosys"))),
+        format!("-1 {}\n", libc::ENOSYS)
+    );
+}

@@ -373,15 +373,35 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
     // A default of ALLOW needs no default filter: the per-action filters say everything.
     let mut programs = Vec::new();
     if default != SeccompAction::Allow {
+        let bit = i64::from(X32_SYSCALL_BIT);
+        let highest = |x32: bool| {
+            any_rule
+                .rules
+                .keys()
+                .filter(|nr| (*nr & bit != 0) == x32)
+                .max()
+                .map(|nr| *nr as u32)
+        };
+        let stub = enosys_stub(
+            &default,
+            profile.default_errno_ret(),
+            highest(false),
+            highest(true),
+        );
         // Every listed ABI gets its default filter, rules or not.
         for (abi, rules) in by_abi(any_rule.rules, x32) {
-            programs.push(program(
-                rules,
-                default.clone(),
-                SeccompAction::Allow,
-                &default,
-                abi,
-            )?);
+            let mut program = program(rules, default.clone(), SeccompAction::Allow, &default, abi)?;
+            program.splice(0..0, stub.iter().cloned());
+            if program.len() > 4096 {
+                return Err(Error::config(
+                    "linux.seccomp",
+                    format!(
+                        "compiles to a filter of {} instructions, above the kernel's 4096",
+                        program.len()
+                    ),
+                ));
+            }
+            programs.push(program);
         }
     }
     for (act, set) in by_action {
@@ -415,6 +435,47 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
         flags,
         listener,
     })
+}
+
+/// runc's -ENOSYS stub (libcontainer/seccomp/patchbpf): under a restrictive default, a
+/// syscall numbered above every one the profile names is one the profile could not know
+/// about (newer than it, or none at all), and gets ENOSYS instead of the default errno, so
+/// programs fall back as on an older kernel (glibc's clone3 → clone). Native calls are
+/// compared with the highest native number, x32 calls with the highest x32 one (left to the
+/// filter when the profile lists no x32 call). Prepended to the default filter; empty when
+/// runc adds none (a permissive default, or ENOSYS already the default errno).
+fn enosys_stub(
+    default: &SeccompAction,
+    default_errno: Option<u32>,
+    max_native: Option<u32>,
+    max_x32: Option<u32>,
+) -> Vec<sock_filter> {
+    let permissive = matches!(
+        default,
+        SeccompAction::Allow | SeccompAction::Log | SeccompAction::Trace(_)
+    );
+    if permissive || default_errno == Some(libc::ENOSYS as u32) {
+        return Vec::new();
+    }
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| sock_filter { code, jt, jf, k };
+    const BPF_JGT_K: u16 = 0x25;
+    const BPF_JEQ_K: u16 = 0x15;
+    // 0 load arch; 1 not native → the filter (7); 2 load nr; 3 x32 bit → 5, else 4;
+    // 4 native above → 6, else 7; 5 x32 above → 6, else 7; 6 ENOSYS; 7 the filter.
+    vec![
+        insn(BPF_LD_W_ABS, 0, 0, 4),
+        insn(BPF_JEQ_K, 0, 5, AUDIT_ARCH_NATIVE),
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JSET_K, 1, 0, X32_SYSCALL_BIT),
+        insn(BPF_JGT_K, 1, 2, max_native.unwrap_or(u32::MAX)),
+        insn(BPF_JGT_K, 0, 1, max_x32.unwrap_or(u32::MAX)),
+        insn(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+    ]
 }
 
 const BPF_RET_K: u16 = 0x06;

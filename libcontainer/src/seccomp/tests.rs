@@ -151,6 +151,37 @@ fn conditions_on_the_same_argument_mean_or() {
 }
 
 #[test]
+fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
+    let x = AUDIT_ARCH_X86_64;
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["read", "openat", "unshare"], "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["setns"], "action": "SCMP_ACT_ERRNO"}]
+    })))
+    .unwrap();
+    let enosys = errno(libc::ENOSYS);
+    // setns (308) is the highest named: above it ENOSYS, below or at it the profile decides.
+    assert_eq!(decide(&f, x, 1000, [0; 6]), enosys);
+    assert_eq!(decide(&f, x, nr("clone3"), [0; 6]), enosys);
+    assert_eq!(decide(&f, x, nr("setns"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, x, nr("mkdir"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, x, nr("read"), [0; 6]), ALLOW);
+    // x32 calls against the x32 numbers.
+    let x32_read = i64::from(X32_SYSCALL_BIT);
+    assert_eq!(decide(&f, x, x32_read, [0; 6]), ALLOW);
+    assert_eq!(decide(&f, x, x32_read + 1000, [0; 6]), enosys);
+    // No stub under a permissive default.
+    let f = compile(&profile(
+        serde_json::json!({"defaultAction": "SCMP_ACT_LOG",
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"}]}),
+    ))
+    .unwrap();
+    assert_eq!(decide(&f, x, 1000, [0; 6]), libc::SECCOMP_RET_LOG);
+}
+
+#[test]
 fn bad_profiles_name_the_rule() {
     let err = |json| compile(&profile(json)).unwrap_err().to_string();
     assert!(err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -231,6 +262,11 @@ fn the_feature_tables_match_what_compile_accepts() {
 /// What the profile says for a call, straight from the JSON semantics: the most restrictive
 /// action of the rules that match (names and every condition), else the default.
 fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
+    expected_in(p, name, args, false)
+}
+
+/// `expected` for the x32 ABI's numbers (`x32_abi`) or the native ones.
+fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], x32_abi: bool) -> u32 {
     use LinuxSeccompAction::*;
     use LinuxSeccompOperator::*;
     let value = |act: LinuxSeccompAction, errno: Option<u32>| {
@@ -271,6 +307,31 @@ fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
             conds.iter().all(|c| holds(c))
         }
     };
+    // runc's -ENOSYS stub: above the highest syscall the profile names, under a default that
+    // is not permissive (and not ENOSYS already), the call gets ENOSYS.
+    let number = |n: &str| -> Option<u32> {
+        if x32_abi {
+            x32::SYSCALLS
+                .iter()
+                .find(|(name, _)| *name == n)
+                .map(|(_, nr)| nr | X32_SYSCALL_BIT)
+        } else {
+            syscalls::Sysno::from_str(n).ok().map(|s| s.id() as u32)
+        }
+    };
+    let highest = p
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names().iter().filter_map(|n| number(n)))
+        .max();
+    let permissive = matches!(p.default_action(), ScmpActAllow | ScmpActLog | ScmpActTrace);
+    let unknown = !permissive
+        && p.default_errno_ret() != Some(libc::ENOSYS as u32)
+        && matches!((number(name), highest), (Some(nr), Some(max)) if nr > max);
+    if unknown {
+        return libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    }
     p.syscalls()
         .iter()
         .flatten()
@@ -348,7 +409,7 @@ fn engine_profiles_decide_every_syscall_as_the_profile_says() {
             for a in &args {
                 assert_eq!(
                     decide(&f, AUDIT_ARCH_X86_64, i64::from(nr | X32_SYSCALL_BIT), *a),
-                    expected(&p, name, *a),
+                    expected_in(&p, name, *a, true),
                     "{engine}: x32 {name} {a:?}"
                 );
             }
@@ -503,9 +564,10 @@ fn a_filter_refusing_seccomp_itself_is_installed_last() {
     for (program, _) in &order[..2] {
         assert_eq!(evaluate(program, &seccomp_call), Some(ALLOW));
     }
+    // seccomp(2) is numbered above every call the profile names: runc's -ENOSYS stub.
     assert_eq!(
         evaluate(order[2].0, &seccomp_call),
-        Some(errno(libc::EPERM))
+        Some(errno(libc::ENOSYS))
     );
 
     // Two filters refusing it cannot both be installed: a clear error, not a half-filtered init.
