@@ -146,7 +146,7 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out_fd))
         .stderr(Stdio::from(err_fd));
-    let mut child = cmd.spawn().ctx(|| format!("run {what}"))?;
+    let mut child = cmd.spawn().ctx(|| what.clone())?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook may exit without reading its stdin: that is not a failure.
         let _ = stdin.write_all(state);
