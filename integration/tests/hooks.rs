@@ -126,7 +126,9 @@ fn a_failing_create_hook_fails_create_cleans_up_and_runs_poststop() {
         let id = unique_id("hookfail");
         let err = fails(&b.brig(&["create", &id]));
         assert!(
-            err.contains(&format!("{kind} hook 0 (/bin/sh): exit status 2: no way")),
+            err.contains(&format!(
+                "error running hook #0 ({kind} /bin/sh): exit status 2: no way"
+            )),
             "{kind}: {err}"
         );
         assert!(b.containers().is_empty(), "{kind}");
@@ -152,7 +154,7 @@ fn a_hook_that_times_out_is_killed_and_fails() {
     let started = std::time::Instant::now();
     let err = fails(&b.brig(&["create", &id]));
     assert!(
-        err.contains("createRuntime hook 0 (/bin/sleep): timed out after 1 seconds"),
+        err.contains("error running hook #0 (createRuntime /bin/sleep): timed out after 1 seconds"),
         "{err}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
@@ -173,7 +175,9 @@ fn a_failing_start_hook_fails_start_and_stops_the_container() {
         let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
         let err = fails(&b.brig(&["start", &id]));
         assert!(
-            err.contains(&format!("{kind} hook 0 (/bin/sh): exit status 5")),
+            err.contains(&format!(
+                "error running hook #0 ({kind} /bin/sh): exit status 5"
+            )),
             "{kind}: {err}"
         );
         b.wait_status(&id, "stopped");
@@ -196,7 +200,11 @@ fn a_failing_poststop_hook_is_a_warning_and_later_ones_still_run() {
     ok(&b.brig(&["create", &id]));
     let out = b.brig(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("poststop hook 0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error running hook #0 (poststop"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         std::fs::read_to_string(log_dir.join("poststop")).unwrap(),
         "second\n"

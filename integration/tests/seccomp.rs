@@ -499,7 +499,7 @@ fn a_missing_or_dead_agent_fails_create_and_leaves_nothing() {
     let err = fails(&b.brig(&["create", &unique_id("scmpnoagent")]));
     assert!(
         err.contains(&format!(
-            "send the seccomp listener to the agent at {}: no such file or directory",
+            "failed to connect with seccomp agent at {}: no such file or directory",
             missing.display()
         )),
         "{err}"

@@ -94,6 +94,7 @@ fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
 pub fn validate(spec: &Spec) -> Result<()> {
     validate_version(spec.version())?;
     validate_namespaces(spec)?;
+    validate_without_mount_namespace(spec)?;
     crate::hooks::validate(spec)?;
     for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         if mount.destination().as_os_str().is_empty() {
@@ -109,6 +110,19 @@ pub fn validate(spec: &Spec) -> Result<()> {
         Some(process) => validate_process(process),
         None => Ok(()),
     }
+}
+
+/// A process.json for `exec --process`. runc reads it into Go's zero values, so a file without
+/// `user` runs as uid 0, gid 0: the same default here (`file` names it in errors).
+pub fn process_from_json(data: &[u8], file: &str) -> Result<oci_spec::runtime::Process> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| Error::config(file, e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_json::from_value(value).map_err(|e| Error::config(file, e.to_string()))
 }
 
 /// The checks every process gets, the container's own or one given to `exec`.
@@ -219,6 +233,40 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Without a mount namespace the container lives in its caller's mount namespace: what would
+/// remount there is refused (runc refuses masked and read-only paths, "unable to restrict sys
+/// entries without a private MNT namespace"; it would apply rootfsPropagation to the caller's
+/// `/`). root.readonly is honoured on the rootfs's own bind mount.
+fn validate_without_mount_namespace(spec: &Spec) -> Result<()> {
+    if namespaces(spec)
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Mount)
+    {
+        return Ok(());
+    }
+    let why = "needs a mount namespace in linux.namespaces (brig never remounts its caller's)";
+    if let Some(linux) = spec.linux() {
+        if linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::config("linux.maskedPaths", why));
+        }
+        if linux
+            .readonly_paths()
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(Error::config("linux.readonlyPaths", why));
+        }
+        if linux
+            .rootfs_propagation()
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(Error::config("linux.rootfsPropagation", why));
+        }
+    }
+    Ok(())
+}
+
 /// Fields this host or this version cannot honour are refused: running a container without
 /// the confinement it asked for would be a silent lie.
 fn reject_unimplemented(spec: &Spec) -> Result<()> {
@@ -272,6 +320,69 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn without_a_mount_namespace_nothing_may_remount_the_callers() {
+        let base = |extra: serde_json::Value| {
+            let mut spec = json!({"ociVersion": "1.2.0", "root": {"path": "rootfs"},
+                "linux": {"namespaces": [{"type": "pid"}]}});
+            json_merge(&mut spec, extra);
+            serde_json::from_value::<Spec>(spec).unwrap()
+        };
+        assert!(validate(&base(json!({}))).is_ok());
+        for (extra, field) in [
+            (
+                json!({"linux": {"maskedPaths": ["/proc/kcore"]}}),
+                "linux.maskedPaths",
+            ),
+            (
+                json!({"linux": {"readonlyPaths": ["/proc/sys"]}}),
+                "linux.readonlyPaths",
+            ),
+            (
+                json!({"linux": {"rootfsPropagation": "rshared"}}),
+                "linux.rootfsPropagation",
+            ),
+        ] {
+            let err = validate(&base(extra)).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{field}: needs a mount namespace")),
+                "{err}"
+            );
+        }
+        let mut with_ns = base(json!({"linux": {"maskedPaths": ["/proc/kcore"]}}));
+        let mut linux = with_ns.linux().clone().unwrap();
+        linux.set_namespaces(Some(vec![
+            serde_json::from_value(json!({"type": "mount"})).unwrap()
+        ]));
+        with_ns.set_linux(Some(linux));
+        assert!(validate(&with_ns).is_ok());
+    }
+
+    fn json_merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    json_merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+
+    #[test]
+    fn a_process_file_without_user_runs_as_root() {
+        let p = process_from_json(br#"{"args": ["true"], "cwd": "/"}"#, "p.json").unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let p = process_from_json(
+            br#"{"args": ["true"], "cwd": "/", "user": {"uid": 7, "gid": 8}}"#,
+            "p.json",
+        )
+        .unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
+        let err = process_from_json(b"[1]", "p.json").unwrap_err().to_string();
+        assert!(err.starts_with("p.json: "), "{err}");
+    }
 
     fn spec(extra: serde_json::Value) -> Spec {
         let mut base = json!({

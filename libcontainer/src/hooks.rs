@@ -113,18 +113,25 @@ pub fn run(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<()
 }
 
 fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<()> {
-    let what = format!("{} hook {index} ({})", kind.name(), hook.path().display());
+    // runc's wording ("error running hook #N"), which tools and tests look for.
+    let what = format!(
+        "error running hook #{index} ({} {})",
+        kind.name(),
+        hook.path().display()
+    );
     // Output goes to an anonymous file, not a pipe: no reader thread, no deadlock on chatter.
     let output = output_file().ctx(|| format!("{what}: make an output file"))?;
     let mut cmd = Command::new(hook.path());
     if let Some((first, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(first).args(rest);
     }
-    // A hook does not outlive the brig waiting for it.
-    // SAFETY: the closure only calls prctl, which is async-signal-safe.
+    // A hook does not outlive the brig waiting for it, and gets stdin, stdout and stderr only
+    // (runc's hooks see no other descriptor): whatever brig holds open stays out of it.
+    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, close_range, fcntl).
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            close_on_exec_from(3);
             Ok(())
         });
     }
@@ -139,7 +146,7 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out_fd))
         .stderr(Stdio::from(err_fd));
-    let mut child = cmd.spawn().ctx(|| format!("run {what}"))?;
+    let mut child = cmd.spawn().ctx(|| what.clone())?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook may exit without reading its stdin: that is not a failure.
         let _ = stdin.write_all(state);
@@ -169,7 +176,7 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
         std::os::unix::process::ExitStatusExt::signal(&status),
     ) {
         (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
         _ => "failed".to_string(),
     };
     Err(Error::Hook(if text.is_empty() {
@@ -177,6 +184,57 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     } else {
         format!("{what}: {status}: {text}")
     }))
+}
+
+/// Mark every descriptor from `first` up close-on-exec. Best effort: a seccomp profile may
+/// refuse close_range (a hook inherits init's filter), then each open one is marked by fcntl.
+/// Only async-signal-safe calls: this runs between fork and exec.
+fn close_on_exec_from(first: u32) {
+    // SAFETY: close_range only changes descriptor flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we own.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur.min(65536) as i32
+    } else {
+        1024
+    };
+    for fd in first as i32..max {
+        // SAFETY: fcntl on a descriptor number; EBADF for the ones not open.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// What a signal is called ("bad system call" for SIGSYS: a seccomp kill), lowercase.
+fn signal_name(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a NUL-terminated string that stays valid until the
+    // next call; it is copied at once, and brig calls it from this thread only.
+    let text = unsafe {
+        let ptr = libc::strsignal(sig);
+        if ptr.is_null() {
+            return format!("signal {sig}");
+        }
+        std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned()
+    };
+    text.to_lowercase()
 }
 
 fn output_file() -> nix::Result<std::fs::File> {
@@ -250,7 +308,10 @@ mod tests {
         let err = run(&h, HookKind::CreateRuntime, 2, b"{}")
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "createRuntime hook 2 (/bin/sh): exit status 3: broken");
+        assert_eq!(
+            err,
+            "error running hook #2 (createRuntime /bin/sh): exit status 3: broken"
+        );
     }
 
     #[test]

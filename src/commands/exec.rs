@@ -138,21 +138,11 @@ fn process_from_flags(base: Option<Process>, args: &Args) -> Result<Process> {
 }
 
 /// A `--process` file. As in runc, `user` may be left out: it is then uid 0, gid 0.
-fn process_from_json(text: &[u8]) -> Result<Process> {
-    let mut value: serde_json::Value = serde_json::from_slice(text)?;
-    if let Some(object) = value.as_object_mut() {
-        object
-            .entry("user")
-            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
-    }
-    Ok(serde_json::from_value(value)?)
-}
-
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let process = match &args.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            process_from_json(&text).with_context(|| format!("parse {}", path.display()))?
+            libcontainer::config::process_from_json(&text, &path.display().to_string())?
         }
         None => {
             let state = libcontainer::state::load(&cli.root, &args.id)?;

@@ -81,6 +81,32 @@ fn namespaces_of(pid: i32) -> Result<Vec<JoinNamespace>> {
     Ok(joins)
 }
 
+/// What a process.json leaves out comes from the container's process, as runc fills it in
+/// (`newInitConfig`): capabilities, no_new_privs, the AppArmor profile, SELinux label and
+/// rlimits. Above all, a file without `capabilities` never runs with every capability.
+fn with_container_defaults(process: &Process, container: Option<&Process>) -> Process {
+    let mut process = process.clone();
+    let Some(container) = container else {
+        return process;
+    };
+    if process.capabilities().is_none() {
+        process.set_capabilities(container.capabilities().clone());
+    }
+    if process.no_new_privileges().is_none() {
+        process.set_no_new_privileges(container.no_new_privileges());
+    }
+    if process.apparmor_profile().is_none() {
+        process.set_apparmor_profile(container.apparmor_profile().clone());
+    }
+    if process.selinux_label().is_none() {
+        process.set_selinux_label(container.selinux_label().clone());
+    }
+    if process.rlimits().as_ref().is_none_or(|r| r.is_empty()) {
+        process.set_rlimits(container.rlimits().clone());
+    }
+    process
+}
+
 /// Run the process; returns its exit code (0 at once with `detach`).
 pub fn exec(options: &ExecOptions) -> Result<i32> {
     let state = state::load(&options.root, &options.id)?;
@@ -105,7 +131,8 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     }
     crate::config::validate_process(&options.process)?;
     exec_cgroup::targets(&state.cgroup, &options.sub_cgroups)?;
-    let terminal = options.process.terminal() == Some(true);
+    let process = &with_container_defaults(&options.process, state.config.process().as_ref());
+    let terminal = process.terminal() == Some(true);
     match (terminal, &options.console_socket) {
         (false, Some(_)) => {
             return Err(Error::config(
@@ -155,7 +182,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         .transpose()?;
     // execCPUAffinity: the exec'd process starts on `initial` (inherited from us) and moves
     // to `final` once in the container's cgroup (which may have reset it).
-    let affinity = options.process.exec_cpu_affinity().clone();
+    let affinity = process.exec_cpu_affinity().clone();
     if let Some(initial) = affinity.as_ref().and_then(|a| a.initial().as_deref()) {
         crate::process_attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
     }
@@ -168,7 +195,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     );
     let pid = match clone_with_flags(0, None)?.0 {
         Forked::Child => tenant::run(TenantArgs {
-            process: &options.process,
+            process,
             personality,
             seccomp: seccomp.clone(),
             join: &joins,

@@ -85,9 +85,20 @@ impl Exec {
             env.retain(|e| !e.starts_with("HOME="));
             env.push(format!("HOME={home}"));
         }
+        // runc's order: chdir while still root, so a cwd only root may enter works; where root
+        // is refused (a volume only the user may enter) try again as the user.
+        let cwd = process.cwd();
+        let chdir =
+            || nix::unistd::chdir(cwd).ctx(|| format!("chdir to process.cwd {}", cwd.display()));
+        let chdir_as_user = match nix::unistd::chdir(cwd) {
+            Ok(()) => false,
+            Err(Errno::EACCES | Errno::EPERM) => true,
+            Err(e) => return Err(e).ctx(|| format!("chdir to process.cwd {}", cwd.display())),
+        };
         switch_user(process)?;
-        nix::unistd::chdir(process.cwd())
-            .ctx(|| format!("chdir to process.cwd {}", process.cwd().display()))?;
+        if chdir_as_user {
+            chdir()?;
+        }
 
         let env: Vec<&str> = env.iter().map(String::as_str).collect();
         let args0 = process.args().as_deref().unwrap_or(&[]);
@@ -112,9 +123,16 @@ impl Exec {
         })
     }
 
-    /// The last steps before the program runs: umask, personality, LSM label, no_new_privs,
-    /// signals reset, descriptors closed on exec, then execve.
+    /// The last steps, then execve.
     pub fn run(&self) -> Result<Infallible> {
+        self.last_steps()?;
+        self.execve()
+    }
+
+    /// The last steps before the program runs: umask, personality, LSM label, no_new_privs,
+    /// signals reset, descriptors closed on exec, seccomp. Init runs startContainer hooks
+    /// between these and execve, so the hooks run under the container's filter (as runc's do).
+    pub fn last_steps(&self) -> Result<()> {
         let exec = self;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         if let Some(personality) = &exec.personality {
@@ -164,6 +182,12 @@ impl Exec {
         if let Some(mut filters) = exec.seccomp.clone() {
             filters.install()?;
         }
+        Ok(())
+    }
+
+    /// execve the program; returns only on failure.
+    pub fn execve(&self) -> Result<Infallible> {
+        let exec = self;
         let path = exec.path.as_c_str();
         nix::unistd::execve(path, &exec.argv, &exec.envp).ctx(|| {
             format!(
@@ -245,6 +269,7 @@ pub fn switch_user(process: &Process) -> Result<()> {
         .collect();
     nix::unistd::setgroups(&groups)
         .ctx(|| format!("set additional groups {:?}", user.additional_gids()))?;
+    give_stdio_to(user.uid())?;
     let gid = Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("set gid {}", user.gid()))?;
     let uid = Uid::from_raw(user.uid());
@@ -254,6 +279,39 @@ pub fn switch_user(process: &Process) -> Result<()> {
         .ctx(|| "clear keep-capabilities")?;
     if let Some(caps) = &caps {
         caps.apply()?;
+    }
+    Ok(())
+}
+
+/// The process's stdio (its terminal, pipes, sockets) becomes its user's, as runc does, so a
+/// non-root user can use its terminal. Only the owner changes (devpts may give the group by
+/// its gid= option); /dev/null is left alone, and where the kernel refuses (an unmapped owner,
+/// a read-only /dev) the descriptor stays as it is.
+fn give_stdio_to(uid: u32) -> Result<()> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..=2 {
+        // SAFETY: the standard descriptors stay open for the life of this process.
+        let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let stat = match nix::sys::stat::fstat(file) {
+            Ok(stat) => stat,
+            // A closed standard descriptor has nothing to hand over.
+            Err(Errno::EBADF) => continue,
+            Err(e) => return Err(e).ctx(|| format!("fstat fd {fd}")),
+        };
+        let kind = stat.st_mode & libc::S_IFMT;
+        // Unlike runc, a regular file or another device given as stdio stays its owner's: a
+        // redirect from a host file must not hand that file to the container's user.
+        let terminal = kind == libc::S_IFCHR
+            && Some(stat.st_rdev) != null
+            && nix::unistd::isatty(file).unwrap_or(false);
+        let channel = kind == libc::S_IFIFO || kind == libc::S_IFSOCK;
+        if stat.st_uid == uid || !(terminal || channel) {
+            continue;
+        }
+        match nix::unistd::fchown(file, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(e).ctx(|| format!("give fd {fd} to uid {uid}")),
+        }
     }
     Ok(())
 }

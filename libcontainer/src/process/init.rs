@@ -85,8 +85,12 @@ pub fn run(args: InitArgs<'_>) -> ! {
     let state = args
         .state
         .hook_input(Status::Created, std::process::id() as i32);
-    let err = match hooks::run_all(&args.config.spec, HookKind::StartContainer, &state) {
-        Ok(()) => match exec.as_ref().map(Exec::run) {
+    // startContainer hooks run after the last steps (seccomp among them), just before execve.
+    let prepared = exec.as_ref().map(Exec::last_steps).transpose();
+    let err = match prepared
+        .and_then(|_| hooks::run_all(&args.config.spec, HookKind::StartContainer, &state))
+    {
+        Ok(()) => match exec.as_ref().map(Exec::execve) {
             Some(Err(err)) => err,
             Some(Ok(never)) => match never {},
             None => Error::config("process", "is not set: the container has nothing to start"),
@@ -184,6 +188,9 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     let state = args
         .state
         .hook_input(Status::Creating, std::process::id() as i32);
+    // createContainer hooks run in the rootfs, as runc runs them (they may use relative paths).
+    nix::unistd::chdir(&config.rootfs)
+        .ctx(|| format!("chdir to rootfs {}", config.rootfs.display()))?;
     hooks::run_all(&config.spec, HookKind::CreateContainer, &state)?;
     rootfs::switch_root(config, args.rootfs)?;
     if let Some(process) = process.filter(|p| p.terminal() == Some(true)) {

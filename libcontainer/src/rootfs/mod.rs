@@ -7,14 +7,14 @@ pub mod options;
 pub mod resolve;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxNamespaceType, Mount};
 
 use crate::cgroups::Cgroup;
 use crate::config::Config;
@@ -33,6 +33,12 @@ pub struct RootfsOptions {
     pub user_ns: bool,
 }
 
+/// True when the container has a mount namespace (new or joined). Without one, init works in
+/// its caller's mount namespace: nothing there may be remounted, pivoted or moved.
+pub fn has_mount_namespace(config: &Config) -> bool {
+    config.namespace(LinuxNamespaceType::Mount).is_some()
+}
+
 /// Everything before the switch to the new root: propagation, mounts, devices, cwd.
 pub fn prepare(
     config: &Config,
@@ -41,36 +47,23 @@ pub fn prepare(
     idmapped: &idmap::IdmappedMounts,
 ) -> Result<()> {
     let linux = config.spec.linux().as_ref();
-    let propagation_name = linux.and_then(|l| l.rootfs_propagation().as_deref());
-    // The spec: only `slave` receives the host's mount events; `shared` is a new peer group
-    // (made on the new root after pivot_root, which refuses shared mounts), not the host's.
-    let initial = match propagation_name {
-        None | Some("") => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        Some("slave" | "rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some("shared" | "rshared" | "unbindable" | "runbindable") => {
-            MsFlags::MS_PRIVATE | MsFlags::MS_REC
-        }
-        Some(name) => {
-            options::propagation(name).ok_or_else(|| {
-                Error::config(
-                    "linux.rootfsPropagation",
-                    format!("unknown propagation {name:?}"),
-                )
-            })? | MsFlags::MS_REC
-        }
-    };
-    mount(NONE, "/", NONE, initial, NONE).ctx(|| "set propagation of / in the container")?;
-
     let rootfs = &config.rootfs;
-    // pivot_root needs the new root to be a mount point.
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    )
-    .ctx(|| format!("bind-mount rootfs {} onto itself", rootfs.display()))?;
+    if has_mount_namespace(config) {
+        prepare_root(config)?;
+    } else {
+        // Without a mount namespace (runc's rule) the container's mounts go below the rootfs
+        // in the caller's mount namespace and init chroots. Nothing of the caller's changes:
+        // no propagation, no pivot; the rootfs gets a bind of its own, which a read-only root
+        // remounts (the caller's mount of that directory stays as it is).
+        mount(
+            Some(rootfs),
+            rootfs,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .ctx(|| format!("bind-mount rootfs {} onto itself", rootfs.display()))?;
+    }
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -130,9 +123,74 @@ pub fn prepare(
     Ok(())
 }
 
+/// In the container's own mount namespace: propagation of `/` as runc sets it, the rootfs's
+/// parent mount made private (pivot_root refuses a shared parent, and the bind below must not
+/// propagate out), then the rootfs bound onto itself (pivot_root needs a mount point).
+fn prepare_root(config: &Config) -> Result<()> {
+    let linux = config.spec.linux().as_ref();
+    let name = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|n| !n.is_empty());
+    // runc's default is rslave: the host's unmounts reach the container, so it does not pin
+    // the host's mounts. `[r]shared` keeps the host's peer groups, so a bind mount marked
+    // `rshared` stays in the host's group (Kubernetes' Bidirectional); the rootfs itself gets
+    // its shared propagation after pivot_root, in a peer group of its own (the spec's rule).
+    let initial = match name {
+        None | Some("slave" | "rslave") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some("shared") => MsFlags::MS_SHARED,
+        Some("rshared") => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        Some("private" | "rprivate" | "unbindable" | "runbindable") => {
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        }
+        Some(name) => {
+            return Err(Error::config(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {name:?}"),
+            ))
+        }
+    };
+    mount(NONE, "/", NONE, initial, NONE).ctx(|| "set propagation of / in the container")?;
+    let parent = if initial.contains(MsFlags::MS_SLAVE) {
+        MsFlags::MS_SLAVE
+    } else {
+        MsFlags::MS_PRIVATE
+    };
+    make_parent_mount(&config.rootfs, parent)?;
+    let rootfs = &config.rootfs;
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .ctx(|| format!("bind-mount rootfs {} onto itself", rootfs.display()))
+}
+
+/// Set `flags` on the mount that holds `path`: mount(2) says EINVAL on a path that is not a
+/// mount point, so walk up until one takes it.
+fn make_parent_mount(path: &Path, flags: MsFlags) -> Result<()> {
+    let mut at = path;
+    loop {
+        match mount(NONE, at, NONE, flags, NONE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINVAL) => match at.parent() {
+                Some(parent) => at = parent,
+                None => return Err(Errno::EINVAL).ctx(|| "set propagation of /"),
+            },
+            Err(e) => {
+                return Err(e).ctx(|| format!("set propagation of the mount at {}", at.display()))
+            }
+        }
+    }
+}
+
 /// Make the rootfs `/`: pivot_root, or with `--no-pivot` move it there and chroot.
+/// Without a mount namespace only chroot: the caller's namespace keeps its root (runc).
 pub fn switch_root(config: &Config, options: RootfsOptions) -> Result<()> {
-    if options.no_pivot {
+    if !has_mount_namespace(config) {
+        chroot(&config.rootfs)
+    } else if options.no_pivot {
         move_root(&config.rootfs)
     } else {
         pivot_root(&config.rootfs)
@@ -141,6 +199,12 @@ pub fn switch_root(config: &Config, options: RootfsOptions) -> Result<()> {
 
 /// Inside the new root: masked and read-only paths, final propagation, read-only `/`.
 pub fn finish(config: &Config) -> Result<()> {
+    remount_readonly_late(config)?;
+    // Without a mount namespace validation refused the rest (it would reach the caller's); `/`
+    // is the rootfs's own bind.
+    if !has_mount_namespace(config) {
+        return readonly_root(config);
+    }
     let Some(linux) = config.spec.linux() else {
         return readonly_root(config);
     };
@@ -165,6 +229,36 @@ pub fn finish(config: &Config) -> Result<()> {
             .ctx(|| format!("set rootfs propagation to {name}"))?;
     }
     readonly_root(config)
+}
+
+/// A read-only tmpfs or `/dev` is mounted writable, so that what goes in it (device nodes,
+/// `/dev/pts`, `/dev/console`) can be made, and read-only only now (runc does the same).
+fn mounted_writable_first(m: &Mount) -> bool {
+    let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    !opts.bind
+        && typ != "bind"
+        && (typ == "tmpfs" || resolve::relative(m.destination()) == Path::new("dev"))
+        && opts.flags.contains(MsFlags::MS_RDONLY)
+}
+
+fn remount_readonly_late(config: &Config) -> Result<()> {
+    for m in config.spec.mounts().as_deref().unwrap_or(&[]) {
+        if !mounted_writable_first(m) {
+            continue;
+        }
+        let dest = m.destination();
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+        let locked = locked_flags(&statvfs(dest).ctx(|| format!("statfs {}", dest.display()))?);
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | (opts.flags - MsFlags::MS_REMOUNT)
+            | (locked - opts.cleared);
+        mount(NONE, dest, NONE, flags, NONE)
+            .ctx(|| format!("make {} read-only", dest.display()))?;
+    }
+    Ok(())
 }
 
 fn readonly_root(config: &Config) -> Result<()> {
@@ -262,6 +356,9 @@ fn mount_entry(
                 "is required for a mount that is not a bind mount",
             ));
         }
+        if matches!(typ, "proc" | "sysfs") {
+            ordinary_directory(root, dest, typ, index)?;
+        }
         let target = mkdir_all(root, dest, 0o755)?;
         // The directory the new mount will cover, still reachable through this handle after.
         let covered = if opts.copy_up {
@@ -277,11 +374,16 @@ fn mount_entry(
         };
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let source = source.map(|s| s.as_os_str()).unwrap_or(typ.as_ref());
+        let flags = if mounted_writable_first(m) {
+            opts.flags - MsFlags::MS_RDONLY
+        } else {
+            opts.flags
+        };
         match mount(
             Some(source),
             fd_path(&target).as_str(),
             Some(typ),
-            opts.flags,
+            flags,
             data,
         ) {
             // sysfs belongs to the network namespace: in a user namespace without a network
@@ -326,6 +428,35 @@ fn mount_entry(
             .ctx(|| format!("set recursive mount options on {:?}", dest))?;
     }
     Ok(())
+}
+
+/// procfs and sysfs go on a real directory of the rootfs, never through a symlink (runc's rule:
+/// a symlinked /proc has been the way to mount proc somewhere it protects nothing).
+fn ordinary_directory(root: BorrowedFd<'_>, dest: &Path, typ: &str, index: usize) -> Result<()> {
+    let Some(name) = dest.file_name() else {
+        return Ok(());
+    };
+    let parent = match open_in_root(
+        root,
+        dest.parent().unwrap_or(Path::new("/")),
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    ) {
+        Ok(parent) => parent,
+        // Made below by mkdir_all, as a directory.
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("open the parent of {}", dest.display())),
+    };
+    match nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) if stat.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(Error::config(
+            format!("mounts[{index}].destination"),
+            format!(
+                "{}: filesystem {typ:?} must be mounted on ordinary directory",
+                dest.display()
+            ),
+        )),
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("stat {}", dest.display())),
+    }
 }
 
 /// Copy the tree under `from` into `to` with modes, owners, symlinks and device nodes. Only
@@ -543,9 +674,82 @@ fn pivot_root(rootfs: &Path) -> Result<()> {
 }
 
 fn move_root(rootfs: &Path) -> Result<()> {
+    hide_outer_pseudo_filesystems(rootfs)?;
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
         .ctx(|| format!("move rootfs {} to /", rootfs.display()))?;
+    nix::unistd::chroot(".").ctx(|| "chroot to the rootfs")?;
+    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
+}
+
+/// `--no-pivot` leaves the old root's mounts in the container's mount namespace, below the
+/// chroot. The kernel lets a user namespace mount procfs or sysfs when the mount namespace
+/// holds a full, unmasked one: the host's /proc out there would make the container's masks
+/// worthless (`unshare -mrpf mount -t proc`). So every full procfs and sysfs mount outside
+/// the rootfs is detached, or covered by a tmpfs where it cannot be (runc does the same).
+fn hide_outer_pseudo_filesystems(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(crate::utils::mountinfo)
+        .filter(|m| m.root == "/" && matches!(m.fs_type, "proc" | "sysfs"))
+        .map(|m| PathBuf::from(unescape_mount_point(m.mount_point)))
+        .filter(|p| !p.starts_with(rootfs))
+        .collect();
+    // Deepest first, so a parent's detach does not hide a child we still have to handle.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        // The detach must not reach the namespace this one was copied from.
+        match mount(
+            NONE,
+            &point,
+            NONE,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            NONE,
+        ) {
+            Ok(()) => {}
+            // Gone with a parent already detached.
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e).ctx(|| format!("make {} a slave mount", point.display())),
+        }
+        match umount2(&point, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL | Errno::EPERM) => {
+                mount(Some("tmpfs"), &point, Some("tmpfs"), MsFlags::empty(), NONE)
+                    .ctx(|| format!("cover {} with a tmpfs", point.display()))?
+            }
+            Err(e) => return Err(e).ctx(|| format!("detach {}", point.display())),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_point(text: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
+fn chroot(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
     nix::unistd::chroot(".").ctx(|| "chroot to the rootfs")?;
     nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
 }

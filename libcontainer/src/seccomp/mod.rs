@@ -123,7 +123,9 @@ const NOTIFY_STAND_IN: SeccompAction = SeccompAction::Log;
 
 /// The syscall that carries the listener out of the filtered process: notifying it would wait
 /// for an agent that cannot have the listener yet. (Calls after it wait until the agent has it.)
-const NOTIFY_REFUSED: &[&str] = &["sendmsg"];
+/// `write` too, as runc refuses it: brig writes to the parent and the exec FIFO after the
+/// NOTIFY filter is in.
+const NOTIFY_REFUSED: &[&str] = &["sendmsg", "write"];
 
 /// An action of the profile; NOTIFY is not one of seccompiler's.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,10 +265,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
             .enumerate()
             .map(|(j, arg)| condition(arg, &format!("{field}.args[{j}]")))
             .collect::<Result<Vec<_>>>()?;
-        let rule = if conditions.is_empty() {
-            None
+        let indices: Vec<usize> = syscall.args().iter().flatten().map(|a| a.index()).collect();
+        let rules: Vec<Option<SeccompRule>> = if conditions.is_empty() {
+            vec![None]
+        } else if (1..indices.len()).any(|k| indices[..k].contains(&indices[k])) {
+            // Two conditions on one argument could never both hold: runc (libseccomp-golang)
+            // then makes every condition a rule of its own, so they mean OR.
+            conditions
+                .into_iter()
+                .map(|c| {
+                    SeccompRule::new(vec![c])
+                        .map(Some)
+                        .map_err(|e| Error::config(&field, e.to_string()))
+                })
+                .collect::<Result<_>>()?
         } else {
-            Some(SeccompRule::new(conditions).map_err(|e| Error::config(&field, e.to_string()))?)
+            vec![Some(
+                SeccompRule::new(conditions).map_err(|e| Error::config(&field, e.to_string()))?,
+            )]
         };
         let set = match &act {
             Action::Notify => {
@@ -278,8 +294,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
                     return Err(Error::config(
                         format!("{field}.action"),
                         format!(
-                            "SCMP_ACT_NOTIFY on {name:?}: brig sends the listener to the agent \
-                             with it, so it would wait for itself"
+                            "SCMP_ACT_NOTIFY cannot be used for the {name} syscall: brig needs \
+                             it to hand the listener to the agent, so it would wait for itself"
                         ),
                     ));
                 }
@@ -304,8 +320,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
                 );
             }
             for nr in nrs {
-                any_rule.add(nr, &rule);
-                set.add(nr, &rule);
+                for rule in &rules {
+                    any_rule.add(nr, rule);
+                    set.add(nr, rule);
+                }
             }
         }
     }
@@ -355,15 +373,35 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
     // A default of ALLOW needs no default filter: the per-action filters say everything.
     let mut programs = Vec::new();
     if default != SeccompAction::Allow {
+        let bit = i64::from(X32_SYSCALL_BIT);
+        let highest = |x32: bool| {
+            any_rule
+                .rules
+                .keys()
+                .filter(|nr| (*nr & bit != 0) == x32)
+                .max()
+                .map(|nr| *nr as u32)
+        };
+        let stub = enosys_stub(
+            &default,
+            profile.default_errno_ret(),
+            highest(false),
+            highest(true),
+        );
         // Every listed ABI gets its default filter, rules or not.
         for (abi, rules) in by_abi(any_rule.rules, x32) {
-            programs.push(program(
-                rules,
-                default.clone(),
-                SeccompAction::Allow,
-                &default,
-                abi,
-            )?);
+            let mut program = program(rules, default.clone(), SeccompAction::Allow, &default, abi)?;
+            program.splice(0..0, stub.iter().cloned());
+            if program.len() > 4096 {
+                return Err(Error::config(
+                    "linux.seccomp",
+                    format!(
+                        "compiles to a filter of {} instructions, above the kernel's 4096",
+                        program.len()
+                    ),
+                ));
+            }
+            programs.push(program);
         }
     }
     for (act, set) in by_action {
@@ -397,6 +435,47 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
         flags,
         listener,
     })
+}
+
+/// runc's -ENOSYS stub (libcontainer/seccomp/patchbpf): under a restrictive default, a
+/// syscall numbered above every one the profile names is one the profile could not know
+/// about (newer than it, or none at all), and gets ENOSYS instead of the default errno, so
+/// programs fall back as on an older kernel (glibc's clone3 → clone). Native calls are
+/// compared with the highest native number, x32 calls with the highest x32 one (left to the
+/// filter when the profile lists no x32 call). Prepended to the default filter; empty when
+/// runc adds none (a permissive default, or ENOSYS already the default errno).
+fn enosys_stub(
+    default: &SeccompAction,
+    default_errno: Option<u32>,
+    max_native: Option<u32>,
+    max_x32: Option<u32>,
+) -> Vec<sock_filter> {
+    let permissive = matches!(
+        default,
+        SeccompAction::Allow | SeccompAction::Log | SeccompAction::Trace(_)
+    );
+    if permissive || default_errno == Some(libc::ENOSYS as u32) {
+        return Vec::new();
+    }
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| sock_filter { code, jt, jf, k };
+    const BPF_JGT_K: u16 = 0x25;
+    const BPF_JEQ_K: u16 = 0x15;
+    // 0 load arch; 1 not native → the filter (7); 2 load nr; 3 x32 bit → 5, else 4;
+    // 4 native above → 6, else 7; 5 x32 above → 6, else 7; 6 ENOSYS; 7 the filter.
+    vec![
+        insn(BPF_LD_W_ABS, 0, 0, 4),
+        insn(BPF_JEQ_K, 0, 5, AUDIT_ARCH_NATIVE),
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JSET_K, 1, 0, X32_SYSCALL_BIT),
+        insn(BPF_JGT_K, 1, 2, max_native.unwrap_or(u32::MAX)),
+        insn(BPF_JGT_K, 0, 1, max_x32.unwrap_or(u32::MAX)),
+        insn(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+    ]
 }
 
 const BPF_RET_K: u16 = 0x06;
@@ -707,7 +786,9 @@ pub fn send_to_agent(
             path.display()
         )
     };
-    let mut stream = UnixStream::connect(path).ctx(what)?;
+    // runc's wording for an agent that is not there.
+    let mut stream = UnixStream::connect(path)
+        .ctx(|| format!("failed to connect with seccomp agent at {}", path.display()))?;
     let iov = [std::io::IoSlice::new(&data)];
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<()>(

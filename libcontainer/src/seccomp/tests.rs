@@ -108,6 +108,80 @@ fn default_allow_with_denials_and_flags() {
 }
 
 #[test]
+fn conditions_on_the_same_argument_mean_or() {
+    // runc's seccomp_syscall_test1.json: process_vm_readv(100 | 9001, ...) is allowed.
+    let p = profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["process_vm_readv"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 100, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 9001, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["process_vm_writev"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 7, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 8, "op": "SCMP_CMP_EQ"}]},
+            // One argument repeated makes every condition of the rule a rule of its own.
+            {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
+        ]
+    }));
+    let f = compile(&p).unwrap();
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let x = AUDIT_ARCH_X86_64;
+    let eperm = errno(libc::EPERM);
+    let readv = nr("process_vm_readv");
+    assert_eq!(decide(&f, x, readv, [100, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, readv, [9001, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, readv, [101, 0, 0, 0, 0, 0]), eperm);
+    // Different arguments still AND.
+    let writev = nr("process_vm_writev");
+    assert_eq!(decide(&f, x, writev, [7, 8, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, writev, [7, 0, 0, 0, 0, 0]), eperm);
+    let kill = nr("kill");
+    assert_eq!(decide(&f, x, kill, [5, 9, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, kill, [2, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, x, kill, [3, 3, 0, 0, 0, 0]), eperm);
+    for args in interesting_args() {
+        assert_eq!(
+            decide(&f, x, readv, args),
+            expected(&p, "process_vm_readv", args)
+        );
+    }
+}
+
+#[test]
+fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
+    let x = AUDIT_ARCH_X86_64;
+    let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["read", "openat", "unshare"], "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["setns"], "action": "SCMP_ACT_ERRNO"}]
+    })))
+    .unwrap();
+    let enosys = errno(libc::ENOSYS);
+    // setns (308) is the highest named: above it ENOSYS, below or at it the profile decides.
+    assert_eq!(decide(&f, x, 1000, [0; 6]), enosys);
+    assert_eq!(decide(&f, x, nr("clone3"), [0; 6]), enosys);
+    assert_eq!(decide(&f, x, nr("setns"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, x, nr("mkdir"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, x, nr("read"), [0; 6]), ALLOW);
+    // x32 calls against the x32 numbers.
+    let x32_read = i64::from(X32_SYSCALL_BIT);
+    assert_eq!(decide(&f, x, x32_read, [0; 6]), ALLOW);
+    assert_eq!(decide(&f, x, x32_read + 1000, [0; 6]), enosys);
+    // No stub under a permissive default.
+    let f = compile(&profile(
+        serde_json::json!({"defaultAction": "SCMP_ACT_LOG",
+        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"}]}),
+    ))
+    .unwrap();
+    assert_eq!(decide(&f, x, 1000, [0; 6]), libc::SECCOMP_RET_LOG);
+}
+
+#[test]
 fn bad_profiles_name_the_rule() {
     let err = |json| compile(&profile(json)).unwrap_err().to_string();
     assert!(err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -144,7 +218,15 @@ fn bad_profiles_name_the_rule() {
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
         "syscalls": [{"names": ["mkdir", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]})
     )
-    .starts_with("linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY on \"sendmsg\""));
+    .starts_with(
+        "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall"
+    ));
+    // runc refuses write, with these words.
+    assert!(err(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+        "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]})
+    )
+    .contains("SCMP_ACT_NOTIFY cannot be used for the write syscall"));
     assert!(
         err(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}))
             .starts_with("linux.seccomp.listenerMetadata: is set without listenerPath")
@@ -180,6 +262,11 @@ fn the_feature_tables_match_what_compile_accepts() {
 /// What the profile says for a call, straight from the JSON semantics: the most restrictive
 /// action of the rules that match (names and every condition), else the default.
 fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
+    expected_in(p, name, args, false)
+}
+
+/// `expected` for the x32 ABI's numbers (`x32_abi`) or the native ones.
+fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], x32_abi: bool) -> u32 {
     use LinuxSeccompAction::*;
     use LinuxSeccompOperator::*;
     let value = |act: LinuxSeccompAction, errno: Option<u32>| {
@@ -207,11 +294,49 @@ fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
             ScmpCmpMaskedEq => x & a.value() == a.value_two().unwrap_or(0),
         }
     };
+    // Conditions AND, unless two name the same argument: then each is a rule (runc's rule).
+    let matches = |r: &&oci_spec::runtime::LinuxSyscall| {
+        let conds: Vec<_> = r.args().iter().flatten().collect();
+        let repeated = conds
+            .iter()
+            .enumerate()
+            .any(|(k, c)| conds[..k].iter().any(|d| d.index() == c.index()));
+        if repeated {
+            conds.iter().any(|c| holds(c))
+        } else {
+            conds.iter().all(|c| holds(c))
+        }
+    };
+    // runc's -ENOSYS stub: above the highest syscall the profile names, under a default that
+    // is not permissive (and not ENOSYS already), the call gets ENOSYS.
+    let number = |n: &str| -> Option<u32> {
+        if x32_abi {
+            x32::SYSCALLS
+                .iter()
+                .find(|(name, _)| *name == n)
+                .map(|(_, nr)| nr | X32_SYSCALL_BIT)
+        } else {
+            syscalls::Sysno::from_str(n).ok().map(|s| s.id() as u32)
+        }
+    };
+    let highest = p
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|r| r.names().iter().filter_map(|n| number(n)))
+        .max();
+    let permissive = matches!(p.default_action(), ScmpActAllow | ScmpActLog | ScmpActTrace);
+    let unknown = !permissive
+        && p.default_errno_ret() != Some(libc::ENOSYS as u32)
+        && matches!((number(name), highest), (Some(nr), Some(max)) if nr > max);
+    if unknown {
+        return libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    }
     p.syscalls()
         .iter()
         .flatten()
         .filter(|r| r.names().iter().any(|n| n == name))
-        .filter(|r| r.args().iter().flatten().all(holds))
+        .filter(matches)
         .map(|r| value(r.action(), r.errno_ret()))
         .min_by_key(|r| rank(*r))
         .unwrap_or_else(|| value(p.default_action(), p.default_errno_ret()))
@@ -284,7 +409,7 @@ fn engine_profiles_decide_every_syscall_as_the_profile_says() {
             for a in &args {
                 assert_eq!(
                     decide(&f, AUDIT_ARCH_X86_64, i64::from(nr | X32_SYSCALL_BIT), *a),
-                    expected(&p, name, *a),
+                    expected_in(&p, name, *a, true),
                     "{engine}: x32 {name} {a:?}"
                 );
             }
@@ -439,9 +564,10 @@ fn a_filter_refusing_seccomp_itself_is_installed_last() {
     for (program, _) in &order[..2] {
         assert_eq!(evaluate(program, &seccomp_call), Some(ALLOW));
     }
+    // seccomp(2) is numbered above every call the profile names: runc's -ENOSYS stub.
     assert_eq!(
         evaluate(order[2].0, &seccomp_call),
-        Some(errno(libc::EPERM))
+        Some(errno(libc::ENOSYS))
     );
 
     // Two filters refusing it cannot both be installed: a clear error, not a half-filtered init.
