@@ -84,6 +84,15 @@ fn relative_paths_where_absolute_is_required() {
     let mut b = Bundle::new("relns");
     b.edit(|c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "proc/1/ns/net"}));
     assert!(create_fails(&b).contains("linux.namespaces[1].path: must be an absolute path"));
+
+    // The spec: maskedPaths and readonlyPaths entries MUST be absolute.
+    let mut b = Bundle::new("relmasked");
+    b.edit(|c| c["linux"]["maskedPaths"] = json!(["/proc/kcore", "proc/keys"]));
+    assert!(create_fails(&b)
+        .contains("linux.maskedPaths[1]: must be an absolute path, got \"proc/keys\""));
+    let mut b = Bundle::new("relreadonly");
+    b.edit(|c| c["linux"]["readonlyPaths"] = json!(["sys"]));
+    assert!(create_fails(&b).contains("linux.readonlyPaths[0]: must be an absolute path"));
 }
 
 #[test]
@@ -246,5 +255,5 @@ fn rlimit_above_the_hard_limit_fails_clearly() {
 fn hostname_without_a_uts_namespace_is_refused() {
     let mut b = Bundle::new("nouts");
     b.edit(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]));
-    assert!(create_fails(&b).contains("hostname: setting the hostname needs a new uts namespace"));
+    assert!(create_fails(&b).contains("hostname: setting the hostname needs a uts namespace"));
 }
