@@ -66,11 +66,27 @@ impl CapSets {
     /// permitted on top of the configured set (never effective, never ambient): a seccomp
     /// profile installed later without no_new_privs needs CAP_SYS_ADMIN.
     pub fn apply(&self, keep: u64) -> Result<()> {
-        set(ProcessCaps {
+        let wanted = ProcessCaps {
             effective: self.effective,
             permitted: self.permitted | keep,
             inheritable: self.inheritable,
-        })?;
+        };
+        if let Err(err) = set(wanted) {
+            // capset only lowers the permitted set: name what brig itself does not have.
+            let missing = get()
+                .map(|now| (wanted.permitted | wanted.effective) & !now.permitted)
+                .unwrap_or(0);
+            if missing != 0 {
+                return Err(Error::config(
+                    "process.capabilities",
+                    format!(
+                        "{} not in brig's own permitted set, so it cannot grant them",
+                        names(missing).join(", ")
+                    ),
+                ));
+            }
+            return Err(err);
+        }
         caps::clear(None, caps::CapSet::Ambient)
             .map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
         for index in 0..64u8 {
@@ -117,6 +133,23 @@ impl CapSets {
             inheritable: self.inheritable,
         }
     }
+}
+
+/// The names of the capabilities in `set`, lowest first.
+pub fn names(set: u64) -> Vec<String> {
+    let mut known: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| set & (1u64 << c.index()) != 0)
+        .collect();
+    known.sort_by_key(|c| c.index());
+    let mut names: Vec<String> = known.iter().map(ToString::to_string).collect();
+    let known_bits = known.iter().fold(0u64, |acc, c| acc | (1u64 << c.index()));
+    names.extend(
+        (0..64)
+            .filter(|i| (set & !known_bits) & (1u64 << i) != 0)
+            .map(|i| format!("capability {i}")),
+    );
+    names
 }
 
 /// Bit of CAP_SYS_ADMIN in a set.
@@ -201,6 +234,14 @@ mod tests {
         assert_eq!(sets.bounding, (1 << 5) | 1);
         assert_eq!(sets.effective, 1 << 5);
         assert_eq!(sets.inheritable, 0);
+    }
+
+    #[test]
+    fn names_of_a_set() {
+        assert_eq!(
+            names((1 << 24) | (1 << 5) | (1 << 63)),
+            ["CAP_KILL", "CAP_SYS_RESOURCE", "capability 63"]
+        );
     }
 
     #[test]
