@@ -8,6 +8,8 @@
 #   VALIDATION_TIMEOUT=120                       # seconds per program
 #   RUNTIME_TOOLS_SRC=DIR                        # default: ../shared/runtime-tools
 #   VALIDATION_SKIP_FILE=FILE                    # default: hack/validation-skip.txt
+#   VALIDATION_RUN_DIR=DIR                       # where each run's bundles go (default target/validation)
+#   VALIDATION_BUILD_ONLY=1 / VALIDATION_NO_BUILD=1  # build the suite and stop / run what is built
 #
 # The upstream tree (runtime-tools 0105384 with its vendor/, unmodified) is copied to target/ and
 # built offline with Debian's golang-go: every validation/<name> program and cmd/runtimetest
@@ -35,10 +37,45 @@ die() { log "error: $*"; exit 2; }
   die "runtime-tools source with validation/ and vendor/ not found at $rt_upstream (set RUNTIME_TOOLS_SRC)"
 
 # ---------------------------------------------------------------- 1. packages (by name, apt only)
-"$repo/hack/install-deps.sh" golang-go tar gzip util-linux
-command -v go >/dev/null || die "go not found after installing golang-go"
+if [ "${VALIDATION_NO_BUILD:-0}" != 1 ]; then
+  "$repo/hack/install-deps.sh" golang-go tar gzip util-linux
+  command -v go >/dev/null || die "go not found after installing golang-go"
+fi
 
-# ---------------------------------------------------------------- 2. the runtime (own copy)
+# ---------------------------------------------------------------- 2. build the suite (offline)
+# VALIDATION_BUILD_ONLY=1 stops after this step; VALIDATION_NO_BUILD=1 uses what it built
+# (the cgroup v2 VM, whose read-only 9p view of the host would make a rebuild slow).
+src=$base/runtime-tools
+bindir=$base/bin
+all_programs=()
+for d in "$rt_upstream"/validation/*/; do
+  n=$(basename "$d")
+  [ "$n" = util ] || all_programs+=("$n")
+done
+if [ "${VALIDATION_NO_BUILD:-0}" = 1 ]; then
+  for n in runtimetest "${all_programs[@]}"; do
+    [ -x "$bindir/$n" ] || die "VALIDATION_NO_BUILD=1 but $bindir/$n is not built (VALIDATION_BUILD_ONLY=1 builds it)"
+  done
+else
+  mkdir -p "$base"
+  if [ ! -d "$src" ] || ! diff -rq "$rt_upstream" "$src" >/dev/null 2>&1; then
+    rm -rf "$src"
+    cp -a "$rt_upstream" "$src"
+    chmod -R u+w "$src"
+  fi
+  export GO111MODULE=on GOFLAGS=-mod=vendor GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0
+  export GOCACHE=$base/gocache GOPATH=$base/gopath
+  mkdir -p "$bindir"
+  log "building runtime-tools' validation programs and runtimetest from $rt_upstream"
+  (cd "$src" && go build -o "$bindir/runtimetest" ./cmd/runtimetest) >&2
+  for n in "${all_programs[@]}"; do
+    (cd "$src" && go build -o "$bindir/$n" "./validation/$n") >&2
+  done
+  log "${#all_programs[@]} programs built"
+fi
+[ "${VALIDATION_BUILD_ONLY:-0}" = 1 ] && exit 0
+
+# ---------------------------------------------------------------- 3. the runtime (own copy)
 mkdir -p "$base"
 if [ -n "${BRIG_BINARY:-}" ]; then
   brig_src=$BRIG_BINARY
@@ -49,7 +86,9 @@ else
 fi
 [ -x "$brig_src" ] || die "runtime binary not found: $brig_src (set BRIG_BINARY)"
 
-run=$(mktemp -d "$base/run.XXXXXX")
+run_parent=${VALIDATION_RUN_DIR:-$base}
+mkdir -p "$run_parent"
+run=$(mktemp -d "$run_parent/validation-run.XXXXXX")
 chmod 755 "$run"
 results=$base/last-run
 
@@ -79,28 +118,6 @@ trap 'exit 130' INT TERM
 cp "$brig_src" "$run/brig"
 runtime_version=$("$run/brig" --version 2>&1 | head -n 1)
 log "runtime: $brig_src ($runtime_version)"
-
-# ---------------------------------------------------------------- 3. build the suite (offline)
-src=$base/runtime-tools
-if [ ! -d "$src" ] || ! diff -rq "$rt_upstream" "$src" >/dev/null 2>&1; then
-  rm -rf "$src"
-  cp -a "$rt_upstream" "$src"
-  chmod -R u+w "$src"
-fi
-export GO111MODULE=on GOFLAGS=-mod=vendor GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0
-export GOCACHE=$base/gocache GOPATH=$base/gopath
-bindir=$base/bin
-mkdir -p "$bindir"
-log "building runtime-tools' validation programs and runtimetest from $rt_upstream"
-(cd "$src" && go build -o "$bindir/runtimetest" ./cmd/runtimetest) >&2
-all_programs=()
-for d in "$src"/validation/*/; do
-  n=$(basename "$d")
-  [ "$n" = util ] && continue
-  (cd "$src" && go build -o "$bindir/$n" "./validation/$n") >&2
-  all_programs+=("$n")
-done
-log "${#all_programs[@]} programs built"
 
 # ---------------------------------------------------------------- 4. rootfs tarball + runtimetest
 "$repo/hack/make-rootfs.sh" "$run/rootfs-src" >&2
