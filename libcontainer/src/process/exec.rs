@@ -256,10 +256,14 @@ fn close_on_exec_from(first: u32) -> Result<()> {
         )
     };
     match Errno::result(ret) {
-        Ok(_) => return Ok(()),
-        Err(Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) => {}
-        Err(e) => return Err(e).ctx(|| "mark descriptors close-on-exec"),
+        Ok(_) => Ok(()),
+        Err(Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) => close_on_exec_each_from(first),
+        Err(e) => Err(e).ctx(|| "mark descriptors close-on-exec"),
     }
+}
+
+/// close_range's fallback: one fcntl per open descriptor from `first` up.
+fn close_on_exec_each_from(first: u32) -> Result<()> {
     let mark = |fd: i32| -> Result<()> {
         // SAFETY: fcntl with integer arguments only.
         match Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }) {
@@ -323,5 +327,31 @@ fn check_executable(path: &Path) -> Result<()> {
         // fall back to the mode bits, as Go's LookPath (and so runc) does.
         Err(Errno::EPERM | Errno::ENOSYS) if stat.st_mode & 0o111 != 0 => Ok(()),
         Err(e) => Err(e).ctx(field),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn cloexec(fd: i32) -> bool {
+        // SAFETY: fcntl with integer arguments only.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        flags & libc::FD_CLOEXEC != 0
+    }
+
+    #[test]
+    fn the_fallback_marks_every_descriptor_from_first() {
+        let a: OwnedFd = nix::unistd::dup(std::io::stdin()).unwrap();
+        let b: OwnedFd = nix::unistd::dup(std::io::stdin()).unwrap();
+        let (low, high) = (
+            a.as_raw_fd().min(b.as_raw_fd()),
+            a.as_raw_fd().max(b.as_raw_fd()),
+        );
+        assert!(!cloexec(low) && !cloexec(high));
+        close_on_exec_each_from(high as u32).unwrap();
+        assert!(!cloexec(low), "below first: untouched");
+        assert!(cloexec(high));
     }
 }
