@@ -660,6 +660,19 @@ fn a_profile_denying_every_runtime_syscall_but_execve_still_starts_the_program()
         ok(&b.brig(&["start", &id]));
         b.wait_status(&id, "stopped");
         ok(&b.brig(&["delete", &id]));
+        // A process exec'd into a running container gets the profile the same way.
+        b.edit(|c| c["process"]["args"] = json!(["sleep", "100"]));
+        let id = unique_id("scmplate");
+        ok(&b.brig(&["run", "-d", &id]));
+        let user = format!("{uid}:{uid}");
+        let out = b.brig(&["exec", "--user", &user, &id, "true"]);
+        assert!(
+            out.status.success(),
+            "exec, noNewPrivileges {nnp}, uid {uid}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        ok(&b.brig(&["delete", "--force", &id]));
     }
 }
 
