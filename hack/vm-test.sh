@@ -361,7 +361,7 @@ if [ -z "$code" ]; then
 fi
 echo "vm-test: guest booted in ${booted:-?} s (kernel uptime); VM ran ${vm_time} s; total $((SECONDS - started)) s" >&2
 
-if [ ${#cmd[@]} -eq 0 ]; then
+if [ ${#cmd[@]} -eq 0 ] && [ "$validation" = 0 ]; then
   [ "$code" = 0 ] || show_console
   awk '/^test result:/ { p += $4; f += $6 } END { printf "vm-tests: %d passed, %d failed\n", p, f }' "$run/out"
   if [ "$code" = 0 ] && grep -q '^test result: FAILED' "$run/out"; then
