@@ -33,6 +33,9 @@ log() { printf '[validation] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
 [ "$(id -u)" = 0 ] || die "run as root (containers, mounts, namespaces)"
+# One run per host at a time: the programs use fixed cgroup paths (/cgrouptest, ...).
+exec 9>/tmp/brig-validation.lock
+flock 9
 [ -d "$rt_upstream/validation" ] && [ -d "$rt_upstream/vendor" ] ||
   die "runtime-tools source with validation/ and vendor/ not found at $rt_upstream (set RUNTIME_TOOLS_SRC)"
 
@@ -92,6 +95,23 @@ run=$(mktemp -d "$run_parent/validation-run.XXXXXX")
 chmod 755 "$run"
 results=$base/last-run
 
+# The suite's fixed cgroup names (runtime-tools cgroups/cgroups.go): /cgrouptest, and
+# testdir/cgrouptest/container below the runtime's own cgroup; delete_only_create_resources makes
+# pids/cgrouptest itself. A runtime removes only the leaf, so what this run created and left
+# empty is removed at the end (rmdir: never a cgroup with processes or children).
+suite_cgroups() {
+  local mp own
+  awk '{for (i = 7; i <= NF; i++) if ($i == "-") break; if ($(i + 1) ~ /^cgroup2?$/) print $5}' \
+    /proc/self/mountinfo | while read -r mp; do
+    for own in "" $(cut -d: -f3 /proc/self/cgroup | sort -u); do
+      own=${own%/}
+      printf '%s\n' "$mp$own/testdir/cgrouptest/container" "$mp$own/testdir/cgrouptest" \
+        "$mp$own/testdir" "$mp$own/cgrouptest"
+    done
+  done | awk '!seen[$0]++'
+}
+existing_suite_cgroups=$(suite_cgroups | while read -r d; do [ ! -d "$d" ] || echo "$d"; done)
+
 cleanup() {
   local rc=$? mp
   set +e
@@ -110,6 +130,11 @@ cleanup() {
   awk -v r="$run" '$5 == r || index($5, r "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
     while read -r mp; do log "cleanup: umount -l $mp"; umount -l "$mp"; done
   rm -rf "$run"
+  suite_cgroups | while read -r mp; do
+    if [ -d "$mp" ] && ! grep -qxF "$mp" <<<"$existing_suite_cgroups"; then
+      rmdir "$mp" 2>/dev/null && log "cleanup: rmdir $mp"
+    fi
+  done
   exit "$rc"
 }
 trap cleanup EXIT
