@@ -4,6 +4,7 @@
 #
 #   hack/vm-test.sh [-v] [--test NAME]... [--cgroup PATH]      the workspace's tests in the VM
 #   hack/vm-test.sh [-v] [--cgroup PATH] -- CMD [ARG]...       any command in the VM (same cwd)
+#   hack/vm-test.sh [-v] [--cgroup PATH] --validation          hack/validation.sh in the VM
 #
 # The kernel package (linux-image-amd64 and the versioned package it depends on) is fetched
 # with `apt-get download` and unpacked into target/vm/ (never installed on the host); later
@@ -19,6 +20,12 @@
 # each test executable runs in the guest from its crate's directory with
 # BRIG_BINARY=target/release/brig; VM_TEST_ARGS are passed to every test executable (a name
 # filter, --nocapture...). The last line is `vm-tests: N passed, N failed`.
+#
+# --validation: the OCI runtime-tools programs are built on the host (VALIDATION_BUILD_ONLY=1
+# hack/validation.sh), then hack/validation.sh runs them in the guest (bundles on its /tmp)
+# against BRIG_BINARY (default target/release/brig, built by hack/build.sh), with the skip list
+# hack/validation-skip-vm.txt (VALIDATION_SKIP_FILE); VALIDATION_STRICT, VALIDATION_TESTS and
+# VALIDATION_TIMEOUT are passed on.
 #
 # The job's output comes back byte-exact on stdout (second serial port, raw); its exit status
 # (third serial port) is the script's. Messages of this script and, on failure or with -v,
@@ -46,6 +53,7 @@ usage() {
 }
 
 verbose=0
+validation=0
 tests=()
 cgroup=
 cmd=()
@@ -68,6 +76,7 @@ while [ $# -gt 0 ]; do
       cmd=("$@")
       break
       ;;
+    --validation) validation=1 ;;
     -h | --help) usage 0 ;;
     *) usage 2 >&2 ;;
   esac
@@ -75,6 +84,9 @@ while [ $# -gt 0 ]; do
 done
 if [ ${#cmd[@]} -gt 0 ] && [ ${#tests[@]} -gt 0 ]; then
   die "--test selects tests; it does not go with -- CMD"
+fi
+if [ "$validation" = 1 ] && { [ ${#cmd[@]} -gt 0 ] || [ ${#tests[@]} -gt 0 ]; }; then
+  die "--validation goes with neither --test nor -- CMD"
 fi
 case $cgroup in *[!A-Za-z0-9_./-]* | */../* | */.. | */./* | */.) die "--cgroup: bad path $cgroup" ;; esac
 
@@ -175,7 +187,24 @@ job=$run/job
   done
 } >"$job"
 
-if [ ${#cmd[@]} -gt 0 ]; then
+if [ "$validation" = 1 ]; then
+  cd "$repo"
+  brig=${BRIG_BINARY:-}
+  if [ -z "$brig" ]; then
+    "$repo/hack/build.sh"
+    brig=${CARGO_TARGET_DIR:-$repo/target}/release/brig
+  fi
+  VALIDATION_BUILD_ONLY=1 "$repo/hack/validation.sh"
+  {
+    printf 'cd %q || exit 125\n' "$repo"
+    printf 'exec env VALIDATION_NO_BUILD=1 VALIDATION_RUN_DIR=/tmp BRIG_BINARY=%q' "$brig"
+    printf ' VALIDATION_SKIP_FILE=%q' "${VALIDATION_SKIP_FILE:-$repo/hack/validation-skip-vm.txt}"
+    for var in VALIDATION_STRICT VALIDATION_TESTS VALIDATION_TIMEOUT; do
+      [ -z "${!var:-}" ] || printf ' %s=%q' "$var" "${!var}"
+    done
+    printf ' hack/validation.sh\n'
+  } >>"$job"
+elif [ ${#cmd[@]} -gt 0 ]; then
   {
     printf 'cd %q || exit 125\n' "$PWD"
     printf 'exec'
@@ -332,7 +361,7 @@ if [ -z "$code" ]; then
 fi
 echo "vm-test: guest booted in ${booted:-?} s (kernel uptime); VM ran ${vm_time} s; total $((SECONDS - started)) s" >&2
 
-if [ ${#cmd[@]} -eq 0 ]; then
+if [ ${#cmd[@]} -eq 0 ] && [ "$validation" = 0 ]; then
   [ "$code" = 0 ] || show_console
   awk '/^test result:/ { p += $4; f += $6 } END { printf "vm-tests: %d passed, %d failed\n", p, f }' "$run/out"
   if [ "$code" = 0 ] && grep -q '^test result: FAILED' "$run/out"; then

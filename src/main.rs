@@ -3,6 +3,7 @@
 
 mod commands;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,7 +95,8 @@ fn main() -> ExitCode {
         LogFormat::Json => logging::Format::Json,
     };
     if let Err(err) = logging::init(cli.log.as_deref(), format, cli.debug) {
-        eprintln!("error: {err}");
+        // Not eprintln!: it panics when stderr is a closed pipe.
+        let _ = writeln!(std::io::stderr(), "error: {err}");
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {
@@ -121,7 +123,7 @@ fn main() -> ExitCode {
             tracing::error!("{message}");
             // The log line is for the engine; a person at a shell reads stderr.
             if cli.log.is_some() {
-                eprintln!("error: {message}");
+                let _ = writeln!(std::io::stderr(), "error: {message}");
             }
             match cli.command {
                 // runc: a failed exec exits 255, so callers can tell it from the process's

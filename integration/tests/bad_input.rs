@@ -84,6 +84,15 @@ fn relative_paths_where_absolute_is_required() {
     let mut b = Bundle::new("relns");
     b.edit(|c| c["linux"]["namespaces"][1] = json!({"type": "network", "path": "proc/1/ns/net"}));
     assert!(create_fails(&b).contains("linux.namespaces[1].path: must be an absolute path"));
+
+    // The spec: maskedPaths and readonlyPaths entries MUST be absolute.
+    let mut b = Bundle::new("relmasked");
+    b.edit(|c| c["linux"]["maskedPaths"] = json!(["/proc/kcore", "proc/keys"]));
+    assert!(create_fails(&b)
+        .contains("linux.maskedPaths[1]: must be an absolute path, got \"proc/keys\""));
+    let mut b = Bundle::new("relreadonly");
+    b.edit(|c| c["linux"]["readonlyPaths"] = json!(["sys"]));
+    assert!(create_fails(&b).contains("linux.readonlyPaths[0]: must be an absolute path"));
 }
 
 #[test]
@@ -246,5 +255,45 @@ fn rlimit_above_the_hard_limit_fails_clearly() {
 fn hostname_without_a_uts_namespace_is_refused() {
     let mut b = Bundle::new("nouts");
     b.edit(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]));
-    assert!(create_fails(&b).contains("hostname: setting the hostname needs a new uts namespace"));
+    assert!(create_fails(&b).contains("hostname: setting the hostname needs a uts namespace"));
+}
+
+#[test]
+fn a_capability_brig_does_not_have_is_named() {
+    // Only where brig itself lacks one (this machine has no CAP_SYS_RESOURCE).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let names = [
+        (24, "CAP_SYS_RESOURCE"),
+        (16, "CAP_SYS_MODULE"),
+        (17, "CAP_SYS_RAWIO"),
+    ];
+    let Some((_, name)) = names
+        .iter()
+        .find(|(bit, _)| *bit <= last && bounding & (1u64 << bit) == 0)
+    else {
+        return;
+    };
+    let mut b = Bundle::new("capmissing");
+    b.edit(|c| {
+        let caps = json!(["CAP_KILL", name]);
+        c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps,
+            "permitted": caps, "inheritable": caps});
+    });
+    let err = create_fails(&b);
+    assert!(
+        err.contains(&format!(
+            "process.capabilities: {name} not in brig's own permitted set"
+        )),
+        "{err}"
+    );
 }

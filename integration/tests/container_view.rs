@@ -259,6 +259,33 @@ fn joins_namespaces_by_path() {
 }
 
 #[test]
+fn sets_the_hostname_in_a_uts_namespace_joined_by_path() {
+    // runc's rule: a uts entry, new or joined, may be renamed; only none at all is refused.
+    let mut host = Bundle::new("utshost");
+    host.set_args(&["sleep", "1000"]);
+    host.edit(|c| c["hostname"] = json!("alpha"));
+    let host_id = unique_id("utshost");
+    ok(&host.brig(&["run", "-d", &host_id]));
+    let pid = host.state(&host_id).unwrap()["pid"].as_i64().unwrap();
+
+    let mut guest = Bundle::with_script("utsguest", "hostname; cat /proc/sys/kernel/domainname");
+    guest.edit(|c| {
+        c["hostname"] = json!("beta");
+        c["domainname"] = json!("example.org");
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "mount"},
+            {"type": "uts", "path": format!("/proc/{pid}/ns/uts")}
+        ]);
+    });
+    assert_eq!(
+        ok(&guest.run(&unique_id("utsguest"))),
+        "beta\nexample.org\n"
+    );
+    // It is the joined namespace that was renamed, not a new one.
+    assert_eq!(ok(&host.brig(&["exec", &host_id, "hostname"])), "beta\n");
+}
+
+#[test]
 fn user_namespace_with_id_maps() {
     let mut b = Bundle::with_script(
         "userns",

@@ -477,3 +477,40 @@ fn delete_force_cleans_up_after_a_create_that_died() {
     });
     assert!(!hook_alive, "the hook outlived brig");
 }
+
+#[test]
+fn output_to_a_reader_that_went_away_ends_quietly() {
+    // `brig state ID | grep -q running`: grep may exit before brig has written everything.
+    // brig ignores SIGPIPE, so a write gets EPIPE; that must not panic (SIGABRT here).
+    let mut b = Bundle::new("epipe");
+    b.set_args(&["sleep", "100"]);
+    let id = unique_id("epipe");
+    ok(&b.brig(&["create", &id]));
+    let commands: [&[&str]; 7] = [
+        &["state", &id],
+        &["list"],
+        &["list", "-q"],
+        &["list", "--format", "json"],
+        &["ps", "--format", "json", &id],
+        &["ps", &id],
+        &["features"],
+    ];
+    for args in commands {
+        let mut child = b
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before brig writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+    }
+}

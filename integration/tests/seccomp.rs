@@ -576,3 +576,138 @@ fn the_engines_default_profiles_run_a_shell_normally() {
         }
     }
 }
+
+/// Syscalls a runtime makes between installing the filter and execve: closing descriptors
+/// (close_range, /proc/self/fd + fcntl), signal and identity resets, capability changes, the
+/// exec FIFO and startContainer hooks, PATH lookup, memory (brk, munmap).
+const RUNTIME_SYSCALLS: &[&str] = &[
+    "close_range",
+    "fcntl",
+    "getdents64",
+    "openat",
+    "open",
+    "close",
+    "read",
+    "write",
+    "capget",
+    "capset",
+    "prctl",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "umask",
+    "personality",
+    "chdir",
+    "getcwd",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "newfstatat",
+    "statx",
+    "stat",
+    "lstat",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "sendmsg",
+    "recvmsg",
+    "sendto",
+    "recvfrom",
+    "wait4",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "kill",
+    "dup2",
+    "dup3",
+    "pipe2",
+    "setsid",
+    "keyctl",
+    "seccomp",
+    "munmap",
+    "madvise",
+];
+
+#[test]
+fn a_profile_denying_every_runtime_syscall_but_execve_still_starts_the_program() {
+    // The program (busybox `true`) needs none of these; brig may not need any after the
+    // filter is in, with or without no_new_privs, as root or as a user whose capabilities
+    // lack CAP_SYS_ADMIN (the filter then needs one brig keeps for it).
+    for (nnp, uid) in [(false, 0), (true, 0), (false, 1000), (true, 1000)] {
+        let mut b = with_profile(
+            "scmplate",
+            "",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": RUNTIME_SYSCALLS, "action": "SCMP_ACT_ERRNO"}
+            ]}),
+        );
+        b.edit(|c| {
+            c["process"]["args"] = json!(["true"]);
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["process"]["user"] = json!({"uid": uid, "gid": uid});
+        });
+        let id = unique_id("scmplate");
+        let out = b.run(&id);
+        assert!(
+            out.status.success(),
+            "noNewPrivileges {nnp}, uid {uid}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        // `create` + `start` (the engines' path): the filter goes in after start's FIFO.
+        let id = unique_id("scmplate");
+        ok(&b.brig(&["create", &id]));
+        ok(&b.brig(&["start", &id]));
+        b.wait_status(&id, "stopped");
+        ok(&b.brig(&["delete", &id]));
+        // A process exec'd into a running container gets the profile the same way.
+        b.edit(|c| c["process"]["args"] = json!(["sleep", "100"]));
+        let id = unique_id("scmplate");
+        ok(&b.brig(&["run", "-d", &id]));
+        let user = format!("{uid}:{uid}");
+        let out = b.brig(&["exec", "--user", &user, &id, "true"]);
+        assert!(
+            out.status.success(),
+            "exec, noNewPrivileges {nnp}, uid {uid}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        ok(&b.brig(&["delete", "--force", &id]));
+    }
+}
+
+#[test]
+fn capabilities_are_exact_when_the_profile_needs_cap_sys_admin_to_go_in() {
+    // Without no_new_privs brig keeps CAP_SYS_ADMIN permitted for seccomp(2) and drops it after;
+    // the program must see the configured sets, whether or not the profile lets capset through.
+    let caps = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let status_of = |profile: Option<Value>, uid: u32| {
+        let mut b = Bundle::with_script("scmpcaps", "grep ^Cap /proc/self/status");
+        b.edit(|c| {
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["process"]["user"] = json!({"uid": uid, "gid": uid});
+            c["process"]["capabilities"] = json!({"bounding": caps, "effective": caps,
+                "permitted": caps, "inheritable": caps, "ambient": caps});
+            if let Some(p) = profile {
+                c["linux"]["seccomp"] = p;
+            }
+        });
+        ok(&b.run(&unique_id("scmpcaps")))
+    };
+    let expected = "CapInh:\t0000000000000420\nCapPrm:\t0000000000000420\n\
+                    CapEff:\t0000000000000420\nCapBnd:\t0000000000000420\n\
+                    CapAmb:\t0000000000000420\n";
+    for uid in [0, 1000] {
+        assert_eq!(status_of(None, uid), expected, "uid {uid}, no profile");
+        for denied in [json!(["capset", "close_range"]), json!(["close_range"])] {
+            let profile = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": denied, "action": "SCMP_ACT_ERRNO"}
+            ]});
+            assert_eq!(
+                status_of(Some(profile), uid),
+                expected,
+                "uid {uid}, denied {denied}"
+            );
+        }
+    }
+}

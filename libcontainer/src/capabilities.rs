@@ -62,61 +62,160 @@ impl CapSets {
         Ok(())
     }
 
-    /// Set effective, permitted and inheritable at once, then the ambient set.
-    pub fn apply(&self) -> Result<()> {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let header = Header {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
+    /// Set effective, permitted and inheritable at once, then the ambient set. `keep` stays
+    /// permitted on top of the configured set (never effective, never ambient): a seccomp
+    /// profile installed later without no_new_privs needs CAP_SYS_ADMIN.
+    pub fn apply(&self, keep: u64) -> Result<()> {
+        let wanted = ProcessCaps {
+            effective: self.effective,
+            permitted: self.permitted | keep,
+            inheritable: self.inheritable,
         };
-        let word = |set: u64, i: usize| (set >> (32 * i)) as u32;
-        let data: [Data; 2] = std::array::from_fn(|i| Data {
-            effective: word(self.effective, i),
-            permitted: word(self.permitted, i),
-            inheritable: word(self.inheritable, i),
-        });
-        // SAFETY: capset reads a v3 header and two data words that live across the call.
-        let ret =
-            unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
-        nix::errno::Errno::result(ret)
-            .ctx(|| "set capabilities (effective, permitted, inheritable)")?;
+        if let Err(err) = set(wanted) {
+            // capset only lowers the permitted set: name what brig itself does not have.
+            let missing = get()
+                .map(|now| (wanted.permitted | wanted.effective) & !now.permitted)
+                .unwrap_or(0);
+            if missing != 0 {
+                return Err(Error::config(
+                    "process.capabilities",
+                    format!(
+                        "{} not in brig's own permitted set, so it cannot grant them",
+                        names(missing).join(", ")
+                    ),
+                ));
+            }
+            return Err(err);
+        }
         caps::clear(None, caps::CapSet::Ambient)
             .map_err(|e| Error::Other(format!("clear ambient capabilities: {e}")))?;
         for index in 0..64u8 {
-            if self.ambient & (1u64 << index) != 0 {
-                // SAFETY: prctl with integer arguments only.
-                let ret = unsafe {
-                    libc::prctl(
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_RAISE,
-                        libc::c_ulong::from(index),
-                        0,
-                        0,
-                    )
-                };
-                // The kernel raises only what is permitted and inheritable; runc's own spec
-                // lists ambient caps without inheritable ones, and runc silently goes on.
-                match nix::errno::Errno::result(ret) {
-                    Err(nix::errno::Errno::EPERM) => tracing::debug!(
-                        "ambient capability {index} not raised: it is not both permitted and inheritable"
-                    ),
-                    other => other.map(drop).ctx(|| format!("raise ambient capability {index}"))?,
-                }
+            let bit = 1u64 << index;
+            if self.ambient & bit == 0 {
+                continue;
+            }
+            // The kernel raises only what is permitted and inheritable; runc's own spec lists
+            // ambient caps without inheritable ones, and runc silently goes on. Judged on the
+            // configured sets: a kept capability must not reach the program through ambient.
+            if self.permitted & self.inheritable & bit == 0 {
+                tracing::debug!(
+                    "ambient capability {index} not raised: it is not both permitted and inheritable"
+                );
+                continue;
+            }
+            // SAFETY: prctl with integer arguments only.
+            let ret = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    libc::c_ulong::from(index),
+                    0,
+                    0,
+                )
+            };
+            match nix::errno::Errno::result(ret) {
+                Err(nix::errno::Errno::EPERM) => tracing::debug!(
+                    "ambient capability {index} not raised: the kernel refused (securebits)"
+                ),
+                other => other
+                    .map(drop)
+                    .ctx(|| format!("raise ambient capability {index}"))?,
             }
         }
         Ok(())
     }
+
+    /// The effective, permitted and inheritable sets `apply` leaves without anything kept.
+    pub fn process_caps(&self) -> ProcessCaps {
+        ProcessCaps {
+            effective: self.effective,
+            permitted: self.permitted,
+            inheritable: self.inheritable,
+        }
+    }
+}
+
+/// The names of the capabilities in `set`, lowest first.
+pub fn names(set: u64) -> Vec<String> {
+    let mut known: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| set & (1u64 << c.index()) != 0)
+        .collect();
+    known.sort_by_key(|c| c.index());
+    let mut names: Vec<String> = known.iter().map(ToString::to_string).collect();
+    let known_bits = known.iter().fold(0u64, |acc, c| acc | (1u64 << c.index()));
+    names.extend(
+        (0..64)
+            .filter(|i| (set & !known_bits) & (1u64 << i) != 0)
+            .map(|i| format!("capability {i}")),
+    );
+    names
+}
+
+/// Bit of CAP_SYS_ADMIN in a set.
+pub const SYS_ADMIN: u64 = 1 << 21;
+
+/// The thread's effective, permitted and inheritable sets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessCaps {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+#[repr(C)]
+struct Header {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Data {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const HEADER: Header = Header {
+    version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+    pid: 0,
+};
+
+/// capget(2) of this thread.
+pub fn get() -> Result<ProcessCaps> {
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget reads a v3 header and writes two data words, all living across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &HEADER as *const Header,
+            data.as_mut_ptr(),
+        )
+    };
+    nix::errno::Errno::result(ret).ctx(|| "read capabilities")?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok(ProcessCaps {
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+        inheritable: join(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+/// capset(2) of this thread, the three sets at once so no ordering trap can bite. Allocates
+/// nothing on success: it runs after the seccomp filter is in.
+pub fn set(caps: ProcessCaps) -> Result<()> {
+    let word = |set: u64, i: usize| (set >> (32 * i)) as u32;
+    let data: [Data; 2] = std::array::from_fn(|i| Data {
+        effective: word(caps.effective, i),
+        permitted: word(caps.permitted, i),
+        inheritable: word(caps.inheritable, i),
+    });
+    // SAFETY: capset reads a v3 header and two data words that live across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &HEADER as *const Header, data.as_ptr()) };
+    nix::errno::Errno::result(ret)
+        .map(drop)
+        .ctx(|| "set capabilities (effective, permitted, inheritable)")
 }
 
 #[cfg(test)]
@@ -135,5 +234,21 @@ mod tests {
         assert_eq!(sets.bounding, (1 << 5) | 1);
         assert_eq!(sets.effective, 1 << 5);
         assert_eq!(sets.inheritable, 0);
+    }
+
+    #[test]
+    fn names_of_a_set() {
+        assert_eq!(
+            names((1 << 24) | (1 << 5) | (1 << 63)),
+            ["CAP_KILL", "CAP_SYS_RESOURCE", "capability 63"]
+        );
+    }
+
+    #[test]
+    fn get_then_set_is_a_no_op() {
+        let now = get().unwrap();
+        assert_eq!(now.effective & !now.permitted, 0);
+        set(now).unwrap();
+        assert_eq!(get().unwrap(), now);
     }
 }

@@ -95,6 +95,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     validate_version(spec.version())?;
     validate_namespaces(spec)?;
     validate_without_mount_namespace(spec)?;
+    validate_restricted_paths(spec)?;
     crate::hooks::validate(spec)?;
     for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         if mount.destination().as_os_str().is_empty() {
@@ -217,17 +218,19 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
             "id mappings are given but linux.namespaces has no user namespace",
         ));
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+    // A uts namespace of the container's own, new or joined by path, may be renamed (runc's
+    // rule); without a uts entry the names would be the host's.
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(Error::config(
             "hostname",
-            "setting the hostname needs a new uts namespace in linux.namespaces",
+            "setting the hostname needs a uts namespace in linux.namespaces",
         ));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts)
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts)
     {
         return Err(Error::config(
             "domainname",
-            "setting the domainname needs a new uts namespace in linux.namespaces",
+            "setting the domainname needs a uts namespace in linux.namespaces",
         ));
     }
     Ok(())
@@ -262,6 +265,29 @@ fn validate_without_mount_namespace(spec: &Spec) -> Result<()> {
             .is_some_and(|p| !p.is_empty())
         {
             return Err(Error::config("linux.rootfsPropagation", why));
+        }
+    }
+    Ok(())
+}
+
+/// `linux.maskedPaths` and `linux.readonlyPaths` are paths in the container: the spec says
+/// they MUST be absolute.
+fn validate_restricted_paths(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let lists = [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ];
+    for (field, paths) in lists {
+        for (i, path) in paths.iter().flatten().enumerate() {
+            if !path.starts_with('/') {
+                return Err(Error::config(
+                    format!("{field}[{i}]"),
+                    format!("must be an absolute path, got {path:?}"),
+                ));
+            }
         }
     }
     Ok(())
@@ -443,5 +469,18 @@ mod tests {
         assert!(
             error(json!({"hostname": "h", "linux": {"namespaces": []}})).starts_with("hostname:")
         );
+        assert_eq!(
+            error(json!({"linux": {"maskedPaths": ["/proc/kcore", "proc/keys"]}})),
+            "linux.maskedPaths[1]: must be an absolute path, got \"proc/keys\""
+        );
+        assert!(error(json!({"linux": {"readonlyPaths": [""]}}))
+            .starts_with("linux.readonlyPaths[0]: must be an absolute path"));
+    }
+
+    #[test]
+    fn hostname_in_a_joined_uts_namespace() {
+        let joined = json!({"hostname": "h", "domainname": "d",
+            "linux": {"namespaces": [{"type": "uts", "path": "/proc/1/ns/uts"}]}});
+        validate(&spec(joined)).unwrap();
     }
 }

@@ -190,14 +190,4 @@ mod tests {
             Some(&[5, 100, 65534][..])
         );
     }
-
-    #[test]
-    fn a_process_file_without_user_runs_as_root() {
-        let p = process_from_json(br#"{"args": ["true"], "cwd": "/"}"#).unwrap();
-        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
-        let p =
-            process_from_json(br#"{"args": ["true"], "cwd": "/", "user": {"uid": 7, "gid": 8}}"#)
-                .unwrap();
-        assert_eq!((p.user().uid(), p.user().gid()), (7, 8));
-    }
 }

@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use anyhow::Result;
 
 use crate::Cli;
@@ -7,9 +9,12 @@ use crate::Cli;
 pub struct Args {}
 
 pub fn run(_cli: &Cli, _args: &Args) -> Result<u8> {
-    println!(
+    let mut out = super::stdout();
+    writeln!(
+        out,
         "{}",
         serde_json::to_string_pretty(&libcontainer::features::features())?
-    );
+    )?;
+    out.flush()?;
     Ok(0)
 }

@@ -17,7 +17,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let states = libcontainer::state::list(&cli.root)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout();
     if args.quiet {
         for state in &states {
             writeln!(out, "{}", state.id)?;
@@ -56,5 +56,6 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             writeln!(out, "{}", line.join("   ").trim_end())?;
         }
     }
+    out.flush()?;
     Ok(0)
 }

@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::io::Write;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -19,6 +20,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
+    let mut stdout = super::stdout();
     let state = libcontainer::state::load(&cli.root, &args.id)?;
     let pids = if state.status == libcontainer::state::Status::Stopped {
         Vec::new()
@@ -26,7 +28,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         libcontainer::container::container_pids(&state)
     };
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        writeln!(stdout, "{}", serde_json::to_string(&pids)?)?;
+        stdout.flush()?;
         return Ok(0);
     }
     let ps_args = if args.ps_args.is_empty() {
@@ -53,15 +56,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         .position(|h| h == "PID")
         .context("ps output has no PID column")?;
     let wanted: HashSet<String> = pids.iter().map(|p| p.to_string()).collect();
-    println!("{header}");
+    writeln!(stdout, "{header}")?;
     for line in lines {
         if line
             .split_whitespace()
             .nth(column)
             .is_some_and(|p| wanted.contains(p))
         {
-            println!("{line}");
+            writeln!(stdout, "{line}")?;
         }
     }
+    stdout.flush()?;
     Ok(0)
 }

@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use anyhow::Result;
 
 use crate::Cli;
@@ -11,6 +13,8 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let state = libcontainer::state::load(&cli.root, &args.id)?;
-    println!("{}", serde_json::to_string_pretty(&state.public())?);
+    let mut out = super::stdout();
+    writeln!(out, "{}", serde_json::to_string_pretty(&state.public())?)?;
+    out.flush()?;
     Ok(0)
 }

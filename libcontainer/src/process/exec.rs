@@ -15,7 +15,7 @@ use nix::unistd::{AccessFlags, Gid, Uid};
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
-use crate::capabilities::CapSets;
+use crate::capabilities::{self, CapSets, ProcessCaps};
 use crate::error::{Context, Error, Result};
 use crate::process_attrs;
 
@@ -34,8 +34,12 @@ pub struct Exec {
     selinux_label: Option<String>,
     /// Descriptors 3..3+N the caller passed on (`--preserve-fds`) stay open across exec.
     pub preserve_fds: u32,
-    /// A seccomp profile still to install (with no_new_privs: the very last step).
+    /// The seccomp filters still to install: the very last step before execve, so that the
+    /// profile never sees brig's own work (the NOTIFY filter went in during `prepare`).
     seccomp: Option<crate::seccomp::Filters>,
+    /// Without no_new_privs the filters need CAP_SYS_ADMIN, kept permitted (not effective) for
+    /// that: the sets to raise it from, and to drop back to once the filters are in.
+    seccomp_caps: Option<ProcessCaps>,
 }
 
 impl Exec {
@@ -57,24 +61,31 @@ impl Exec {
         }
 
         crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-        // Without no_new_privs the filters need CAP_SYS_ADMIN: install them while we have it.
-        // With it, they go in last, just before execve (so our setup is never filtered), except
-        // the NOTIFY filter: its listener must reach the agent during create. It still holds
-        // CAP_SYS_ADMIN here, and it lets through everything but the NOTIFY rules.
+        // The NOTIFY filter goes in now: its listener must reach the agent during create. It
+        // lets through everything but the NOTIFY rules; without no_new_privs it needs the
+        // CAP_SYS_ADMIN we still have.
         let mut seccomp = seccomp;
         if let Some(filters) = seccomp.as_mut() {
-            let listener = if no_new_privs {
-                filters.install_notify()?
-            } else {
-                filters.install()?
-            };
-            if let Some(listener) = listener {
+            if let Some(listener) = filters.install_notify()? {
                 hand_over_listener(channel, listener)?;
             }
-            if !no_new_privs {
-                seccomp = None;
-            }
         }
+        let seccomp = seccomp.filter(|f| !f.programs.is_empty());
+        // The other filters go in just before execve. Without no_new_privs that needs
+        // CAP_SYS_ADMIN: it stays permitted through the user switch, and `run` raises it only
+        // for seccomp(2).
+        let keep = if seccomp.is_some() && !no_new_privs {
+            if capabilities::get()?.permitted & capabilities::SYS_ADMIN == 0 {
+                return Err(Error::config(
+                    "linux.seccomp",
+                    "installing the profile without process.noNewPrivileges needs \
+                     CAP_SYS_ADMIN, which brig does not have here",
+                ));
+            }
+            capabilities::SYS_ADMIN
+        } else {
+            0
+        };
         let mut env: Vec<String> = process.env().iter().flatten().cloned().collect();
         // Read as root, before the switch: the user may not be allowed to read it.
         if !env
@@ -95,10 +106,19 @@ impl Exec {
             Err(Errno::EACCES | Errno::EPERM) => true,
             Err(e) => return Err(e).ctx(|| format!("chdir to process.cwd {}", cwd.display())),
         };
-        switch_user(process)?;
+        switch_user(process, keep)?;
         if chdir_as_user {
             chdir()?;
         }
+        let seccomp_caps = if keep != 0 {
+            let wanted = match process.capabilities() {
+                Some(caps) => CapSets::from_spec(caps).process_caps(),
+                None => capabilities::get()?,
+            };
+            (wanted.effective & keep == 0).then_some(wanted)
+        } else {
+            None
+        };
 
         let env: Vec<&str> = env.iter().map(String::as_str).collect();
         let args0 = process.args().as_deref().unwrap_or(&[]);
@@ -120,6 +140,7 @@ impl Exec {
             selinux_label: process.selinux_label().clone(),
             no_new_privs,
             seccomp,
+            seccomp_caps,
         })
     }
 
@@ -169,18 +190,25 @@ impl Exec {
             }
         }
         // The program gets fds 0-2 only; anything brig or its caller left open is closed at exec.
-        // SAFETY: close_range marks descriptors close-on-exec; it touches no memory.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32.saturating_add(exec.preserve_fds),
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            )
-        };
-        Errno::result(ret).ctx(|| "mark descriptors close-on-exec")?;
-        if let Some(mut filters) = exec.seccomp.clone() {
-            filters.install()?;
+        close_on_exec_from(3u32.saturating_add(exec.preserve_fds))?;
+        if let Some(filters) = &exec.seccomp {
+            if let Some(wanted) = exec.seccomp_caps {
+                // Effective for seccomp(2) alone.
+                capabilities::set(ProcessCaps {
+                    effective: wanted.effective | capabilities::SYS_ADMIN,
+                    permitted: wanted.permitted | capabilities::SYS_ADMIN,
+                    ..wanted
+                })?;
+            }
+            // Nothing from here to execve may need a syscall the profile can deny.
+            filters.install_programs()?;
+            if let Some(wanted) = exec.seccomp_caps {
+                // The profile may refuse capset, and that is harmless: execve computes the
+                // program's permitted and effective sets from the inheritable, ambient and
+                // bounding sets (final already) and its uid, never from ours (capabilities(7)),
+                // so the CAP_SYS_ADMIN kept for seccomp(2) cannot reach it.
+                let _ = capabilities::set(wanted);
+            }
         }
         Ok(())
     }
@@ -251,7 +279,8 @@ pub fn cstring(bytes: &[u8], field: &str) -> Result<CString> {
 }
 
 /// Capabilities and identity, in the order that keeps the capabilities we are asked for.
-pub fn switch_user(process: &Process) -> Result<()> {
+/// `keep` stays in the permitted set on top of the configured one (see `CapSets::apply`).
+pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
     let caps = process.capabilities().as_ref().map(CapSets::from_spec);
     if let Some(caps) = &caps {
         caps.apply_bounding()?;
@@ -278,7 +307,7 @@ pub fn switch_user(process: &Process) -> Result<()> {
     Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) })
         .ctx(|| "clear keep-capabilities")?;
     if let Some(caps) = &caps {
-        caps.apply()?;
+        caps.apply(keep)?;
     }
     Ok(())
 }
@@ -314,6 +343,51 @@ fn give_stdio_to(uid: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Mark every descriptor from `first` up close-on-exec: close_range(2), or where the kernel
+/// lacks it (ENOSYS, EINVAL without CLOSE_RANGE_CLOEXEC) or a NOTIFY agent refuses it, one
+/// fcntl per descriptor listed in /proc/self/fd (every one below RLIMIT_NOFILE without /proc).
+fn close_on_exec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range marks descriptors close-on-exec; it touches no memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(_) => Ok(()),
+        Err(Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) => close_on_exec_each_from(first),
+        Err(e) => Err(e).ctx(|| "mark descriptors close-on-exec"),
+    }
+}
+
+/// close_range's fallback: one fcntl per open descriptor from `first` up.
+fn close_on_exec_each_from(first: u32) -> Result<()> {
+    let mark = |fd: i32| -> Result<()> {
+        // SAFETY: fcntl with integer arguments only.
+        match Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }) {
+            Ok(_) | Err(Errno::EBADF) => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("mark descriptor {fd} close-on-exec")),
+        }
+    };
+    let first = i32::try_from(first).unwrap_or(i32::MAX);
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        // The directory's own descriptor is close-on-exec already.
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .filter(|fd| *fd >= first)
+            .collect();
+        return fds.into_iter().try_for_each(mark);
+    }
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ctx(|| "read RLIMIT_NOFILE")?;
+    let last = i32::try_from(soft).unwrap_or(i32::MAX);
+    (first..last).try_for_each(mark)
 }
 
 /// Resolve `args[0]` as execvp would, with the container's PATH, as the container's user.
@@ -352,7 +426,7 @@ fn check_executable(path: &Path) -> Result<()> {
         nix::fcntl::AtFlags::AT_EACCESS,
     ) {
         Ok(()) => Ok(()),
-        // A seccomp profile (installed early without no_new_privs) may refuse faccessat2 itself:
+        // A NOTIFY agent may refuse faccessat2, and old kernels lack it:
         // fall back to the mode bits, as Go's LookPath (and so runc) does.
         Err(Errno::EPERM | Errno::ENOSYS) if stat.st_mode & 0o111 != 0 => Ok(()),
         Err(e) => Err(e).ctx(field),
@@ -362,6 +436,7 @@ fn check_executable(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn home_comes_from_the_first_entry_of_the_uid() {
@@ -374,5 +449,25 @@ mod tests {
         assert_eq!(home_in_passwd(passwd, 1000).as_deref(), Some("/home/app"));
         assert_eq!(home_in_passwd(passwd, 7), None);
         assert_eq!(home_in_passwd(passwd, 1234), None);
+    }
+
+    fn cloexec(fd: i32) -> bool {
+        // SAFETY: fcntl with integer arguments only.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        flags & libc::FD_CLOEXEC != 0
+    }
+
+    #[test]
+    fn the_fallback_marks_every_descriptor_from_first() {
+        let a: OwnedFd = nix::unistd::dup(std::io::stdin()).unwrap();
+        let b: OwnedFd = nix::unistd::dup(std::io::stdin()).unwrap();
+        let (low, high) = (
+            a.as_raw_fd().min(b.as_raw_fd()),
+            a.as_raw_fd().max(b.as_raw_fd()),
+        );
+        assert!(!cloexec(low) && !cloexec(high));
+        close_on_exec_each_from(high as u32).unwrap();
+        assert!(!cloexec(low), "below first: untouched");
+        assert!(cloexec(high));
     }
 }

@@ -157,7 +157,8 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     if !args.no_new_keyring {
         join_session_keyring(args.id)?;
     }
-    if config.new_namespace(LinuxNamespaceType::Uts) {
+    // New or joined by path: validation refused a hostname without a uts entry.
+    if config.namespace(LinuxNamespaceType::Uts).is_some() {
         if let Some(hostname) = config.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(hostname).ctx(|| format!("set hostname {hostname:?}"))?;
         }

@@ -623,18 +623,15 @@ fn lets_through(ret: Option<u32>) -> bool {
 }
 
 impl Filters {
-    /// Install every filter still to install; returns the NOTIFY listener when it was among
-    /// them. The caller hands it to the agent before anything else.
-    pub fn install(&mut self) -> Result<Option<OwnedFd>> {
-        let notify = self.notify.take();
-        let order = self.install_order(notify.as_ref())?;
-        let mut listener = None;
-        for (program, is_notify) in order {
-            let fd = self.install_one(program, is_notify)?;
-            listener = listener.or(fd);
+    /// Install the filters without a listener (the NOTIFY one went in with `install_notify`).
+    /// The last step before execve: once the first filter is in, nothing here may need a
+    /// syscall the profile could deny, so nothing is allocated or freed (brk, mmap, munmap).
+    pub fn install_programs(&self) -> Result<()> {
+        let order = std::mem::ManuallyDrop::new(self.install_order(None)?);
+        for (program, _) in order.iter() {
+            self.install_one(program, false)?;
         }
-        self.programs.clear();
-        Ok(listener)
+        Ok(())
     }
 
     /// The filters in the order to install them, each with whether it is the NOTIFY one.
