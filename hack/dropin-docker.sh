@@ -526,12 +526,22 @@ line3"
 }
 
 docker_limits() {
-  local name=$tag-limits
-  d run -d --name "$name" --memory 64m --cpus 0.5 --pids-limit 50 --cpu-shares 512 "$IMG" sleep 1000 >/dev/null
+  local name=$tag-limits bps=() mm dev
+  # a read-bps throttle on the block device of / (when it is one)
+  mm=$(awk '$5 == "/" { print $3; exit }' /proc/self/mountinfo)
+  dev=$(readlink -f "/dev/block/$mm" 2>/dev/null) && [ -b "$dev" ] && bps=(--device-read-bps "$dev:1mb")
+  d run -d --name "$name" --memory 64m --memory-reservation 32m --memory-swappiness 10 --cpus 0.5 \
+    --cpu-shares 512 --cpuset-cpus 0 --pids-limit 50 "${bps[@]}" "$IMG" sleep 1000 >/dev/null
   want "memory.limit_in_bytes" "$(dcg memory "$name" memory.limit_in_bytes)" 67108864
+  want "memory.soft_limit_in_bytes" "$(dcg memory "$name" memory.soft_limit_in_bytes)" 33554432
+  want "memory.swappiness" "$(dcg memory "$name" memory.swappiness)" 10
   want "cpu.cfs_quota_us/period" "$(dcg cpu "$name" cpu.cfs_quota_us)/$(dcg cpu "$name" cpu.cfs_period_us)" 50000/100000
   want "cpu.shares" "$(dcg cpu "$name" cpu.shares)" 512
+  want "cpuset.cpus" "$(dcg cpuset "$name" cpuset.cpus)" 0
   want "pids.max" "$(dcg pids "$name" pids.max)" 50
+  if [ ${#bps[@]} -gt 0 ]; then
+    want "blkio.throttle.read_bps_device" "$(dcg blkio "$name" blkio.throttle.read_bps_device)" "$mm 1048576"
+  fi
   want "init in the cgroup" "$(dcg pids "$name" cgroup.procs)" "$(dpid "$name")"
   d rm -f "$name" >/dev/null
   out=$(d run --rm --pids-limit 5 "$IMG" sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 5 & done' 2>&1) || true
@@ -580,17 +590,23 @@ docker_readonly() {
 }
 
 docker_user_env() {
-  local name=$tag-user out
-  out=$(d run --rm --user 1234 -w /tmp -e FOO=bar "$IMG" sh -c 'echo "$FOO $(id -u):$(id -g) $(pwd) $HOME"')
-  want "env, user without a passwd entry, workdir, HOME" "$out" "bar 1234:0 /tmp /"
-  out=$(d run --rm --user 1:100 "$IMG" sh -c 'echo "$(id -u):$(id -g) $HOME"')
-  want "user with a passwd entry: HOME" "$out" "1:100 /usr/sbin"
-  out=$(d run --rm --cidfile "$T/user.cid" "$IMG" sh -c 'echo "$(id -u) $HOME $(hostname)"')
-  want "root: HOME, hostname" "$out" "0 /root $(cut -c1-12 "$T/user.cid")"
+  local name=$tag-user out1 out2 out3 out4
+  out1=$(d run --rm --user 1234 -w /tmp -e FOO=bar "$IMG" sh -c 'echo "$FOO $(id -u):$(id -g) $(pwd)"; echo "HOME=$HOME"')
+  out2=$(d run --rm --user 1:100 "$IMG" sh -c 'echo "$(id -u):$(id -g)"; echo "HOME=$HOME"')
+  out3=$(d run --rm --cidfile "$T/user.cid" "$IMG" sh -c 'echo "$(id -u) $(hostname)"; echo "HOME=$HOME"')
   d run -d --name "$name" --hostname box "$IMG" sleep 1000 >/dev/null
-  out=$(d exec -u 1 -w /home -e BAR=baz "$name" sh -c 'echo "$BAR $(id -u) $(pwd) $HOME $(hostname)"')
-  want "exec env, user, workdir, HOME, hostname" "$out" "baz 1 /home /usr/sbin box"
+  out4=$(d exec -u 1 -w /home -e BAR=baz "$name" sh -c 'echo "$BAR $(id -u) $(pwd) $(hostname)"; echo "HOME=$HOME"')
   d rm -f "$name" >/dev/null
+  want "env, user without a passwd entry, workdir" "$(head -1 <<<"$out1")" "bar 1234:0 /tmp"
+  want "user with a passwd entry" "$(head -1 <<<"$out2")" "1:100"
+  want "root, hostname" "$(head -1 <<<"$out3")" "0 $(cut -c1-12 "$T/user.cid")"
+  want "exec env, user, workdir, hostname" "$(head -1 <<<"$out4")" "baz 1 /home box"
+  # HOME (Docker sets none): the runtime takes it from the container's /etc/passwd, "/" when
+  # the user has no entry
+  want "HOME of root" "$(tail -1 <<<"$out3")" HOME=/root
+  want "HOME of a user with a passwd entry" "$(tail -1 <<<"$out2")" HOME=/usr/sbin
+  want "HOME of exec -u 1" "$(tail -1 <<<"$out4")" HOME=/usr/sbin
+  want "HOME of a user without a passwd entry" "$(tail -1 <<<"$out1")" HOME=/
 }
 
 docker_caps() {
@@ -653,7 +669,8 @@ docker_rm() {
   cid=$(cat "$T/rm.cid")
   [ -n "$cid" ] || { echo "no container id"; return 1; }
   want "docker ps -a" "$(d ps -aq --no-trunc --filter "id=$cid")" ""
-  want "runtime state" "$(ls "$T/docker/exec/runtime-brig/moby" 2>/dev/null | grep -c "$cid")" 0
+  # (dockerd gives the runtime --root EXEC_ROOT/runtime-runc/moby, after the binary's name)
+  want "runtime state" "$(ls -d "$T"/docker/exec/runtime-*/moby/"$cid" 2>/dev/null)" ""
   want "cgroups" "$(ls -d /sys/fs/cgroup/*"$CGP/docker/$cid" 2>/dev/null)" ""
   want "bundle" "$(ls -d "$T/containerd/state/io.containerd.runtime.v2.task/moby/$cid" 2>/dev/null)" ""
   want "mounts under the temp dir" "$(grep -c "$T/" /proc/self/mountinfo)" "$mounts_before"
@@ -698,6 +715,16 @@ docker_privileged() {
   fi
 }
 
+# After every scenario removed its containers: no container, runtime state, cgroup, mount or
+# process of a container is left.
+docker_nothing_left() {
+  want "docker ps -a" "$(d ps -aq)" ""
+  want "runtime state" "$(ls "$T"/docker/exec/runtime-*/moby 2>/dev/null)" ""
+  want "container cgroups" "$(ls -d /sys/fs/cgroup/*"$CGP"/docker/*/ 2>/dev/null)" ""
+  want "container rootfs mounts" "$(grep -c " $T/docker/root/overlay2/.*/merged " /proc/self/mountinfo)" 0
+  want "shims" "$(ls "$T/containerd/state/io.containerd.runtime.v2.task/moby" 2>/dev/null)" ""
+}
+
 # --- buildah scenarios ------------------------------------------------------------------------
 buildah_run() {
   local c out rc=0
@@ -708,12 +735,6 @@ buildah_run() {
   want "stdout" "$out" to-stdout
   # byte for byte: nothing but what the container wrote
   want_bytes "stderr" "$T/err" $'err1\nerr2'
-  out=$(brun --env FOO=bar --user 1:100 "$c" -- sh -c 'echo "$FOO $(id -u):$(id -g) $HOME $(pwd)"' 2>&1)
-  want "env, user, HOME, cwd" "$out" "bar 1:100 /usr/sbin /"
-  b config --env BAZ=qux --workingdir /tmp --user 1234 "$c"
-  out=$(brun "$c" -- sh -c 'echo "$BAZ $(id -u) $HOME $(pwd)"' 2>&1)
-  want "config env, user without a passwd entry, HOME, workdir" "$out" "qux 1234 / /tmp"
-  b config --user 0 "$c"
   mkdir -p "$T/bvol"
   echo from-host >"$T/bvol/in"
   out=$(brun -v "$T/bvol:/data" "$c" -- sh -c 'cat /data/in; echo from-container > /data/out' 2>&1)
@@ -728,6 +749,13 @@ buildah_run() {
   # runtime skips those (quietly: stderr above)
   out=$(brun "$c" -- sh -c 'grep -E "^(CapInh|CapEff|CapAmb|Seccomp):" /proc/self/status | tr -s "\t " " "' 2>&1)
   want "capabilities, seccomp" "$(echo $out)" "CapInh: 0000000000000000 CapEff: 00000000800405fb CapAmb: 0000000000000000 Seccomp: 2"
+  # env, user, cwd; HOME (buildah sets none) from the container's /etc/passwd, "/" without an
+  # entry
+  out=$(brun --env FOO=bar --user 1:100 "$c" -- sh -c 'echo "$FOO $(id -u):$(id -g) $(pwd) $HOME"' 2>&1)
+  want "env, user, cwd, HOME" "$out" "bar 1:100 / /usr/sbin"
+  b config --env BAZ=qux --workingdir /tmp --user 1234 "$c"
+  out=$(brun "$c" -- sh -c 'echo "$BAZ $(id -u) $(pwd) $HOME"' 2>&1)
+  want "config env, user without a passwd entry, workdir, HOME" "$out" "qux 1234 /tmp /"
   b rm "$c" >/dev/null
 }
 
@@ -759,12 +787,19 @@ EOF
   b rmi "localhost/$tag-built" >/dev/null
 }
 
+buildah_nothing_left() {
+  want "buildah containers" "$(b containers -q)" ""
+  want "runtime state" "$(ls "$T/buildah-runtime" 2>/dev/null)" ""
+  want "container cgroups" "$(ls -d /sys/fs/cgroup/*"$CGP"/buildah/*/ 2>/dev/null)" ""
+  want "processes in buildah's cgroup" "$(cat /sys/fs/cgroup/*"$CGP"/buildah/cgroup.procs)" ""
+}
+
 # --- driver -----------------------------------------------------------------------------------
 results=()
 passed=0
 failed=0
 scenario() { # scenario ENGINE NAME FUNCTION
-  local engine=$1 name=$2 fn=$3 rc
+  local engine=$1 name=$2 fn=$3 rc ids
   printf '## %s\n' "$name" >>"$T/calls-$engine.log"
   (set -e; "$fn") >"$T/scenario.out" 2>&1
   rc=$?
@@ -780,6 +815,12 @@ scenario() { # scenario ENGINE NAME FUNCTION
     # the runtime calls that failed during this scenario
     awk -v n="## $name" '$0 == n { on = 1; next } /^## / { on = 0 } on && /^!/' "$T/calls-$engine.log" |
       cut -f1,2 | sed 's/^!/    runtime failed: /'
+    # what a failed scenario left must not fail the next ones (a passing one removes its own,
+    # which the last scenario checks)
+    case $engine in
+      docker) ids=$(d ps -aq); [ -z "$ids" ] || d rm -f -v $ids >/dev/null 2>&1 ;;
+      buildah) b rm -a >/dev/null 2>&1 ;;
+    esac
   fi
 }
 
@@ -802,11 +843,11 @@ if start_containerd && start_dockerd && d load -i "$T/busybox.tar" >/dev/null; t
   scenario docker "pause/unpause" docker_pause
   scenario docker "tty: run -t and exec -it" docker_tty
   scenario docker "logs: stdout and stderr" docker_logs
-  scenario docker "--memory/--cpus/--pids-limit/--cpu-shares in the host cgroup" docker_limits
+  scenario docker "--memory*/--cpu*/--pids-limit/--device-read-bps in the host cgroup" docker_limits
   scenario docker "docker update" docker_update
   scenario docker "stats --no-stream, events" docker_stats_events
   scenario docker "--read-only" docker_readonly
-  scenario docker "--user/--workdir/-e, HOME, exec -u -w -e" docker_user_env
+  scenario docker "--user/--workdir/-e, exec -u -w -e, HOME" docker_user_env
   scenario docker "--cap-add/--cap-drop, no-new-privileges" docker_caps
   scenario docker "default seccomp profile (unshare denied)" docker_seccomp
   scenario docker "--device" docker_devices
@@ -816,13 +857,15 @@ if start_containerd && start_dockerd && d load -i "$T/busybox.tar" >/dev/null; t
   scenario docker "--sysctl, --ulimit, --shm-size" docker_sysctl_ulimit_shm
   scenario docker "--ulimit above the hard limit" docker_ulimit_above_hard
   scenario docker "--privileged" docker_privileged
+  scenario docker "nothing left: containers, state, cgroups, mounts, shims" docker_nothing_left
 else
   setup_failed docker "containerd, dockerd, docker load"
 fi
 
 if setup_buildah && b pull -q "docker-archive:$T/busybox.tar" >/dev/null; then
-  scenario buildah "run: exit code, stdio byte for byte, env/user/HOME, volume, tty" buildah_run
+  scenario buildah "run: exit code, stdio byte for byte, volume, tty, caps, env/user/HOME" buildah_run
   scenario buildah "bud: RUN steps, stderr byte for byte, failing step" buildah_bud
+  scenario buildah "nothing left: containers, state, cgroups" buildah_nothing_left
 else
   setup_failed buildah "pull docker-archive"
 fi
