@@ -715,6 +715,43 @@ docker_privileged() {
   fi
 }
 
+docker_namespaces() {
+  local name=$tag-ns out pid
+  local ns='for n in net pid ipc uts; do readlink /proc/self/ns/$n; done' host_ns
+  host_ns=$(sh -c "$ns")
+  out=$(d run --rm "$IMG" sh -c "$ns; ls /sys/class/net; echo \$\$")
+  want "own net, pid, ipc, uts namespaces; lo only; pid 1" \
+    "$(grep -c -F -x -f <(echo "$host_ns") <<<"$out") $(tail -2 <<<"$out" | tr '\n' ' ')" "0 lo 1 "
+  out=$(d run --rm --network host --pid host --ipc host --uts host "$IMG" sh -c "$ns; hostname")
+  want "host namespaces" "$(echo $out)" "$(echo $host_ns $(hostname))"
+  d run -d --name "$name" --ipc shareable --hostname first "$IMG" sh -c 'echo one > /dev/shm/shared; sleep 1000' >/dev/null
+  pid=$(dpid "$name")
+  out=$(d run --rm --pid "container:$name" --network "container:$name" --ipc "container:$name" "$IMG" sh -c \
+    'readlink /proc/self/ns/net; ps -o args | grep -c "^sleep 1000"; cat /dev/shm/shared')
+  want "joined net, pid, ipc of another container" "$(echo $out)" "$(readlink "/proc/$pid/ns/net") 1 one"
+  d rm -f "$name" >/dev/null
+  out=$(d run --rm --cgroupns private "$IMG" sh -c 'cut -d: -f3 /proc/self/cgroup | sort -u')
+  want "--cgroupns private: the container's cgroup is its root" "$out" /
+}
+
+docker_process_attrs() {
+  local name=$tag-attrs out
+  out=$(d run --rm --oom-score-adj 500 --group-add 100 "$IMG" sh -c 'echo $(cat /proc/self/oom_score_adj) $(id -G)')
+  want "oom_score_adj, extra group" "$out" "500 0 100"
+  # a health check runs an exec every second
+  d run -d --name "$name" --health-cmd 'test -e /tmp/healthy' --health-interval 1s --health-retries 1 \
+    --stop-signal USR1 "$IMG" sh -c 'trap "echo got-usr1; exit 9" USR1; touch /tmp/healthy; sleep 1000 & wait' >/dev/null
+  healthy() { [ "$(d inspect -f '{{.State.Health.Status}}' "$name")" = healthy ]; }
+  wait_for "a healthy container" 20 healthy
+  d exec "$name" rm /tmp/healthy
+  unhealthy() { [ "$(d inspect -f '{{.State.Health.Status}}' "$name")" = unhealthy ]; }
+  wait_for "an unhealthy container" 20 unhealthy
+  d stop -t 10 "$name" >/dev/null
+  want "exit code after the stop signal (USR1)" "$(d inspect -f '{{.State.ExitCode}}' "$name")" 9
+  want "logs" "$(d logs "$name")" got-usr1
+  d rm "$name" >/dev/null
+}
+
 # After every scenario removed its containers: no container, runtime state, cgroup, mount or
 # process of a container is left.
 docker_nothing_left() {
@@ -855,6 +892,8 @@ if start_containerd && start_dockerd && d load -i "$T/busybox.tar" >/dev/null; t
   scenario docker "--init (docker-init as pid 1)" docker_init
   scenario docker "--rm leaves nothing" docker_rm
   scenario docker "--sysctl, --ulimit, --shm-size" docker_sysctl_ulimit_shm
+  scenario docker "namespaces: own, host, joined (--pid/--network/--ipc container:), cgroupns" docker_namespaces
+  scenario docker "--oom-score-adj, --group-add, health check (exec), --stop-signal" docker_process_attrs
   scenario docker "--ulimit above the hard limit" docker_ulimit_above_hard
   scenario docker "--privileged" docker_privileged
   scenario docker "nothing left: containers, state, cgroups, mounts, shims" docker_nothing_left
