@@ -752,9 +752,10 @@ docker_process_attrs() {
   d rm "$name" >/dev/null
 }
 
-# After every scenario removed its containers: no container, runtime state, cgroup, mount or
-# process of a container is left.
+# One more container, then, every scenario having removed its containers: no container, runtime
+# state, cgroup, mount or process of a container is left.
 docker_nothing_left() {
+  want "a last container" "$(d run --rm "$IMG" echo last)" last
   want "docker ps -a" "$(d ps -aq)" ""
   want "runtime state" "$(ls "$T"/docker/exec/runtime-*/moby 2>/dev/null)" ""
   want "container cgroups" "$(ls -d /sys/fs/cgroup/*"$CGP"/docker/*/ 2>/dev/null)" ""
@@ -825,6 +826,10 @@ EOF
 }
 
 buildah_nothing_left() {
+  local c
+  c=$(b from --pull-never "$IMG")
+  want "a last container" "$(brun "$c" -- echo last)" last
+  b rm "$c" >/dev/null
   want "buildah containers" "$(b containers -q)" ""
   want "runtime state" "$(ls "$T/buildah-runtime" 2>/dev/null)" ""
   want "container cgroups" "$(ls -d /sys/fs/cgroup/*"$CGP"/buildah/*/ 2>/dev/null)" ""
