@@ -442,7 +442,7 @@ got-term"
 }
 
 docker_stop_kill() {
-  local name=$tag-stop t0 t1
+  local name=$tag-stop t0 t1 out
   # sleep as pid 1 has no handler: SIGTERM does nothing, SIGKILL after the timeout ends it.
   d run -d --name "$name" "$IMG" sleep 1000 >/dev/null
   d exec -d "$name" sleep 999
@@ -528,7 +528,7 @@ line3"
 }
 
 docker_limits() {
-  local name=$tag-limits bps=() mm dev
+  local name=$tag-limits bps=() mm dev out
   # a read-bps throttle on the block device of / (when it is one)
   mm=$(awk '$5 == "/" { print $3; exit }' /proc/self/mountinfo)
   dev=$(readlink -f "/dev/block/$mm" 2>/dev/null) && [ -b "$dev" ] && bps=(--device-read-bps "$dev:1mb")
