@@ -44,6 +44,7 @@ class Cri:
         self.cgroup_parent = env("CRI_CGP") + "/k8s"
         self.log_root = os.path.join(env("CRI_T"), "pod-logs")
         self.n = 0
+        self.created = []  # container ids, in order
 
     def call(self, method, request, timeout=None):
         return getattr(self.rt, method)(request, timeout=timeout or self.timeout)
@@ -78,27 +79,42 @@ class Cri:
             "PodSandboxStatus", api.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=verbose)
         )
 
+    # (A runtime that breaks containerd's stop path makes these hang until their deadline;
+    # with runc they take well under a second.)
     def stop_pod(self, pod_id):
-        self.call("StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        self.call("StopPodSandbox", api.StopPodSandboxRequest(pod_sandbox_id=pod_id),
+                  timeout=min(self.timeout, 10))
 
     def remove_pod(self, pod_id):
-        self.call("RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        self.call("RemovePodSandbox", api.RemovePodSandboxRequest(pod_sandbox_id=pod_id),
+                  timeout=min(self.timeout, 10))
 
     def pods(self):
         return self.call("ListPodSandbox", api.ListPodSandboxRequest()).items
 
     @contextmanager
-    def pod(self, name, **kw):
-        """A pod that is stopped and removed however the block ends."""
+    def pod(self, name, after=None, **kw):
+        """A pod that is stopped and removed however the block ends. When the block succeeded,
+        a failure to stop or remove it fails too (a kubelet would be stuck with it), and
+        after(ids of the pod and its containers) checks what is left."""
         pod_id, config = self.run_pod(name, **kw)
+        first = len(self.created)
         try:
             yield pod_id, config
-        finally:
+        except BaseException:
             try:
                 self.stop_pod(pod_id)
                 self.remove_pod(pod_id)
             except grpc.RpcError as e:
-                print("cleanup of pod %s: %s" % (pod_id, e.details()))
+                print("cleanup of pod %s: %s" % (pod_id[:12], e.details()))
+            raise
+        for step, call in (("StopPodSandbox", self.stop_pod), ("RemovePodSandbox", self.remove_pod)):
+            try:
+                call(pod_id)
+            except grpc.RpcError as e:
+                raise Failed("%s at the end: %s: %s" % (step, e.code(), e.details()))
+        if after:
+            after([pod_id] + self.created[first:])
 
     # --- containers ---------------------------------------------------------------------------
     def create(self, pod, name, command, security=None, resources=None, mounts=(), envs=None,
@@ -127,6 +143,7 @@ class Cri:
                 pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config
             ),
         ).container_id
+        self.created.append(cid)
         if start:
             self.call("StartContainer", api.StartContainerRequest(container_id=cid))
         return cid

@@ -17,6 +17,11 @@ cri = Cri()
 SH = ["sh", "-c"]
 
 
+def new_pod(name, **kw):
+    """cri.pod, and nothing of it left on the host after it is removed."""
+    return cri.pod(name, after=want_nothing_left, **kw)
+
+
 # --- host views -------------------------------------------------------------------------------
 def cgroup_of(pid, controller):
     """The cgroup path of pid in a v1 hierarchy."""
@@ -138,7 +143,7 @@ def pod_lifecycle():
 
 
 def exit_code_log():
-    with cri.pod("exit") as pod:
+    with new_pod("exit") as pod:
         cid = cri.create(pod, "exit3", SH + ["echo to-stdout; echo to-stderr >&2; exit 3"])
         st = cri.wait_state(cid, EXITED)
         want("exit code", st.exit_code, 3)
@@ -155,7 +160,7 @@ def exit_code_log():
 
 
 def exec_sync():
-    with cri.pod("exec") as pod:
+    with new_pod("exec") as pod:
         cid = sleeper(pod)
         out, err, code = cri.exec_sync(cid, SH + ["echo out; echo err >&2; exit 5"])
         want("ExecSync stdout, stderr, exit code", (out, err, code), ("out\n", "err\n", 5))
@@ -186,7 +191,7 @@ def exec_sync():
 
 def resources():
     mib = 1024 * 1024
-    with cri.pod("resources") as pod:
+    with new_pod("resources") as pod:
         res = api.LinuxContainerResources(
             cpu_period=100000, cpu_quota=50000, cpu_shares=512, memory_limit_in_bytes=64 * mib,
             cpuset_cpus="0", oom_score_adj=800)
@@ -215,7 +220,7 @@ def resources():
 
 
 def run_as_user():
-    with cri.pod("user") as pod:
+    with new_pod("user") as pod:
         cid = sleeper(pod, security=api.LinuxContainerSecurityContext(
             run_as_user=api.Int64Value(value=1234), run_as_group=api.Int64Value(value=100)))
         want("uid:gid of pid 1", proc_status(cri.pid(cid), "Uid").split()[0] + ":" +
@@ -231,7 +236,7 @@ def run_as_user():
 
 
 def readonly_rootfs():
-    with cri.pod("readonly") as pod:
+    with new_pod("readonly") as pod:
         cid = sleeper(pod, security=api.LinuxContainerSecurityContext(readonly_rootfs=True))
         out, err, code = cri.exec_sync(cid, ["touch", "/newfile"])
         if code == 0:
@@ -241,7 +246,7 @@ def readonly_rootfs():
 
 
 def capabilities():
-    with cri.pod("caps") as pod:
+    with new_pod("caps") as pod:
         cid = sleeper(pod, security=api.LinuxContainerSecurityContext(
             capabilities=api.Capability(add_capabilities=["SYS_ADMIN"],
                                         drop_capabilities=["CHOWN"]),
@@ -259,7 +264,7 @@ def capabilities():
 
 
 def privileged():
-    with cri.pod("privileged", privileged=True) as pod:
+    with new_pod("privileged", privileged=True) as pod:
         cid = sleeper(pod, security=api.LinuxContainerSecurityContext(privileged=True))
         host_bnd = proc_status(os.getpid(), "CapBnd")
         pid = cri.pid(cid)
@@ -281,7 +286,7 @@ def host_mounts():
         fh.write("from-host\n")
     with open(f, "w") as fh:
         fh.write("a file\n")
-    with cri.pod("mounts") as pod:
+    with new_pod("mounts") as pod:
         cid = sleeper(pod, mounts=[
             api.Mount(container_path="/data", host_path=rw),
             api.Mount(container_path="/ro", host_path=ro, readonly=True),
@@ -295,7 +300,7 @@ def host_mounts():
 
 
 def stop_timeout():
-    with cri.pod("stop") as pod:
+    with new_pod("stop") as pod:
         cid = cri.create(pod, "ignores-term",
                          SH + ['trap "" TERM; echo ready; while :; do sleep 0.1; done'])
         wait_for("the container to be ready", 10,
@@ -325,7 +330,7 @@ def stop_timeout():
 
 
 def stats():
-    with cri.pod("stats") as pod:
+    with new_pod("stats") as pod:
         cid = cri.create(pod, "busy", SH + ["i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done;"
                                            "x=$(head -c 4000000 /dev/zero | tr '\\0' a); sleep 1000"])
         cri.wait_state(cid, RUNNING)
@@ -344,7 +349,7 @@ def stats():
 
 
 def reopen_log():
-    with cri.pod("reopen") as pod:
+    with new_pod("reopen") as pod:
         cid = cri.create(pod, "counter",
                          SH + ["i=0; while :; do i=$((i+1)); echo line$i; sleep 0.1; done"])
         path = cri.log_path(pod, "counter")
@@ -361,7 +366,7 @@ def reopen_log():
 
 
 def shared_namespaces():
-    with cri.pod("shared", pid=POD, ipc=POD) as pod:
+    with new_pod("shared", pid=POD, ipc=POD) as pod:
         a = sleeper(pod, "a")
         b = sleeper(pod, "b")
         sandbox_pid = json.loads(cri.pod_status(pod[0], verbose=True).info["info"])["pid"]
@@ -383,7 +388,7 @@ def shared_namespaces():
         cri.stop(a, timeout=0)
         want("state of a after StopContainer", api.ContainerState.Name(cri.status(a).status.state),
              "CONTAINER_EXITED")
-    with cri.pod("own-pid", pid=CONTAINER) as pod:
+    with new_pod("own-pid", pid=CONTAINER) as pod:
         a = sleeper(pod, "a")
         want("pid 1 with pid=CONTAINER", cri.sh(a, "tr '\\0' ' ' </proc/1/cmdline"),
              "sleep 1000 ")
