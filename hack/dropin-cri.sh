@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Prove a runtime works under Kubernetes' CRI: a private containerd 1.6 with its CRI plugin, the
+# runtime under test as a runtime handler, driven over the CRI v1 gRPC API as a kubelet does.
+#   hack/dropin-cri.sh [RUNTIME_BINARY]    (default: target/release/brig)
+#   DROPIN_LOGS=DIR keeps the log of every runtime call (calls-cri.log) and containerd's log.
+#   CRI_VENV=DIR: the Python venv with grpcio-tools (default: target/cri-venv; made when missing,
+#   with pip from PyPI).
+# `hack/dropin-cri.sh /usr/sbin/runc` runs the same checks against Debian's runc. The CRI client
+# (hack/cri/) is Python; its stubs are generated at run time from ../shared/cri-api/api.proto.
+# The busybox and pause images are built here from busybox-static; nothing else needs the
+# network. Run as root.
+#
+# containerd calls a wrapper named `runc` (the handler's BinaryName) that logs the subcommand
+# and arguments, then execs the runtime under test. The summary lists each scenario,
+# PASS/FAIL and the runtime subcommands containerd called during it; the last line is
+# `dropin-cri: N passed, N failed` and the exit status is non-zero on any failure.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" != 0 ]; then
+  echo "dropin-cri: run as root (containers need it)" >&2
+  exit 1
+fi
+runtime=$(readlink -f "${1:-$repo/target/release/brig}")
+if [ ! -x "$runtime" ]; then
+  echo "dropin-cri: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
+  exit 1
+fi
+proto=${CRI_PROTO:-$repo/../shared/cri-api/api.proto}
+if [ ! -f "$proto" ]; then
+  echo "dropin-cri: no CRI API at $proto (set CRI_PROTO)" >&2
+  exit 1
+fi
+
+# --- packages --------------------------------------------------------------------------------
+packages=(containerd busybox-static python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "dropin-cri: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
+    echo "dropin-cri: could not install ${missing[*]}" >&2
+    exit 1
+  }
+fi
+venv=${CRI_VENV:-$repo/target/cri-venv}
+if ! "$venv/bin/python" -c 'import grpc_tools' 2>/dev/null; then
+  echo "dropin-cri: pip install grpcio-tools into $venv"
+  { /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q grpcio-tools; } || {
+    echo "dropin-cri: could not make the venv $venv" >&2
+    exit 1
+  }
+fi
+PY=$venv/bin/python
+
+started=$(date +%s)
+T=$(mktemp -d /tmp/brig-dropin-cri.XXXXXX)
+chmod 755 "$T"
+tag=cri$$                        # unique per run: names, cgroup directory
+IMG=localhost/brig-busybox:latest
+PAUSE=localhost/brig-pause:latest
+SOCK=$T/containerd/containerd.sock
+HANDLER=dropin                   # the CRI runtime handler of the runtime under test
+containerd_pid=
+
+# Pods' and containers' cgroups go below this script's own cgroup (the deepest of its v1 paths),
+# in a directory of this run; every directory made for them is removed at the end.
+own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
+CGP=${own_cg%/}/brig-$tag
+cg_made=()   # hierarchy directories on CGP's path that did not exist before
+for h in /sys/fs/cgroup/*/; do
+  [ -f "$h/cgroup.procs" ] || continue
+  d=${h%/}
+  IFS=/ read -ra parts <<<"${CGP#/}"
+  for part in "${parts[@]}"; do
+    d=$d/$part
+    [ -d "$d" ] || cg_made+=("$d")
+  done
+done
+# containerd's shim sockets go to /run/containerd/s whatever the state dir; containerd makes
+# /run/containerd itself. Those this run makes go at the end (directories only when empty).
+host_dirs=(/run/containerd)
+host_dirs_new=()
+for d in "${host_dirs[@]}"; do [ -e "$d" ] || host_dirs_new+=("$d"); done
+shim_sockets_before=$(ls /run/containerd/s 2>/dev/null | sort)
+# The shim's exec process files go to /tmp; a shim killed at the wrong moment leaves them.
+tmp_files() { compgen -G "/tmp/runc-process*"; }
+tmp_files_before=$(tmp_files | sort)
+
+# pids of processes whose command line names our temp dir (shims): only ours.
+our_pids() {
+  local f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}
+    pid=${pid%/cmdline}
+    [ "$pid" = $$ ] && continue
+    tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$T/" && echo "$pid"
+  done
+}
+
+cri() { timeout -k 5 "${CRI_TIMEOUT:-120}" "$PY" "$repo/hack/cri/scenarios.py" "$@" </dev/null; }
+
+cleanup() {
+  set +e
+  trap - EXIT INT TERM
+  [ "${1:-}" = interrupted ] && echo "dropin-cri: interrupted, cleaning up" >&2
+  if [ -n "$containerd_pid" ]; then
+    # Every pod (and its containers) through the CRI, as a kubelet would.
+    CRI_TIMEOUT=30 CRI_CALL_TIMEOUT=10 cri cleanup >/dev/null 2>&1
+    kill "$containerd_pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$containerd_pid" 2>/dev/null
+    wait "$containerd_pid" 2>/dev/null
+  fi
+  # Shims of this run outlive their daemon when something went wrong, and so do container
+  # processes: everything in this run's cgroups is ours (thawed first: a frozen task does not die).
+  for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null; done
+  if [ -d "/sys/fs/cgroup/freezer$CGP" ]; then
+    find "/sys/fs/cgroup/freezer$CGP" -name freezer.state -exec sh -c 'echo THAWED > "$1"' _ {} \; 2>/dev/null
+  fi
+  for pid in $(find /sys/fs/cgroup/*"$CGP" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+    kill -9 "$pid" 2>/dev/null
+  done
+  # Mounts under the temp dir, deepest first; rm -rf only once none is left.
+  for _ in 1 2 3; do
+    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null; done
+  done
+  if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    echo "dropin-cri: mounts left under $T, not removing it" >&2
+  else
+    rm -rf --one-file-system "$T"
+  fi
+  # The pods' cgroups, then the directories of this run on their path.
+  for _ in $(seq 20); do
+    for h in /sys/fs/cgroup/*/; do
+      [ -d "${h%/}$CGP" ] && find "${h%/}$CGP" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    compgen -G "/sys/fs/cgroup/*$CGP" >/dev/null || break
+    sleep 0.5
+  done
+  for ((i = ${#cg_made[@]} - 1; i >= 0; i--)); do rmdir "${cg_made[i]}" 2>/dev/null; done
+  for sock in $(ls /run/containerd/s 2>/dev/null); do
+    grep -qxF "$sock" <<<"$shim_sockets_before" || rm -f "/run/containerd/s/$sock"
+  done
+  for f in $(tmp_files); do
+    grep -qxF "$f" <<<"$tmp_files_before" || rm -rf --one-file-system "$f"
+  done
+  for d in "${host_dirs_new[@]}"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+}
+trap cleanup EXIT
+trap 'cleanup interrupted; exit 130' INT TERM
+
+# --- the runtime wrapper ----------------------------------------------------------------------
+# A script named runc that logs its subcommand and arguments, then execs the runtime under test
+# (same pid, same descriptors).
+mkdir -p "$T/bin"
+cat >"$T/bin/runc" <<EOF
+#!/bin/sh
+sub=
+skip=
+for a in "\$@"; do
+  if [ -n "\$skip" ]; then skip=; continue; fi
+  case \$a in
+    --root|--log|--log-format|--criu) skip=1 ;;
+    --version|-v) sub=version; break ;;
+    -*) ;;
+    *) sub=\$a; break ;;
+  esac
+done
+printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-cri.log"
+exec "$runtime" "\$@"
+EOF
+chmod 755 "$T/bin/runc"
+: >"$T/calls-cri.log"
+
+# --- the images: busybox, and a pause image on the same layer (docker save layout) -------------
+build_images() {
+  local img=$T/image arch layer config entry
+  mkdir -p "$img/archive"
+  BRIG= bash "$repo/hack/make-rootfs.sh" "$img" >/dev/null || return 1
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/rootfs" \
+    -cf "$img/layer.tar" . || return 1
+  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
+  arch=$(dpkg --print-architecture)
+  mkdir -p "$img/archive/$layer"
+  mv "$img/layer.tar" "$img/archive/$layer/layer.tar"
+  local manifest=
+  for entry in "$IMG|\"Cmd\":[\"sh\"]" \
+    "$PAUSE|\"Entrypoint\":[\"/bin/sh\",\"-c\",\"trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done\"]"; do
+    printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"hack/dropin-cri.sh: busybox-static"}]}' \
+      "$arch" "${entry#*|}" "$layer" >"$img/config.json"
+    config=$(sha256sum "$img/config.json" | cut -d' ' -f1)
+    mv "$img/config.json" "$img/archive/$config.json"
+    manifest+="${manifest:+,}{\"Config\":\"$config.json\",\"RepoTags\":[\"${entry%%|*}\"],\"Layers\":[\"$layer/layer.tar\"]}"
+  done
+  echo "[$manifest]" >"$img/archive/manifest.json"
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
+    -cf "$T/images.tar" . || return 1
+  rm -rf "$img"
+}
+
+# --- containerd with the CRI plugin -----------------------------------------------------------
+CTR=(ctr --address "$SOCK" --namespace k8s.io)
+start_containerd() {
+  local d=$T/containerd
+  mkdir -p "$d" "$T/runc-root" "$T/cni/bin" "$T/cni/conf"
+  cat >"$d/config.toml" <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = "$d/debug.sock"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE"
+  # no CAP_SYS_RESOURCE here: keep oom_score_adj at or above our own
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "$HANDLER"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$HANDLER]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$HANDLER.options]
+        BinaryName = "$T/bin/runc"
+        Root = "$T/runc-root"
+        SystemdCgroup = false
+  # host-network pods only: no CNI plugin, an empty configuration directory of our own
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$T/cni/bin"
+    conf_dir = "$T/cni/conf"
+EOF
+  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 100); do
+    "${CTR[@]}" version >/dev/null 2>&1 && return 0
+    kill -0 "$containerd_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "dropin-cri: containerd did not start:" >&2
+  cat "$d/log" >&2
+  return 1
+}
+
+# --- driver -----------------------------------------------------------------------------------
+export CRI_SOCK=$SOCK CRI_GEN=$T/gen CRI_T=$T CRI_CGP=$CGP CRI_TAG=$tag CRI_IMG=$IMG
+export CRI_HANDLER=$HANDLER CRI_RUNTIME_ROOT=$T/runc-root CRI_STATE=$T/containerd/state
+results=()
+passed=0
+failed=0
+scenario() { # scenario NAME FUNCTION
+  local name=$1 fn=$2 rc t0=$SECONDS
+  printf '## %s\n' "$name" >>"$T/calls-cri.log"
+  cri "$fn" >"$T/scenario.out" 2>&1
+  rc=$?
+  if [ "$rc" = 0 ]; then
+    passed=$((passed + 1))
+    results+=("PASS $name")
+    echo "PASS cri: $name ($((SECONDS - t0))s)"
+  else
+    failed=$((failed + 1))
+    results+=("FAIL $name")
+    echo "FAIL cri: $name (status $rc, $((SECONDS - t0))s)"
+    sed 's/^/    /' "$T/scenario.out"
+  fi
+}
+
+echo "dropin-cri: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
+echo "dropin-cri: $(containerd --version | cut -d' ' -f1,3) (CRI plugin), $("$PY" -c 'import grpc; print("grpcio", grpc.__version__)')"
+mkdir -p "$T/gen"
+sed -e '/gogoproto/d' "$proto" >"$T/gen/api.proto"
+(cd "$T/gen" && "$PY" -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. api.proto) || {
+  echo "dropin-cri: could not generate the CRI stubs from $proto" >&2
+  exit 1
+}
+build_images || { echo "dropin-cri: could not build the images" >&2; exit 1; }
+
+if start_containerd && "${CTR[@]}" images import "$T/images.tar" >/dev/null && cri setup >"$T/setup.out" 2>&1; then
+  scenario "pod: RunPodSandbox (host network), status, Stop, Remove" pod_lifecycle
+  scenario "container exits with a code: ContainerStatus, CRI log file" exit_code_log
+  scenario "ExecSync: output, exit code, timeout" exec_sync
+  scenario "resources, UpdateContainerResources (host cgroup files)" resources
+  scenario "run_as_user, run_as_group, HOME" run_as_user
+  scenario "readonly rootfs" readonly_rootfs
+  scenario "capabilities add/drop, RuntimeDefault seccomp" capabilities
+  scenario "privileged pod and container" privileged
+  scenario "host-path mounts: rw, readonly, file" host_mounts
+  scenario "StopContainer of a TERM-ignoring process (SIGKILL after the timeout)" stop_timeout
+  scenario "ContainerStats, ListContainerStats" stats
+  scenario "ReopenContainerLog" reopen_log
+  scenario "shared pid and ipc namespaces in a pod" shared_namespaces
+  scenario "20 pods in a loop, nothing left behind" pod_loop
+else
+  failed=$((failed + 1))
+  results+=("FAIL setup (containerd, image import, CRI ready)")
+  echo "FAIL cri: setup"
+  sed 's/^/    /' "$T/setup.out" 2>/dev/null
+  tail -20 "$T/containerd/log" | sed 's/^/    /'
+fi
+
+# --- summary ----------------------------------------------------------------------------------
+echo
+echo "dropin-cri: summary for $runtime"
+echo "cri: runtime calls per scenario"
+awk -F'\t' '
+  function flush() { if (name != "") { printf "  %-72s %s\n", name, line } }
+  /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
+  { if (!($1 in n)) order[++k] = $1; n[$1]++
+    line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
+  END { flush() }' "$T/calls-cri.log"
+printf '  all subcommands: %s\n' "$(awk -F'\t' '!/^## / { print $1 }' "$T/calls-cri.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+# Every distinct command line, ids and paths of this run replaced by names.
+echo "cri: runtime command lines (B = the task's bundle, ID = a container or exec id)"
+awk -F'\t' '!/^## / { print $2 }' "$T/calls-cri.log" |
+  sed -E "s#$T/containerd/state/io.containerd.runtime.v2.task/k8s.io/[0-9a-f]{64}#B#g; s#$T#T#g;
+    s#[0-9a-f]{64}#ID#g; s#/tmp/runc-process[0-9]+#/tmp/runc-processN#g" |
+  sort | uniq -c | sort -rn | sed 's/^/  /'
+# What the runtime answered when it failed, as containerd logged it.
+if grep -q 'did not terminate successfully' "$T/containerd/log" 2>/dev/null; then
+  echo "cri: runtime failures in containerd's log"
+  perl -ne 'next unless /did not terminate successfully/;
+    my ($what) = /\bmsg="([a-zA-Z ]+)/;
+    my ($why) = /did not terminate successfully((?:\\.|[^"\\])*)/;
+    $why =~ s/[0-9a-f]{64}/ID/g; $why =~ s/\\+"/"/g; $why =~ s/\\*"\s*runtime=.*//; $why =~ s/(\\+n|: unknown|\s)+$//;
+    print "$what: ...$why\n"' "$T/containerd/log" | sort | uniq -c | sort -rn | head -20 | sed 's/^/  /'
+fi
+for r in "${results[@]}"; do echo "  $r"; done
+if [ -n "${DROPIN_LOGS:-}" ]; then
+  mkdir -p "$DROPIN_LOGS" && cp "$T/calls-cri.log" "$T/containerd/log" "$DROPIN_LOGS"/ &&
+    echo "dropin-cri: runtime calls in $DROPIN_LOGS"
+fi
+echo "dropin-cri: took $(($(date +%s) - started))s"
+echo "dropin-cri: $passed passed, $failed failed"
+[ "$failed" = 0 ]
