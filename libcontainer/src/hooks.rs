@@ -190,16 +190,7 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
 /// refuse close_range (a hook inherits init's filter), then each open one is marked by fcntl.
 /// Only async-signal-safe calls: this runs between fork and exec.
 fn close_on_exec_from(first: u32) {
-    // SAFETY: close_range only changes descriptor flags.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
+    if crate::utils::close_range_cloexec(first).is_ok() {
         return;
     }
     let mut limit = libc::rlimit {

@@ -55,14 +55,7 @@ pub fn prepare(
         // in the caller's mount namespace and init chroots. Nothing of the caller's changes:
         // no propagation, no pivot; the rootfs gets a bind of its own, which a read-only root
         // remounts (the caller's mount of that directory stays as it is).
-        mount(
-            Some(rootfs),
-            rootfs,
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            NONE,
-        )
-        .ctx(|| format!("bind-mount rootfs {} onto itself", rootfs.display()))?;
+        bind_onto_itself(rootfs)?;
     }
     let root = nix::fcntl::open(
         rootfs,
@@ -156,7 +149,11 @@ fn prepare_root(config: &Config) -> Result<()> {
         MsFlags::MS_PRIVATE
     };
     make_parent_mount(&config.rootfs, parent)?;
-    let rootfs = &config.rootfs;
+    bind_onto_itself(&config.rootfs)
+}
+
+/// The rootfs becomes a mount of its own (pivot_root and a read-only root need one).
+fn bind_onto_itself(rootfs: &Path) -> Result<()> {
     mount(
         Some(rootfs),
         rootfs,

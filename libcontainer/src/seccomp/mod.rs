@@ -59,6 +59,20 @@ pub struct Listener {
     pub metadata: Option<String>,
 }
 
+/// The kernel refuses a filter longer than BPF_MAXINSNS; say so before it does.
+fn check_length<T>(program: &[T]) -> Result<()> {
+    if program.len() > 4096 {
+        return Err(Error::config(
+            "linux.seccomp",
+            format!(
+                "compiles to a filter of {} instructions, above the kernel's 4096",
+                program.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What `compile` accepts, by runtime-spec name (for `features`).
 pub const ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL",
@@ -392,15 +406,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters> {
         for (abi, rules) in by_abi(any_rule.rules, x32) {
             let mut program = program(rules, default.clone(), SeccompAction::Allow, &default, abi)?;
             program.splice(0..0, stub.iter().cloned());
-            if program.len() > 4096 {
-                return Err(Error::config(
-                    "linux.seccomp",
-                    format!(
-                        "compiles to a filter of {} instructions, above the kernel's 4096",
-                        program.len()
-                    ),
-                ));
-            }
+            check_length(&program)?;
             programs.push(program);
         }
     }
@@ -559,15 +565,7 @@ fn program(
             },
         ];
         program.splice(3..3, guard);
-        if program.len() > 4096 {
-            return Err(Error::config(
-                "linux.seccomp",
-                format!(
-                    "compiles to a filter of {} instructions, above the kernel's 4096",
-                    program.len()
-                ),
-            ));
-        }
+        check_length(&program)?;
     }
     Ok(program)
 }
