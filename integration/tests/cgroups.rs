@@ -388,8 +388,8 @@ fn bad_resources_fail_clearly_and_leave_nothing() {
             "linux.resources.memory.limit",
         ),
         (
-            json!({"devices": [{"allow": true, "access": "rwx"}]}),
-            "linux.resources.devices[0].access",
+            json!({"devices": [{"allow": true, "access": ""}]}),
+            "linux.resources.devices[0].access: must not be empty",
         ),
         (
             json!({"cpu": {"cpus": "99"}}),
@@ -558,7 +558,7 @@ fn hugepage_limits_and_unified_keys_go_to_the_unified_hierarchy() {
     ok(&b.brig(&["create", &id]));
     let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
     let dir = unified_dir(pid);
-    assert!(dir.ends_with(format!("brig-{id}")), "{}", dir.display());
+    assert!(dir.ends_with(&id), "{}", dir.display());
     assert_eq!(read(&dir, "hugetlb.2MB.max"), "4194304");
     assert_eq!(read(&dir, "hugetlb.1GB.max"), "0");
     let stats = ok(&b.brig(&["events", "--stats", &id]));
@@ -614,4 +614,441 @@ fn a_writable_cgroup_mount_in_a_cgroup_namespace_delegates_the_cgroup_on_v2_only
         assert_eq!(owner(""), 0);
     }
     ok(&b.brig(&["delete", "--force", &id]));
+}
+
+/// `/proc/self/cgroup`'s path for the hierarchy with `controller` (v1) or the `0::` line.
+fn own_cgroup(controller: Option<&str>) -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let hit = match controller {
+                Some(c) => list.split(',').any(|x| x == c),
+                None => list.is_empty(),
+            };
+            hit.then(|| path.to_string())
+        })
+        .unwrap()
+}
+
+/// Where a relative cgroupsPath `rel` lands for the freezer: v1 below our own freezer cgroup,
+/// v2 beside our own cgroup (below its parent).
+fn freezer_dir_for(rel: &str) -> (PathBuf, &'static str, &'static str) {
+    if v2() {
+        let own = own_cgroup(None);
+        let parent = std::path::Path::new(&own)
+            .parent()
+            .unwrap_or(std::path::Path::new("/"))
+            .to_path_buf();
+        let dir = PathBuf::from("/sys/fs/cgroup")
+            .join(parent.strip_prefix("/").unwrap())
+            .join(rel);
+        (dir, "cgroup.freeze", "1")
+    } else {
+        let own = own_cgroup(Some("freezer"));
+        let dir = PathBuf::from("/sys/fs/cgroup/freezer")
+            .join(own.trim_start_matches('/'))
+            .join(rel);
+        (dir, "freezer.state", "FROZEN")
+    }
+}
+
+#[test]
+fn a_cgroup_frozen_already_is_refused_at_once() {
+    let id = unique_id("cgfrozen");
+    let rel = format!("brig-frozen-{id}");
+    let (dir, file, frozen) = freezer_dir_for(&rel);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), frozen).unwrap();
+    struct Thaw(PathBuf, &'static str);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let thawed = if self.1 == "cgroup.freeze" {
+                "0"
+            } else {
+                "THAWED"
+            };
+            let _ = std::fs::write(self.0.join(self.1), thawed);
+        }
+    }
+    struct Rmdir(PathBuf);
+    impl Drop for Rmdir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    // Dropped last, after the bundle's cleanup removed what brig made below it.
+    let _rmdir = Rmdir(dir.clone());
+    let mut b = Bundle::new("cgfrozen");
+    b.set_args(&["true"]);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(rel));
+    // Dropped before the bundle: a frozen process cannot die, so thaw before any cleanup.
+    let thaw = Thaw(dir.clone(), file);
+    // brig used to hang here forever, its init parked in the frozen cgroup.
+    let mut child = b
+        .command(&["create", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            // Thaw so the stuck create can finish, then fail the test.
+            drop(thaw);
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("create on a frozen cgroup did not return");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("container's cgroup unexpectedly frozen"),
+        "{err}"
+    );
+    assert!(b.containers().is_empty());
+    assert!(dir.exists(), "the cgroup brig did not make was removed");
+    drop(thaw);
+}
+
+#[test]
+fn without_a_cgroups_path_the_cgroup_is_named_after_the_id_on_every_hierarchy() {
+    let mut b = Bundle::new("cgnoname");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+        c["linux"]["resources"] = json!({"pids": {"limit": 30}});
+    });
+    let id = unique_id("cgnoname");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // Every line: pids, memory, … and (on a hybrid host too, as runc) the unified `0::` one.
+    for line in text.lines() {
+        assert!(line.ends_with(&format!("/{id}")), "{text}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("0::")), "{text}");
+    let unified = unified_dir(pid);
+    assert!(unified.is_dir());
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(!unified.exists(), "the unified cgroup was left behind");
+    assert!(no_cgroup_named(&id));
+}
+
+#[test]
+fn linux_devices_make_nodes_and_the_device_cgroup_decides_access() {
+    // runc's dev.bats "device cgroup deny": /dev/kmsg is listed in linux.devices, and the
+    // resources deny everything, so the node exists and every access is refused.
+    let mut b = Bundle::with_script(
+        "devnode",
+        "test -c /dev/kmsg && echo node; \
+         echo x 2>&1 > /dev/kmsg | grep -o 'Operation not permitted'; \
+         head -c1 /dev/kmsg 2>&1 >/dev/null | grep -o 'Operation not permitted'; \
+         echo y > /dev/null && echo null-ok",
+    );
+    b.edit(|c| {
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        let caps = json!(["CAP_SYSLOG"]);
+        c["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+    });
+    assert_eq!(
+        ok(&b.run(&unique_id("devnode"))),
+        "node\nOperation not permitted\nOperation not permitted\nnull-ok\n"
+    );
+    // An access letter runc does not know is ignored ("rwa" is "rw"), not refused; that rule
+    // allows reading the node again.
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwa"}
+        ]});
+        c["process"]["args"] = json!(["sh", "-c", "head -c1 /dev/kmsg >/dev/null && echo read-ok"]);
+    });
+    assert_eq!(ok(&b.run(&unique_id("devletters"))), "read-ok\n");
+}
+
+#[test]
+fn delete_force_removes_the_cgroups_the_container_made_below_its_own() {
+    let mut b = Bundle::new("cgsub");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("cgsub");
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("brig-sub-{id}")));
+    ok(&b.brig(&["run", "-d", &id]));
+    let detached = b.brig(&["exec", "--detach", &id, "sleep", "999"]);
+    ok(&detached);
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    // The second sleep moves into a sub-cgroup "foo" of every hierarchy that can hold it
+    // (what a container with a writable cgroup mount does).
+    let controllers: Vec<&str> = if v2() {
+        vec!["pids"]
+    } else {
+        vec!["memory", "freezer", "pids"]
+    };
+    let mut subs = Vec::new();
+    let sleeper = {
+        let dir = cgroup_dir(pid, controllers[0]);
+        let procs = read(&dir, "cgroup.procs");
+        procs
+            .lines()
+            .map(|p| p.trim().to_string())
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("999"))
+            })
+            .expect("the exec'd sleep")
+    };
+    for c in &controllers {
+        let sub = cgroup_dir(pid, c).join("foo");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("cgroup.procs"), &sleeper).unwrap();
+        subs.push(sub);
+    }
+    let out = b.brig(&["delete", "--force", &id]);
+    for sub in &subs {
+        if sub.exists() {
+            let _ = std::fs::write(sub.parent().unwrap().join("cgroup.procs"), &sleeper);
+            let _ = std::fs::remove_dir(sub);
+        }
+    }
+    ok(&out);
+    assert!(subs.iter().all(|s| !s.exists()), "sub-cgroups left behind");
+    assert!(
+        !pid_alive(sleeper.parse().unwrap()),
+        "the process in the sub-cgroup survived"
+    );
+    assert!(no_cgroup_named(&format!("brig-sub-{id}")));
+}
+
+#[test]
+fn zero_resource_values_mean_not_set() {
+    // What Docker sends for a container without limits: every field, unset ones as zero.
+    let mut b = Bundle::new("cgzero");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0, "kernelTCP": 0,
+                       "disableOOMKiller": false, "useHierarchy": false},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                    "realtimePeriod": 0, "cpus": "", "mems": ""},
+            "blockIO": {"weight": 0, "leafWeight": 0,
+                        "weightDevice": [{"major": 8, "minor": 0, "weight": 0, "leafWeight": 0}]},
+            "pids": {"limit": 0},
+            "network": {"classID": 0}
+        });
+    });
+    let id = unique_id("cgzero");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let cpu = cgroup_dir(pid, "cpu");
+    let memory = cgroup_dir(pid, "memory");
+    if v2() {
+        assert_eq!(read(&cpu, "cpu.weight"), "100");
+        assert_eq!(read(&cpu, "cpu.max"), "max 100000");
+        assert_eq!(read(&memory, "memory.max"), "max");
+    } else {
+        assert_eq!(read(&cpu, "cpu.shares"), "1024");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "-1");
+        assert_eq!(
+            read(&memory, "memory.limit_in_bytes"),
+            "9223372036854771712"
+        );
+    }
+    assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "max");
+    ok(&b.brig(&["delete", "--force", &id]));
+}
+
+#[test]
+fn a_missing_cgroup_file_is_reported_as_missing_and_named() {
+    // No kernel here has blkio.leaf_weight (CFQ is gone); v2 has no leaf weights at all.
+    let mut b = Bundle::new("cgmissing");
+    b.edit(|c| c["linux"]["resources"] = json!({"blockIO": {"leafWeight": 300}}));
+    let id = unique_id("cgmissing");
+    let err = fails(&b.brig(&["create", &id]));
+    assert!(err.contains("linux.resources.blockIO.leafWeight"), "{err}");
+    if v2() {
+        assert!(err.contains("cannot be applied on cgroup v2"), "{err}");
+    } else {
+        assert!(err.contains("blkio.leaf_weight does not exist"), "{err}");
+    }
+    assert!(!err.contains("permission denied"), "{err}");
+    assert!(b.containers().is_empty());
+    assert!(no_cgroup_named(&id));
+}
+
+#[test]
+fn update_checks_everything_before_writing_and_says_what_was_applied() {
+    let mut b = Bundle::new("cgupd");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 40}})
+    });
+    let id = unique_id("cgupd");
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let (memory, pids) = (cgroup_dir(pid, "memory"), cgroup_dir(pid, "pids"));
+    let limit_file = if v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let update = |json: &str| {
+        write_stdin(
+            b.command(&["update", "--resources", "-", &id])
+                .current_dir(&b.dir),
+            json,
+        )
+    };
+    // docker update's shape: every field, most of them zero. Only memory and pids change.
+    let docker = r#"{"blockIO": {"weight": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0,
+        "realtimeRuntime": 0, "realtimePeriod": 0, "cpus": "", "mems": ""},
+        "memory": {"limit": 100663296, "reservation": 0, "swap": 0, "kernel": 0},
+        "pids": {"limit": 50}}"#;
+    ok(&update(docker));
+    assert_eq!(read(&memory, limit_file), "100663296");
+    assert_eq!(read(&pids, "pids.max"), "50");
+    // A setting this host cannot apply is found before anything is written.
+    let refused = update(
+        r#"{"memory": {"limit": 134217728}, "pids": {"limit": 60},
+        "blockIO": {"leafWeight": 300}}"#,
+    );
+    let err = fails(&refused);
+    assert!(err.contains("linux.resources.blockIO.leafWeight"), "{err}");
+    assert_eq!(read(&memory, limit_file), "100663296", "memory changed");
+    assert_eq!(read(&pids, "pids.max"), "50", "pids changed");
+    // A write the kernel refuses half-way: the error says what was applied before it.
+    let half = update(r#"{"memory": {"limit": 134217728}, "cpu": {"cpus": "999"}}"#);
+    let err = fails(&half);
+    assert!(err.contains("linux.resources.cpu.cpus"), "{err}");
+    assert!(err.contains("applied before it: memory.limit"), "{err}");
+    assert_eq!(read(&memory, limit_file), "134217728");
+    ok(&b.brig(&["delete", "--force", &id]));
+}
+
+#[test]
+fn v1_update_writes_limits_in_an_order_the_kernel_accepts() {
+    if v2() {
+        return; // cgroup v1 files only
+    }
+    let own_cpu = own_cgroup(Some("cpu"));
+    let id = unique_id("cgorder");
+    // A pod cgroup with a CPU limit of half a CPU, the container below it.
+    let pod = PathBuf::from("/sys/fs/cgroup/cpu")
+        .join(own_cpu.trim_start_matches('/'))
+        .join(format!("brig-pod-{id}"));
+    std::fs::create_dir_all(&pod).unwrap();
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _pod = Rm(pod.clone());
+    std::fs::write(pod.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let mut b = Bundle::new("cgorder");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("brig-pod-{id}/{id}"));
+        c["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 67108864}});
+    });
+    ok(&b.brig(&["run", "-d", &id]));
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    let (memory, cpu) = (cgroup_dir(pid, "memory"), cgroup_dir(pid, "cpu"));
+    // No memory limit: memory+swap has to go first, or the kernel refuses memory.
+    if memory.join("memory.memsw.limit_in_bytes").exists() {
+        ok(&b.brig(&["update", "--memory", "-1", &id]));
+        assert_eq!(
+            read(&memory, "memory.limit_in_bytes"),
+            "9223372036854771712"
+        );
+        assert_eq!(
+            read(&memory, "memory.memsw.limit_in_bytes"),
+            "9223372036854771712"
+        );
+        // Raising both where the new memory is above the old memory+swap.
+        ok(&b.brig(&["update", "--memory", "30M", "--memory-swap", "50M", &id]));
+        ok(&b.brig(&["update", "--memory", "60M", "--memory-swap", "80M", &id]));
+        assert_eq!(
+            read(&memory, "memory.limit_in_bytes"),
+            (60 << 20).to_string()
+        );
+        assert_eq!(
+            read(&memory, "memory.memsw.limit_in_bytes"),
+            (80 << 20).to_string()
+        );
+    }
+    // A shorter period under the pod's quota is refused until the new, lower quota is in.
+    ok(&b.brig(&[
+        "update",
+        "--cpu-period",
+        "10000",
+        "--cpu-quota",
+        "3000",
+        &id,
+    ]));
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "10000");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "3000");
+    ok(&b.brig(&["delete", "--force", &id]));
+}
+
+#[test]
+fn the_canonical_v1_mount_is_used_when_a_hierarchy_is_mounted_twice() {
+    if v2() {
+        return; // v1 hierarchies only
+    }
+    // In a mount namespace of its own: a bind mount of a subdirectory of the pids hierarchy
+    // comes first in mountinfo, the canonical /sys/fs/cgroup/pids after it.
+    let mut b = Bundle::new("cgcanon");
+    b.set_args(&["sleep", "1000"]);
+    let id = unique_id("cgcanon");
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("brig-canon-{id}"));
+        c["linux"]["resources"] = json!({"pids": {"limit": 7}});
+    });
+    let own = own_cgroup(Some("pids"));
+    let decoy = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(own.trim_start_matches('/'))
+        .join(format!("brig-decoy-{id}"));
+    std::fs::create_dir_all(&decoy).unwrap();
+    let elsewhere = b.dir.join("pids-elsewhere");
+    let keep = b.dir.join("pids-canonical");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(&keep).unwrap();
+    let script = format!(
+        "set -e; mount --make-rprivate /; mount --bind /sys/fs/cgroup/pids {keep}; \
+         umount /sys/fs/cgroup/pids; mount --bind {keep}/{decoy_rel} {elsewhere}; \
+         mount --bind {keep} /sys/fs/cgroup/pids; umount {keep}; \
+         exec {brig} --root {root} run -d {id}",
+        keep = keep.display(),
+        decoy_rel = decoy.strip_prefix("/sys/fs/cgroup/pids").unwrap().display(),
+        elsewhere = elsewhere.display(),
+        brig = brig_binary().display(),
+        root = b.root.display(),
+    );
+    let out = output_via_files(
+        std::process::Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .current_dir(&b.dir),
+        &b.dir,
+    );
+    let started = out.status.success();
+    // The limit is in the cgroup the container's processes are in, not in one below the
+    // decoy mount's subtree.
+    let limit = b.state(&id).map(|s| {
+        let pid = s["pid"].as_i64().unwrap();
+        std::fs::read_to_string(cgroup_dir(pid, "pids").join("pids.max")).unwrap_or_default()
+    });
+    let _ = b.brig(&["delete", "--force", &id]);
+    let _ = std::fs::remove_dir(decoy.join(format!("brig-canon-{id}")));
+    let _ = std::fs::remove_dir(&decoy);
+    assert!(started, "{}", stderr(&out));
+    assert_eq!(limit.as_deref().map(str::trim), Some("7"));
 }

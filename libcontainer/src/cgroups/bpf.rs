@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn default_rules_allow_the_standard_nodes_only() {
         let mut rules = vec![rule(false, 'a', None, None, "rwm")];
-        rules.extend(defaults());
+        rules.extend(defaults(&[]));
         let prog = device_program(&rules).unwrap();
         let rw = ACC_READ | ACC_WRITE;
         assert_eq!(run(&prog, DEV_CHAR, rw, 1, 3), 1, "/dev/null");

@@ -1,7 +1,9 @@
 //! Device access rules: the defaults every container gets (runc's list), the config's own
 //! rules, and the nodes of `linux.devices`.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use crate::error::{Error, Result};
 
@@ -42,9 +44,21 @@ fn allow(kind: char, major: Option<i64>, minor: Option<i64>) -> Rule {
     }
 }
 
-/// null, zero, full, random, urandom, tty, console, ptmx, the pts range, and mknod of any node.
-pub fn defaults() -> Vec<Rule> {
-    vec![
+/// The nodes every container gets, with their paths: null, zero, full, random, urandom, tty.
+const DEFAULT_NODES: [(&str, i64, i64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/random", 1, 8),
+    ("/dev/full", 1, 7),
+    ("/dev/tty", 5, 0),
+    ("/dev/zero", 1, 5),
+    ("/dev/urandom", 1, 9),
+];
+
+/// runc's default allow list: mknod of any node, the default nodes but those `linux.devices`
+/// lists again (the config's entry replaces the default one, so only the config's rules decide
+/// its access), the pts range, ptmx and tun/tap.
+pub fn defaults(spec_devices: &[LinuxDevice]) -> Vec<Rule> {
+    let mut rules = vec![
         Rule {
             access: "m".into(),
             ..allow('c', None, None)
@@ -53,22 +67,25 @@ pub fn defaults() -> Vec<Rule> {
             access: "m".into(),
             ..allow('b', None, None)
         },
-        allow('c', Some(1), Some(3)),
-        allow('c', Some(1), Some(5)),
-        allow('c', Some(1), Some(7)),
-        allow('c', Some(1), Some(8)),
-        allow('c', Some(1), Some(9)),
-        allow('c', Some(5), Some(0)),
-        allow('c', Some(5), Some(1)),
-        allow('c', Some(5), Some(2)),
-        allow('c', Some(136), None),
-    ]
+    ];
+    for (path, major, minor) in DEFAULT_NODES {
+        if !spec_devices.iter().any(|d| d.path() == Path::new(path)) {
+            rules.push(allow('c', Some(major), Some(minor)));
+        }
+    }
+    rules.push(allow('c', Some(136), None));
+    rules.push(allow('c', Some(5), Some(2)));
+    rules.push(allow('c', Some(10), Some(200)));
+    rules
 }
 
 /// The whole ordered list for a container: deny all, the config's rules, then (as runc does)
-/// the default devices and `extra` (the config's own nodes), which a container always gets.
-/// The last rule that matches an access decides.
-pub fn rule_list(resources: Option<&LinuxResources>, extra: &[Rule]) -> Result<Vec<Rule>> {
+/// the defaults. The last rule that matches an access decides. A node of `linux.devices` gets
+/// no rule of its own: `linux.resources.devices` is the allow list.
+pub fn rule_list(
+    resources: Option<&LinuxResources>,
+    spec_devices: &[LinuxDevice],
+) -> Result<Vec<Rule>> {
     let mut rules = vec![Rule {
         allow: false,
         kind: 'a',
@@ -82,40 +99,14 @@ pub fn rule_list(resources: Option<&LinuxResources>, extra: &[Rule]) -> Result<V
         .flatten()
         .enumerate()
     {
-        rules.push(from_spec(rule, i)?);
+        // A rule that names no access runc knows (only unknown letters) changes nothing.
+        let rule = from_spec(rule, i)?;
+        if !rule.access.is_empty() {
+            rules.push(rule);
+        }
     }
-    rules.extend(defaults());
-    rules.extend(extra.iter().cloned());
+    rules.extend(defaults(spec_devices));
     Ok(rules)
-}
-
-/// `linux.devices` nodes are usable in the container: allow them in the device cgroup.
-pub fn node_rules(spec: &Spec) -> Result<Vec<Rule>> {
-    let devices = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_deref())
-        .unwrap_or(&[]);
-    devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let node = crate::rootfs::devices::from_spec(d, i)?;
-            let kind = if node.kind == nix::sys::stat::SFlag::S_IFBLK {
-                'b'
-            } else {
-                'c'
-            };
-            Ok(Rule {
-                allow: true,
-                kind,
-                major: Some(node.major as i64),
-                minor: Some(node.minor as i64),
-                access: "rwm".into(),
-            })
-        })
-        .filter(|r| !matches!(r, Ok(rule) if rule.major == Some(0) && rule.minor == Some(0)))
-        .collect()
 }
 
 pub fn from_spec(rule: &LinuxDeviceCgroup, index: usize) -> Result<Rule> {
@@ -131,13 +122,15 @@ pub fn from_spec(rule: &LinuxDeviceCgroup, index: usize) -> Result<Rule> {
             ))
         }
     };
-    let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
-    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(Error::config(
-            field("access"),
-            format!("{access:?} is not a combination of r, w and m"),
-        ));
+    let given = rule.access().clone().unwrap_or_else(|| "rwm".into());
+    if given.is_empty() {
+        return Err(Error::config(field("access"), "must not be empty"));
     }
+    // Letters other than r, w and m are ignored, as runc does ("rwa" is "rw").
+    let access: String = ['r', 'w', 'm']
+        .into_iter()
+        .filter(|c| given.contains(*c))
+        .collect();
     for (name, value) in [("major", rule.major()), ("minor", rule.minor())] {
         if value.is_some_and(|v| v < -1) {
             return Err(Error::config(
@@ -162,8 +155,10 @@ mod tests {
 
     #[test]
     fn rule_lines() {
-        assert_eq!(defaults()[2].line(), "c 1:3 rwm");
-        assert_eq!(defaults()[10].line(), "c 136:* rwm");
+        let defaults = defaults(&[]);
+        assert_eq!(defaults[2].line(), "c 1:3 rwm");
+        assert_eq!(defaults[8].line(), "c 136:* rwm");
+        assert_eq!(defaults[10].line(), "c 10:200 rwm");
         let spec: LinuxDeviceCgroup =
             serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"})).unwrap();
         assert_eq!(from_spec(&spec, 0).unwrap().line(), "a");
@@ -172,11 +167,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_spec(&spec, 0).unwrap().line(), "b 8:* r");
+        // Unknown letters are ignored (runc); an empty access is refused.
+        let odd: LinuxDeviceCgroup = serde_json::from_value(
+            serde_json::json!({"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}),
+        )
+        .unwrap();
+        assert_eq!(from_spec(&odd, 0).unwrap().line(), "c 1:11 rw");
         let bad: LinuxDeviceCgroup =
-            serde_json::from_value(serde_json::json!({"allow": true, "access": "rwx"})).unwrap();
+            serde_json::from_value(serde_json::json!({"allow": true, "access": ""})).unwrap();
         assert!(from_spec(&bad, 2)
             .unwrap_err()
             .to_string()
             .starts_with("linux.resources.devices[2].access"));
+    }
+
+    #[test]
+    fn linux_devices_get_no_rule_and_replace_a_default() {
+        let kmsg: LinuxDevice = serde_json::from_value(
+            serde_json::json!({"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}),
+        )
+        .unwrap();
+        let rules = rule_list(None, &[kmsg]).unwrap();
+        assert!(!rules.iter().any(|r| r.line() == "c 1:11 rwm"));
+        let tty: LinuxDevice = serde_json::from_value(
+            serde_json::json!({"path": "/dev/tty", "type": "c", "major": 5, "minor": 0}),
+        )
+        .unwrap();
+        let rules = rule_list(None, &[tty]).unwrap();
+        assert!(!rules.iter().any(|r| r.line() == "c 5:0 rwm"));
+        assert!(rules.iter().any(|r| r.line() == "c 1:3 rwm"));
     }
 }

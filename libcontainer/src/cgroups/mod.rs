@@ -20,7 +20,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -140,16 +140,32 @@ fn mounted_v1_with(mounts: &str, own_cgroups: &str, known: &[String]) -> Vec<Mou
         if controllers.is_empty() {
             continue;
         }
-        if let Some(own) = own_cgroup(own_cgroups, &controllers) {
-            found.push(Mounted {
-                controllers,
-                mount_point: PathBuf::from(m.mount_point),
-                mount_root: m.root.to_string(),
-                own,
-            });
+        let Some(own) = own_cgroup(own_cgroups, &controllers) else {
+            continue;
+        };
+        let mounted = Mounted {
+            controllers,
+            mount_point: PathBuf::from(m.mount_point),
+            mount_root: m.root.to_string(),
+            own,
+        };
+        // A hierarchy may be mounted more than once (a bind mount of it elsewhere, a
+        // container's view): like runc, use its canonical mount right under /sys/fs/cgroup,
+        // else the first one listed.
+        match found
+            .iter_mut()
+            .find(|f: &&mut Mounted| f.controllers == mounted.controllers)
+        {
+            Some(seen) if !canonical(seen) && canonical(&mounted) => *seen = mounted,
+            Some(_) => {}
+            None => found.push(mounted),
         }
     }
     found
+}
+
+fn canonical(m: &Mounted) -> bool {
+    m.mount_point.parent() == Some(Path::new("/sys/fs/cgroup"))
 }
 
 /// The directory for `wanted` in a hierarchy mounted at `point` showing `root`, where our own
@@ -166,9 +182,9 @@ pub(crate) fn place(wanted: &Path, own: &str, root: &str, point: &Path) -> PathB
     point.join(rel)
 }
 
-/// A hybrid host's unified hierarchy holds a cgroup for the container only when the config
-/// needs it (hugepage limits where hugetlb is bound there, `unified` keys): every other
-/// controller is v1, and an extra directory would cost every start.
+/// A hybrid host's unified hierarchy gets controllers enabled for the container only when the
+/// config needs them (hugepage limits where hugetlb is bound there, `unified` keys): every other
+/// controller is v1, and writing the hierarchy's subtree_control would cost every start.
 pub fn needs_unified(resources: Option<&LinuxResources>) -> bool {
     resources.is_some_and(|r| {
         r.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty())
@@ -178,14 +194,14 @@ pub fn needs_unified(resources: Option<&LinuxResources>) -> bool {
 
 impl Cgroup {
     /// Where the container's cgroup goes: `cgroupsPath` absolute → below each hierarchy's root;
-    /// relative → below our own cgroup (v1) or its parent (unified hierarchy); empty →
-    /// `brig-<id>` in the same place. On a hybrid
-    /// host the unified hierarchy is included when `with_unified` (see [`needs_unified`]).
-    pub fn resolve(cgroups_path: Option<&Path>, id: &str, with_unified: bool) -> Result<Cgroup> {
+    /// relative → below our own cgroup (v1 and a hybrid host's unified hierarchy, as runc) or
+    /// its parent (v2); empty → named after the container id, in the same place. On a hybrid
+    /// host the container joins the unified hierarchy too (its `0::` line), as runc does.
+    pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let wanted = cgroups_path
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(format!("brig-{id}")));
+            .unwrap_or_else(|| PathBuf::from(id));
         if wanted
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -228,19 +244,22 @@ impl Cgroup {
                 unified: false,
             })
             .collect();
-        if mode == Mode::V2 || (mode == Mode::Hybrid && with_unified) {
+        if mode != Mode::V1 {
             let (point, root) = unified_mount(&mounts)
                 .ok_or_else(|| Error::Other("the cgroup2 mount went away".into()))?;
-            let own = own_cgroup(&own_cgroups, &[])
+            let mut own = own_cgroup(&own_cgroups, &[])
                 .ok_or_else(|| Error::Other("/proc/self/cgroup has no cgroup2 line".into()))?;
             // cgroup v2 enables controllers only for the children of a cgroup without
             // processes, and ours has at least brig in it: relative paths go beside our own
-            // cgroup, below its parent (runc's rule), unless we are at the root.
-            let own = Path::new(&own)
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .to_string_lossy()
-                .into_owned();
+            // cgroup, below its parent (runc's rule), unless we are at the root. A hybrid
+            // host's unified hierarchy is joined like a v1 one, below our own cgroup.
+            if mode == Mode::V2 {
+                own = Path::new(&own)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_string_lossy()
+                    .into_owned();
+            }
             hierarchies.push(Hierarchy {
                 path: place(&wanted, &own, &root, &point),
                 controllers: Vec::new(),
@@ -252,9 +271,35 @@ impl Cgroup {
         Ok(Cgroup { hierarchies })
     }
 
+    /// Refuse a cgroup that is frozen already (init would hang in it), as runc does, and warn
+    /// about one that has processes in it. Called before anything is created or joined.
+    pub fn check_existing(&self) -> Result<()> {
+        if let Some(h) = self.freezer().filter(|h| h.path.is_dir()) {
+            let frozen = if h.unified {
+                fs::read_to_string(h.path.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            } else {
+                v1::self_frozen(&h.path)?
+            };
+            if frozen {
+                return Err(Error::Other(format!(
+                    "container's cgroup unexpectedly frozen: {}",
+                    h.path.display()
+                )));
+            }
+        }
+        let found = self.pids().map(|p| p.len()).unwrap_or(0);
+        if found > 0 {
+            tracing::warn!("container's cgroup is not empty: {found} process(es) found");
+        }
+        Ok(())
+    }
+
     /// Make the directories (parents too); remember which ones are ours. In the unified
-    /// hierarchy every controller the parents offer is enabled down to the container's cgroup.
-    pub fn create(&mut self) -> Result<()> {
+    /// hierarchy of a v2 host, or of a hybrid one when `unified_controllers` (see
+    /// [`needs_unified`]), every controller the parents offer is enabled down to the
+    /// container's cgroup.
+    pub fn create(&mut self, unified_controllers: bool) -> Result<()> {
+        let v2 = self.is_v2();
         for h in &mut self.hierarchies {
             match fs::create_dir(&h.path) {
                 Ok(()) => h.created = true,
@@ -272,8 +317,10 @@ impl Cgroup {
                 }
                 Err(e) => return Err(e).ctx(|| format!("create cgroup {}", h.path.display())),
             }
-            if h.unified {
+            if h.unified && (v2 || unified_controllers) {
                 h.controllers = v2::enable_controllers(&h.path)?;
+            } else if h.unified {
+                h.controllers = v2::controllers(&h.path);
             } else if h.controllers.iter().any(|c| c == "cpuset") {
                 v1::inherit_cpuset(&h.path)?;
             }
@@ -313,13 +360,14 @@ impl Cgroup {
             .filter(|h| !(skip_unified && h.unified))
         {
             let file = h.path.join("cgroup.procs");
-            fs::write(&file, pid.to_string())
+            write_cgroup_file(&file, &pid.to_string())
                 .ctx(|| format!("add pid {pid} to {}", file.display()))?;
         }
         Ok(())
     }
 
-    /// Every process in the container's cgroup.
+    /// Every process in the container's cgroup and in the cgroups below it (which the
+    /// container may make when its cgroup is delegated or mounted writable).
     pub fn pids(&self) -> Result<Vec<i32>> {
         let Some(h) = self
             .hierarchy("freezer")
@@ -328,12 +376,9 @@ impl Cgroup {
         else {
             return Ok(Vec::new());
         };
-        let file = h.path.join("cgroup.procs");
-        let text = match fs::read_to_string(&file) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            other => other.ctx(|| format!("read {}", file.display()))?,
-        };
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let mut pids = Vec::new();
+        collect_pids(&h.path, &mut pids)?;
+        Ok(pids)
     }
 
     /// The hierarchy that freezes the container: the v1 freezer, else cgroup.freeze of v2.
@@ -374,7 +419,7 @@ impl Cgroup {
             self.kill_all()?;
         }
         for h in self.hierarchies.iter().filter(|h| h.created) {
-            remove_dir_retrying(&h.path)?;
+            remove_tree_retrying(&h.path)?;
             // Parents we made go too, unless another container lives in them now.
             for parent in h.path.ancestors().skip(1).take(h.created_parents) {
                 if fs::remove_dir(parent).is_err() {
@@ -394,7 +439,7 @@ impl Cgroup {
                 return Ok(());
             }
             let file = h.path.join("cgroup.kill");
-            return match fs::write(&file, "1") {
+            return match write_cgroup_file(&file, "1") {
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                 other => other.ctx(|| format!("write 1 to {}", file.display())),
             };
@@ -412,40 +457,43 @@ impl Cgroup {
     }
 }
 
-/// Write `linux.resources` into the container's cgroup: device rules (with `extra`, the
-/// config's own nodes) and limits. `update` says whether this is `brig update` (then
-/// `memory.checkBeforeUpdate` applies and device rules are rewritten only when given).
+/// Write `linux.resources` into the container's cgroup: device rules (`spec_devices`, the
+/// config's `linux.devices`, only decide which default rules they replace) and limits.
+/// `update` says whether this is `brig update` (then `memory.checkBeforeUpdate` applies and
+/// device rules are rewritten only when given). Everything is checked before the first write;
+/// when a write still fails, the error says which settings were applied before it.
 pub fn apply(
     cg: &Cgroup,
     resources: Option<&LinuxResources>,
-    extra: &[devices::Rule],
+    spec_devices: &[LinuxDevice],
     update: bool,
 ) -> Result<()> {
+    let mut plan = Plan::default();
     if let Some(r) = resources {
         validate(r)?;
     }
     let devices_given = resources.is_some_and(|r| r.devices().is_some());
     if !update || devices_given {
-        let rules = devices::rule_list(resources, extra)?;
+        let rules = devices::rule_list(resources, spec_devices)?;
         if cg.is_v2() {
             if let Some(h) = cg.unified() {
-                bpf::install_device_filter(&h.path, &rules)?;
+                let dir = h.path.clone();
+                plan.step("devices", move || bpf::install_device_filter(&dir, &rules));
             }
         } else {
-            v1::apply_devices(cg, &rules)?;
+            v1::plan_devices(&mut plan, cg, rules)?;
         }
     }
-    let Some(r) = resources else {
-        return Ok(());
-    };
-    if cg.is_v2() {
-        match cg.unified() {
-            Some(h) => v2::apply_limits(h, r, update),
-            None => Ok(()),
+    if let Some(r) = resources {
+        if cg.is_v2() {
+            if let Some(h) = cg.unified() {
+                v2::plan_limits(&mut plan, h, r, update)?;
+            }
+        } else {
+            v1::plan_limits(&mut plan, cg, r)?;
         }
-    } else {
-        v1::apply_limits(cg, r, update)
     }
+    plan.run(update)
 }
 
 /// Checks that hold on every cgroup version, before anything is written.
@@ -468,23 +516,159 @@ fn validate(r: &LinuxResources) -> Result<()> {
                 ));
             }
         }
+        if let Some(v) = m.swappiness().filter(|v| *v != u64::MAX && *v > 100) {
+            return Err(Error::config(
+                "linux.resources.memory.swappiness",
+                format!("{v} is above 100"),
+            ));
+        }
     }
     Ok(())
 }
 
-/// Write `value` to `dir/file`, the error naming the resource field and the file.
-fn write_file(dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
-    let path = dir.join(file);
-    fs::write(&path, value).ctx(|| {
-        format!(
-            "linux.resources.{field}: write {value:?} to {}",
-            path.display()
-        )
-    })
+/// A set value, with runc's reading of zero: for most resource fields 0 (or "") means "not
+/// set" (Docker and containerd send every field, unset ones as zero).
+pub(crate) fn set<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
+    v.filter(|v| *v != T::default())
 }
 
-fn remove_dir_retrying(path: &Path) -> Result<()> {
+type StepFn = Box<dyn FnOnce() -> Result<()>>;
+
+/// The writes for a whole `linux.resources`, checked (controllers there, files present,
+/// values valid) before the first one is made.
+#[derive(Default)]
+pub(crate) struct Plan {
+    steps: Vec<(String, StepFn)>,
+}
+
+impl Plan {
+    /// One step that may do more than a plain write (ordering, retries); `field` names it.
+    pub(crate) fn step(&mut self, field: &str, f: impl FnOnce() -> Result<()> + 'static) {
+        self.steps.push((field.to_string(), Box::new(f)));
+    }
+
+    /// Write `value` to `dir/file`; the file must exist now.
+    pub(crate) fn write(&mut self, dir: &Path, file: &str, value: &str, field: &str) -> Result<()> {
+        let w = Write::new(dir, file, value, field)?;
+        self.step(field, move || w.run());
+        Ok(())
+    }
+
+    fn run(self, update: bool) -> Result<()> {
+        let mut applied: Vec<String> = Vec::new();
+        for (field, step) in self.steps {
+            if let Err(e) = step() {
+                if !update || applied.is_empty() {
+                    return Err(e);
+                }
+                applied.dedup();
+                return Err(Error::Other(format!(
+                    "{e} (applied before it: {}; nothing after it)",
+                    applied.join(", ")
+                )));
+            }
+            applied.push(field);
+        }
+        Ok(())
+    }
+}
+
+/// One cgroup file write, its file known to exist.
+pub(crate) struct Write {
+    pub path: PathBuf,
+    pub value: String,
+    pub field: String,
+}
+
+impl Write {
+    pub(crate) fn new(dir: &Path, file: &str, value: &str, field: &str) -> Result<Write> {
+        let path = dir.join(file);
+        if !path.exists() {
+            return Err(missing(&path, field));
+        }
+        Ok(Write {
+            path,
+            value: value.to_string(),
+            field: field.to_string(),
+        })
+    }
+
+    pub(crate) fn try_run(&self) -> std::io::Result<()> {
+        write_cgroup_file(&self.path, &self.value)
+    }
+
+    pub(crate) fn run(&self) -> Result<()> {
+        self.try_run().ctx(|| {
+            format!(
+                "linux.resources.{}: write {:?} to {}",
+                self.field,
+                self.value,
+                self.path.display()
+            )
+        })
+    }
+}
+
+/// A resource whose cgroup file the kernel does not have.
+pub(crate) fn missing(path: &Path, field: &str) -> Error {
+    Error::config(
+        format!("linux.resources.{field}"),
+        format!(
+            "{} does not exist: this kernel has no such cgroup file",
+            path.display()
+        ),
+    )
+}
+
+/// Write a cgroup file that must exist: never O_CREAT (a missing file is reported as
+/// missing, not as "permission denied" from creating it in cgroupfs).
+pub(crate) fn write_cgroup_file(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
+}
+
+/// The pids in `dir`'s cgroup.procs and in every cgroup below it.
+fn collect_pids(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
+    let file = dir.join("cgroup.procs");
+    let text = match fs::read_to_string(&file) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => return Ok(()),
+        other => other.ctx(|| format!("read {}", file.display()))?,
+    };
+    pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_pids(&entry.path(), pids)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove a cgroup and the cgroups the container made below it, retrying while the kernel
+/// drains them.
+fn remove_tree_retrying(path: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
+    remove_tree(path, deadline)
+}
+
+fn remove_tree(path: &Path, deadline: Instant) -> Result<()> {
+    match fs::remove_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path(), deadline)?;
+            }
+        }
+    }
     let mut pause = Duration::from_millis(1);
     loop {
         match fs::remove_dir(path) {
@@ -550,5 +734,19 @@ mod tests {
             place(Path::new("x"), "/ns/own", "/ns", point),
             Path::new("/sys/fs/cgroup/own/x")
         );
+    }
+
+    #[test]
+    fn the_canonical_mount_of_a_hierarchy_wins() {
+        let own = "8:pids:/\n0::/\n";
+        let known = vec!["pids".to_string()];
+        let mounts = "\
+58 46 0:36 /decoy /tmp/elsewhere rw - cgroup cgroup rw,pids
+67 50 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+        let mounted = mounted_v1_with(mounts, own, &known);
+        assert_eq!(mounted.len(), 1);
+        assert_eq!(mounted[0].mount_point, Path::new("/sys/fs/cgroup/pids"));
+        assert_eq!(mounted[0].mount_root, "/");
     }
 }

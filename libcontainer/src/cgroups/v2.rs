@@ -12,7 +12,7 @@ use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxPids, LinuxRdma, LinuxResources,
 };
 
-use super::Hierarchy;
+use super::{set, Hierarchy, Plan};
 use crate::error::{Context, Error, Result};
 
 fn read(dir: &Path, file: &str) -> Option<String> {
@@ -44,23 +44,28 @@ pub fn enable_controllers(path: &Path) -> Result<Vec<String>> {
         }
         let file = dir.join("cgroup.subtree_control");
         let all = missing.iter().map(|c| format!("+{c}")).collect::<Vec<_>>();
-        if fs::write(&file, all.join(" ")).is_err() {
+        if super::write_cgroup_file(&file, &all.join(" ")).is_err() {
             for c in all {
-                if let Err(e) = fs::write(&file, &c) {
+                if let Err(e) = super::write_cgroup_file(&file, &c) {
                     tracing::debug!("enable {c} in {}: {e}", file.display());
                 }
             }
         }
     }
-    Ok(read(path, "cgroup.controllers")
+    Ok(controllers(path))
+}
+
+/// The controllers the cgroup at `path` has (its cgroup.controllers).
+pub fn controllers(path: &Path) -> Vec<String> {
+    read(path, "cgroup.controllers")
         .unwrap_or_default()
         .split_whitespace()
         .map(String::from)
-        .collect())
+        .collect()
 }
 
 /// Write a resource file; its controller (the name's prefix) must be enabled for the cgroup.
-fn write(h: &Hierarchy, file: &str, value: &str, field: &str) -> Result<()> {
+fn write(plan: &mut Plan, h: &Hierarchy, file: &str, value: &str, field: &str) -> Result<()> {
     let controller = file.split('.').next().unwrap_or_default();
     if controller != "cgroup" && !h.controllers.iter().any(|c| c == controller) {
         return Err(Error::config(
@@ -71,7 +76,7 @@ fn write(h: &Hierarchy, file: &str, value: &str, field: &str) -> Result<()> {
             ),
         ));
     }
-    super::write_file(&h.path, file, value, field)
+    plan.write(&h.path, file, value, field)
 }
 
 fn unsupported(field: &str, why: &str) -> Error {
@@ -81,23 +86,28 @@ fn unsupported(field: &str, why: &str) -> Error {
     )
 }
 
-/// Everything but the device rules.
-pub fn apply_limits(h: &Hierarchy, r: &LinuxResources, update: bool) -> Result<()> {
-    if let Some(m) = r.memory() {
-        memory(h, m, update)?;
-    }
-    if let Some(c) = r.cpu() {
-        cpu(h, c)?;
-    }
+/// Everything but the device rules, with runc's reading of zero as "not set".
+pub(crate) fn plan_limits(
+    plan: &mut Plan,
+    h: &Hierarchy,
+    r: &LinuxResources,
+    update: bool,
+) -> Result<()> {
     if let Some(p) = r.pids() {
-        pids(h, p)?;
+        pids(plan, h, p)?;
+    }
+    if let Some(m) = r.memory() {
+        memory(plan, h, m, update)?;
     }
     if let Some(b) = r.block_io() {
-        io(h, b)?;
+        io(plan, h, b)?;
     }
-    hugetlb(h, r.hugepage_limits().as_deref())?;
+    if let Some(c) = r.cpu() {
+        cpu(plan, h, c)?;
+    }
+    hugetlb(plan, h, r.hugepage_limits().as_deref())?;
     if let Some(n) = r.network() {
-        if n.class_id().is_some() {
+        if set(n.class_id()).is_some() {
             return Err(unsupported(
                 "network.classID",
                 "there is no net_cls controller",
@@ -111,10 +121,10 @@ pub fn apply_limits(h: &Hierarchy, r: &LinuxResources, update: bool) -> Result<(
         }
     }
     if let Some(rdma_limits) = r.rdma() {
-        rdma(h, rdma_limits)?;
+        rdma(plan, h, rdma_limits)?;
     }
     if let Some(unified) = r.unified() {
-        write_unified(h, unified)?;
+        write_unified(plan, h, unified, None)?;
     }
     Ok(())
 }
@@ -128,16 +138,17 @@ fn limit_value(v: i64) -> String {
     }
 }
 
-/// OCI's swap is memory+swap; v2's memory.swap.max is the swap alone.
-pub fn swap_max(limit: Option<i64>, swap: i64) -> Result<String> {
-    if swap < 0 {
-        return Ok("max".into());
-    }
-    match limit {
-        Some(l) if l >= 0 && swap >= l => Ok((swap - l).to_string()),
-        Some(l) if l >= 0 => Err(Error::config(
+/// OCI's swap is memory+swap; v2's memory.swap.max is the swap alone. `None`: leave it.
+pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+    match (limit, swap) {
+        // No memory limit and nothing said about swap: none on swap either (runc).
+        (Some(-1), None) => Ok(Some("max".into())),
+        (_, None) => Ok(None),
+        (_, Some(s)) if s < 0 => Ok(Some("max".into())),
+        (Some(l), Some(s)) if l >= 0 && s >= l => Ok(Some((s - l).to_string())),
+        (Some(l), Some(s)) if l >= 0 => Err(Error::config(
             "linux.resources.memory.swap",
-            format!("{swap} (memory+swap) is below memory.limit {l}"),
+            format!("{s} (memory+swap) is below memory.limit {l}"),
         )),
         _ => Err(Error::config(
             "linux.resources.memory.swap",
@@ -146,8 +157,9 @@ pub fn swap_max(limit: Option<i64>, swap: i64) -> Result<String> {
     }
 }
 
-fn memory(h: &Hierarchy, m: &LinuxMemory, update: bool) -> Result<()> {
-    if let Some(limit) = m.limit() {
+fn memory(plan: &mut Plan, h: &Hierarchy, m: &LinuxMemory, update: bool) -> Result<()> {
+    let limit = set(m.limit());
+    if let Some(limit) = limit {
         if update && m.check_before_update() == Some(true) && limit >= 0 {
             let current = read(&h.path, "memory.current")
                 .and_then(|v| v.parse::<i64>().ok())
@@ -160,24 +172,23 @@ fn memory(h: &Hierarchy, m: &LinuxMemory, update: bool) -> Result<()> {
             }
         }
     }
-    if let Some(swap) = m.swap() {
-        let value = swap_max(m.limit(), swap)?;
-        write(h, "memory.swap.max", &value, "memory.swap")?;
+    if let Some(value) = swap_max(limit, set(m.swap()))? {
+        write(plan, h, "memory.swap.max", &value, "memory.swap")?;
     }
-    if let Some(limit) = m.limit() {
-        write(h, "memory.max", &limit_value(limit), "memory.limit")?;
+    if let Some(limit) = limit {
+        write(plan, h, "memory.max", &limit_value(limit), "memory.limit")?;
     }
-    if let Some(v) = m.reservation() {
-        write(h, "memory.low", &limit_value(v), "memory.reservation")?;
+    if let Some(v) = set(m.reservation()) {
+        write(plan, h, "memory.low", &limit_value(v), "memory.reservation")?;
     }
     // Kernel and TCP buffer memory are part of memory.max on v2 (the spec marks both not
     // recommended): the container is confined by its memory limit already.
-    if m.kernel().is_some() || m.kernel_tcp().is_some() {
+    if set(m.kernel()).is_some() || set(m.kernel_tcp()).is_some() {
         tracing::warn!(
             "linux.resources.memory.kernel and kernelTCP are counted in memory.max on cgroup v2"
         );
     }
-    if m.swappiness().is_some() {
+    if m.swappiness().is_some_and(|v| v != u64::MAX) {
         return Err(unsupported(
             "memory.swappiness",
             "there is no per-cgroup swappiness",
@@ -189,12 +200,7 @@ fn memory(h: &Hierarchy, m: &LinuxMemory, update: bool) -> Result<()> {
             "the OOM killer cannot be turned off for a cgroup",
         ));
     }
-    if m.use_hierarchy() == Some(false) {
-        return Err(unsupported(
-            "memory.useHierarchy",
-            "accounting is always hierarchical",
-        ));
-    }
+    // useHierarchy false is runc's "not set"; v2 is always hierarchical.
     Ok(())
 }
 
@@ -207,54 +213,58 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
-fn cpu(h: &Hierarchy, c: &LinuxCpu) -> Result<()> {
-    if let Some(shares) = c.shares().filter(|s| *s > 0) {
+fn cpu(plan: &mut Plan, h: &Hierarchy, c: &LinuxCpu) -> Result<()> {
+    if let Some(shares) = set(c.shares()) {
         let weight = shares_to_weight(shares);
-        write(h, "cpu.weight", &weight.to_string(), "cpu.shares")?;
+        write(plan, h, "cpu.weight", &weight.to_string(), "cpu.shares")?;
     }
-    if c.quota().is_some() || c.period().is_some() {
+    let (quota, period) = (set(c.quota()), set(c.period()));
+    if quota.is_some() || period.is_some() {
         // cpu.max holds both: keep the half that is not given.
         let current = read(&h.path, "cpu.max").unwrap_or_else(|| "max 100000".into());
         let mut parts = current.split_whitespace();
         let old_quota = parts.next().unwrap_or("max").to_string();
         let old_period = parts.next().unwrap_or("100000").to_string();
-        let quota = match c.quota() {
+        let quota = match quota {
             Some(q) if q > 0 => q.to_string(),
             Some(_) => "max".into(),
             None => old_quota,
         };
-        let period = match c.period() {
-            Some(p) if p > 0 => p.to_string(),
-            _ => old_period,
-        };
-        write(h, "cpu.max", &format!("{quota} {period}"), "cpu.quota")?;
+        let period = period.map_or(old_period, |p| p.to_string());
+        write(
+            plan,
+            h,
+            "cpu.max",
+            &format!("{quota} {period}"),
+            "cpu.quota",
+        )?;
     }
     if let Some(burst) = c.burst() {
-        write(h, "cpu.max.burst", &burst.to_string(), "cpu.burst")?;
+        write(plan, h, "cpu.max.burst", &burst.to_string(), "cpu.burst")?;
     }
-    if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
+    if set(c.realtime_runtime()).is_some() || set(c.realtime_period()).is_some() {
         return Err(unsupported(
             "cpu.realtimeRuntime",
             "there is no real-time CPU budget",
         ));
     }
     if let Some(idle) = c.idle() {
-        write(h, "cpu.idle", &idle.to_string(), "cpu.idle")?;
+        write(plan, h, "cpu.idle", &idle.to_string(), "cpu.idle")?;
     }
     if let Some(v) = c.cpus().as_deref().filter(|v| !v.is_empty()) {
-        write(h, "cpuset.cpus", v, "cpu.cpus")?;
+        write(plan, h, "cpuset.cpus", v, "cpu.cpus")?;
     }
     if let Some(v) = c.mems().as_deref().filter(|v| !v.is_empty()) {
-        write(h, "cpuset.mems", v, "cpu.mems")?;
+        write(plan, h, "cpuset.mems", v, "cpu.mems")?;
     }
     Ok(())
 }
 
-fn pids(h: &Hierarchy, p: &LinuxPids) -> Result<()> {
+fn pids(plan: &mut Plan, h: &Hierarchy, p: &LinuxPids) -> Result<()> {
     // runc's rule: 0 leaves the limit alone, a negative limit means none.
     match p.limit() {
         0 => Ok(()),
-        n => write(h, "pids.max", &limit_value(n), "pids.limit"),
+        n => write(plan, h, "pids.max", &limit_value(n), "pids.limit"),
     }
 }
 
@@ -264,7 +274,7 @@ pub fn blkio_weight_to_io(weight: u16) -> u64 {
     1 + ((w - 10) * 9999) / 990
 }
 
-fn io(h: &Hierarchy, b: &LinuxBlockIo) -> Result<()> {
+fn io(plan: &mut Plan, h: &Hierarchy, b: &LinuxBlockIo) -> Result<()> {
     // BFQ takes the v1 scale as it is; io.weight needs the conversion.
     let bfq = h.path.join("io.bfq.weight").exists();
     let (file, convert): (&str, fn(u16) -> u64) = if bfq {
@@ -272,21 +282,21 @@ fn io(h: &Hierarchy, b: &LinuxBlockIo) -> Result<()> {
     } else {
         ("io.weight", blkio_weight_to_io)
     };
-    if let Some(w) = b.weight().filter(|w| *w > 0) {
-        write(h, file, &convert(w).to_string(), "blockIO.weight")?;
+    if let Some(w) = set(b.weight()) {
+        write(plan, h, file, &convert(w).to_string(), "blockIO.weight")?;
     }
-    if b.leaf_weight().is_some() {
+    if set(b.leaf_weight()).is_some() {
         return Err(unsupported(
             "blockIO.leafWeight",
             "there are no leaf weights",
         ));
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = set(d.weight()) {
             let line = format!("{}:{} {}", d.major(), d.minor(), convert(w));
-            write(h, file, &line, "blockIO.weightDevice")?;
+            write(plan, h, file, &line, "blockIO.weightDevice")?;
         }
-        if d.leaf_weight().is_some() {
+        if set(d.leaf_weight()).is_some() {
             return Err(unsupported(
                 "blockIO.weightDevice.leafWeight",
                 "there are no leaf weights",
@@ -323,21 +333,31 @@ fn io(h: &Hierarchy, b: &LinuxBlockIo) -> Result<()> {
                 d.rate().to_string()
             };
             let line = format!("{}:{} {key}={rate}", d.major(), d.minor());
-            write(h, "io.max", &line, field)?;
+            write(plan, h, "io.max", &line, field)?;
         }
     }
     Ok(())
 }
 
-pub fn hugetlb(h: &Hierarchy, limits: Option<&[LinuxHugepageLimit]>) -> Result<()> {
+pub(crate) fn hugetlb(
+    plan: &mut Plan,
+    h: &Hierarchy,
+    limits: Option<&[LinuxHugepageLimit]>,
+) -> Result<()> {
     for limit in limits.unwrap_or(&[]) {
         let file = format!("hugetlb.{}.max", limit.page_size());
-        write(h, &file, &limit_value(limit.limit()), "hugepageLimits")?;
+        write(
+            plan,
+            h,
+            &file,
+            &limit_value(limit.limit()),
+            "hugepageLimits",
+        )?;
     }
     Ok(())
 }
 
-fn rdma(h: &Hierarchy, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
+fn rdma(plan: &mut Plan, h: &Hierarchy, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
     for (device, limit) in limits {
         let mut line = device.clone();
         if let Some(n) = limit.hca_handles() {
@@ -346,13 +366,20 @@ fn rdma(h: &Hierarchy, limits: &HashMap<String, LinuxRdma>) -> Result<()> {
         if let Some(n) = limit.hca_objects() {
             line.push_str(&format!(" hca_object={n}"));
         }
-        write(h, "rdma.max", &line, "rdma")?;
+        write(plan, h, "rdma.max", &line, "rdma")?;
     }
     Ok(())
 }
 
-/// `unified` keys are file names in the container's cgroup, written as given.
-pub fn write_unified(h: &Hierarchy, keys: &HashMap<String, String>) -> Result<()> {
+/// `unified` keys are file names in the container's cgroup, written as given. On a hybrid
+/// host (`v1` given) a key of a controller bound to a v1 hierarchy is an invalid
+/// configuration, as runc says.
+pub(crate) fn write_unified(
+    plan: &mut Plan,
+    h: &Hierarchy,
+    keys: &HashMap<String, String>,
+    v1: Option<&super::Cgroup>,
+) -> Result<()> {
     let mut keys: Vec<(&String, &String)> = keys.iter().collect();
     keys.sort();
     for (key, value) in keys {
@@ -363,8 +390,17 @@ pub fn write_unified(h: &Hierarchy, keys: &HashMap<String, String>) -> Result<()
                 "is not a file name of the cgroup",
             ));
         }
+        let controller = key.split('.').next().unwrap_or_default();
+        if v1.is_some_and(|cg| cg.hierarchy(controller).is_some_and(|x| !x.unified)) {
+            return Err(Error::config(
+                format!("linux.resources.{field}"),
+                format!(
+                    "invalid configuration: the {controller} controller is bound to a cgroup v1 \
+                     hierarchy on this host, and unified keys are for the cgroup v2 one"
+                ),
+            ));
+        }
         if !h.path.join(key).exists() {
-            let controller = key.split('.').next().unwrap_or_default();
             let why = if h.controllers.iter().any(|c| c == controller) || controller == "cgroup" {
                 format!("{} has no such file", h.path.display())
             } else {
@@ -375,7 +411,7 @@ pub fn write_unified(h: &Hierarchy, keys: &HashMap<String, String>) -> Result<()
             };
             return Err(Error::config(format!("linux.resources.{field}"), why));
         }
-        write(h, key, value, &field)?;
+        write(plan, h, key, value, &field)?;
     }
     Ok(())
 }
@@ -411,7 +447,7 @@ pub fn frozen(path: &Path) -> bool {
 pub fn set_frozen(path: &Path, frozen_wanted: bool) -> Result<()> {
     let file = path.join("cgroup.freeze");
     let value = if frozen_wanted { "1" } else { "0" };
-    match fs::write(&file, value) {
+    match super::write_cgroup_file(&file, value) {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Error::Other(format!(
                 "{} is missing: the kernel cannot freeze cgroups",
@@ -447,12 +483,14 @@ mod tests {
         assert_eq!(blkio_weight_to_io(1000), 10_000);
         assert_eq!(blkio_weight_to_io(500), 4950);
         assert_eq!(limit_value(-1), "max");
-        assert_eq!(swap_max(Some(100), 300).unwrap(), "200");
-        assert_eq!(swap_max(None, -1).unwrap(), "max");
-        assert!(swap_max(Some(300), 100)
+        assert_eq!(swap_max(Some(100), Some(300)).unwrap().unwrap(), "200");
+        assert_eq!(swap_max(None, Some(-1)).unwrap().unwrap(), "max");
+        assert_eq!(swap_max(Some(-1), None).unwrap().unwrap(), "max");
+        assert_eq!(swap_max(Some(100), None).unwrap(), None);
+        assert!(swap_max(Some(300), Some(100))
             .unwrap_err()
             .to_string()
             .contains("memory.swap"));
-        assert!(swap_max(None, 100).is_err());
+        assert!(swap_max(None, Some(100)).is_err());
     }
 }

@@ -94,23 +94,19 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     }
     let linux = config.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone());
-    let mut cgroup = Cgroup::resolve(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        &options.id,
-        cgroups::needs_unified(resources.as_ref()),
-    )?;
+    let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    let mut cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut rdt = None;
     let made = cgroup
-        .create()
-        .map(|()| warn_if_populated(&cgroup))
+        .create(cgroups::needs_unified(resources.as_ref()))
         .and_then(|()| match options.notify_socket {
             Some(_) => crate::notify::make_dir(&dir.path),
             None => Ok(()),
         })
         .and_then(|()| delegate_cgroup(&cgroup, &config))
-        .and_then(|()| cgroups::devices::node_rules(&config.spec))
-        .and_then(|node_rules| cgroups::apply(&cgroup, resources.as_ref(), &node_rules, false))
+        .and_then(|()| cgroups::apply(&cgroup, resources.as_ref(), &spec_devices, false))
         .and_then(|()| {
             rdt = rdt_group(&config, &options.id)?;
             create_in(&dir, config, options, cgroup.clone(), rdt.clone())
@@ -133,18 +129,6 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             }
             Err(err)
         }
-    }
-}
-
-/// runc's warning (on our stderr or `--log`, before any container process exists) when the
-/// cgroup already holds processes: they will be frozen, killed and counted with the container.
-fn warn_if_populated(cgroup: &Cgroup) {
-    match cgroup.pids() {
-        Ok(pids) if !pids.is_empty() => tracing::warn!(
-            "container's cgroup is not empty: {} process(es) found",
-            pids.len()
-        ),
-        _ => {}
     }
 }
 

@@ -27,8 +27,13 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<()> {
         )));
     }
     // Device rules are rewritten only when given: a v1 rewrite denies everything for a moment.
-    let node_rules = cgroups::devices::node_rules(&state.config)?;
-    cgroups::apply(&state.cgroup, Some(resources), &node_rules, true)?;
+    let spec_devices = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    cgroups::apply(&state.cgroup, Some(resources), &spec_devices, true)?;
     let mut linux = state.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merge(
         linux.resources().clone().unwrap_or_default(),
