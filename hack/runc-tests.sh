@@ -22,8 +22,27 @@ filter=${2:-}
 
 "$suite/setup.sh" >&2
 
+# The suite's create_parent() runs `mkdir -p /sys/fs/cgroup/$subsys/...` for every controller
+# in /proc/cgroups, so on a hybrid host a controller that has no v1 mount (hugetlb here, bound to
+# cgroup2) gets a plain directory on the /sys/fs/cgroup tmpfs, which remove_parent() leaves.
+# Engines run later then take it for a v1 hierarchy (podman makes its pod cgroups in it and
+# fails to remove them). Such directories this run made are removed at the end: only
+# directories, only on the tmpfs, never a mount point.
+cgroup_root_before=$(ls -A /sys/fs/cgroup 2>/dev/null || true)
+remove_suite_cgroup_dirs() {
+  local d
+  for d in /sys/fs/cgroup/*/; do
+    d=${d%/}
+    grep -qxF -- "$(basename "$d")" <<<"$cgroup_root_before" && continue
+    mountpoint -q "$d" && continue
+    [ "$(stat -f -c %T "$d")" = tmpfs ] || continue
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ -d "$d" ] && echo "runc-tests: could not remove $d (not empty)" >&2
+  done
+  return 0
+}
 results=$(mktemp -d /tmp/runc-tests-results.XXXXXX)
-trap 'rm -rf "$results"' EXIT
+trap 'rm -rf "$results"; remove_suite_cgroup_dirs' EXIT
 set +e
 RUNC_TESTS_RESULTS=$results RUNC_TESTS_QUIET=${RUNC_TESTS_QUIET:-1} \
   "$suite/run.sh" "$runtime" ${filter:+"$filter"}
