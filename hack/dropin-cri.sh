@@ -32,20 +32,12 @@ if [ ! -f "$proto" ]; then
   exit 1
 fi
 
+# shellcheck source=hack/lib/dropin-common.sh
+. "$repo/hack/lib/dropin-common.sh"
+NAME=dropin-cri
+
 # --- packages --------------------------------------------------------------------------------
-packages=(containerd busybox-static python3-venv)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "dropin-cri: apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
-    echo "dropin-cri: could not install ${missing[*]}" >&2
-    exit 1
-  }
-fi
+dropin_install containerd busybox-static python3-venv
 venv=${CRI_VENV:-$repo/target/cri-venv}
 if ! "$venv/bin/python" -c 'import grpc_tools' 2>/dev/null; then
   echo "dropin-cri: pip install grpcio-tools into $venv"
@@ -66,40 +58,12 @@ SOCK=$T/containerd/containerd.sock
 HANDLER=dropin                   # the CRI runtime handler of the runtime under test
 containerd_pid=
 
-# Pods' and containers' cgroups go below this script's own cgroup (the deepest of its v1 paths),
-# in a directory of this run; every directory made for them is removed at the end.
-own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
-CGP=${own_cg%/}/brig-$tag
-cg_made=()   # hierarchy directories on CGP's path that did not exist before
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] || continue
-  d=${h%/}
-  IFS=/ read -ra parts <<<"${CGP#/}"
-  for part in "${parts[@]}"; do
-    d=$d/$part
-    [ -d "$d" ] || cg_made+=("$d")
-  done
-done
 # containerd's shim sockets go to /run/containerd/s whatever the state dir; containerd makes
 # /run/containerd itself. Those this run makes go at the end (directories only when empty).
 host_dirs=(/run/containerd)
-host_dirs_new=()
-for d in "${host_dirs[@]}"; do [ -e "$d" ] || host_dirs_new+=("$d"); done
-shim_sockets_before=$(ls /run/containerd/s 2>/dev/null | sort)
 # The shim's exec process files go to /tmp; a shim killed at the wrong moment leaves them.
 tmp_files() { compgen -G "/tmp/runc-process*"; }
-tmp_files_before=$(tmp_files | sort)
-
-# pids of processes whose command line names our temp dir (shims): only ours.
-our_pids() {
-  local f pid
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}
-    pid=${pid%/cmdline}
-    [ "$pid" = $$ ] && continue
-    tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$T/" && echo "$pid"
-  done
-}
+dropin_begin
 
 cri() { timeout -k 5 "${CRI_TIMEOUT:-120}" "$PY" "$repo/hack/cri/scenarios.py" "$@" </dev/null; }
 
@@ -110,48 +74,9 @@ cleanup() {
   if [ -n "$containerd_pid" ]; then
     # Every pod (and its containers) through the CRI, as a kubelet would.
     CRI_TIMEOUT=30 CRI_CALL_TIMEOUT=10 cri cleanup >/dev/null 2>&1
-    kill "$containerd_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$containerd_pid" 2>/dev/null
-    wait "$containerd_pid" 2>/dev/null
+    stop_pid "$containerd_pid"
   fi
-  # Shims of this run outlive their daemon when something went wrong, and so do container
-  # processes: everything in this run's cgroups is ours (thawed first: a frozen task does not die).
-  for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null; done
-  if [ -d "/sys/fs/cgroup/freezer$CGP" ]; then
-    find "/sys/fs/cgroup/freezer$CGP" -name freezer.state -exec sh -c 'echo THAWED > "$1"' _ {} \; 2>/dev/null
-  fi
-  for pid in $(find /sys/fs/cgroup/*"$CGP" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
-    kill -9 "$pid" 2>/dev/null
-  done
-  # Mounts under the temp dir, deepest first; rm -rf only once none is left.
-  for _ in 1 2 3; do
-    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null; done
-  done
-  if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    echo "dropin-cri: mounts left under $T, not removing it" >&2
-  else
-    rm -rf --one-file-system "$T"
-  fi
-  # The pods' cgroups, then the directories of this run on their path.
-  for _ in $(seq 20); do
-    for h in /sys/fs/cgroup/*/; do
-      [ -d "${h%/}$CGP" ] && find "${h%/}$CGP" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-    compgen -G "/sys/fs/cgroup/*$CGP" >/dev/null || break
-    sleep 0.5
-  done
-  for ((i = ${#cg_made[@]} - 1; i >= 0; i--)); do rmdir "${cg_made[i]}" 2>/dev/null; done
-  for sock in $(ls /run/containerd/s 2>/dev/null); do
-    grep -qxF "$sock" <<<"$shim_sockets_before" || rm -f "/run/containerd/s/$sock"
-  done
-  for f in $(tmp_files); do
-    grep -qxF "$f" <<<"$tmp_files_before" || rm -rf --one-file-system "$f"
-  done
-  for d in "${host_dirs_new[@]}"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
+  dropin_cleanup_host
 }
 trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
@@ -181,28 +106,8 @@ chmod 755 "$T/bin/runc"
 
 # --- the images: busybox, and a pause image on the same layer (docker save layout) -------------
 build_images() {
-  local img=$T/image arch layer config entry
-  mkdir -p "$img/archive"
-  BRIG= bash "$repo/hack/make-rootfs.sh" "$img" >/dev/null || return 1
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/rootfs" \
-    -cf "$img/layer.tar" . || return 1
-  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
-  arch=$(dpkg --print-architecture)
-  mkdir -p "$img/archive/$layer"
-  mv "$img/layer.tar" "$img/archive/$layer/layer.tar"
-  local manifest=
-  for entry in "$IMG|\"Cmd\":[\"sh\"]" \
-    "$PAUSE|\"Entrypoint\":[\"/bin/sh\",\"-c\",\"trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done\"]"; do
-    printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"hack/dropin-cri.sh: busybox-static"}]}' \
-      "$arch" "${entry#*|}" "$layer" >"$img/config.json"
-    config=$(sha256sum "$img/config.json" | cut -d' ' -f1)
-    mv "$img/config.json" "$img/archive/$config.json"
-    manifest+="${manifest:+,}{\"Config\":\"$config.json\",\"RepoTags\":[\"${entry%%|*}\"],\"Layers\":[\"$layer/layer.tar\"]}"
-  done
-  echo "[$manifest]" >"$img/archive/manifest.json"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
-    -cf "$T/images.tar" . || return 1
-  rm -rf "$img"
+  build_image_archive "$T/images.tar" "$IMG|\"Cmd\":[\"sh\"]" \
+    "$PAUSE|\"Entrypoint\":[\"/bin/sh\",\"-c\",\"trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done\"]"
 }
 
 # --- containerd with the CRI plugin -----------------------------------------------------------

@@ -29,21 +29,12 @@ if [ ! -x "$runtime" ]; then
   exit 1
 fi
 
+# shellcheck source=hack/lib/dropin-common.sh
+. "$repo/hack/lib/dropin-common.sh"
+NAME=dropin-docker
+
 # --- packages --------------------------------------------------------------------------------
-packages=(docker.io containerd buildah busybox-static bsdutils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "dropin-docker: apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # (Debian's docker.io would start the host's dockerd: policy-rc.d forbids it here.)
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
-    echo "dropin-docker: could not install ${missing[*]}" >&2
-    exit 1
-  }
-fi
+dropin_install docker.io containerd buildah busybox-static bsdutils
 # /usr/local/bin/docker may be a newer CLI: use the one of Debian's dockerd.
 DOCKER_CLI=/usr/bin/docker
 
@@ -57,49 +48,14 @@ DOCKER_SOCK=$T/docker/docker.sock
 containerd_pid=
 dockerd_pid=
 
-# Containers' cgroups go below this script's own cgroup (the deepest of its v1 paths), in a
-# directory of this run; every directory made for them is removed at the end.
-own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
-CGP=${own_cg%/}/brig-$tag
-cg_made=()   # hierarchy directories on CGP's path that did not exist before
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] || continue
-  d=${h%/}
-  IFS=/ read -ra parts <<<"${CGP#/}"
-  for part in "${parts[@]}"; do
-    d=$d/$part
-    [ -d "$d" ] || cg_made+=("$d")
-  done
-done
 # Host paths the engines make whatever their configuration says (dockerd's plugin directory and
 # trust key, containerd's shim sockets, buildah's blob-info cache, the runtimes' default roots):
 # those this run makes go at the end (directories only when empty).
 host_dirs=(/run/docker /run/containerd /run/containers /var/lib/containers /run/runc /run/brig /etc/docker)
-host_dirs_new=()
-for d in "${host_dirs[@]}"; do [ -e "$d" ] || host_dirs_new+=("$d"); done
 key_json_existed=
 [ -e /etc/docker/key.json ] && key_json_existed=1
-shim_sockets_before=$(ls /run/containerd/s 2>/dev/null | sort)
 tmp_files() { compgen -G "/tmp/runc-process*"; compgen -G "/tmp/pty[0-9]*"; }
-tmp_files_before=$(tmp_files | sort)
-
-# pids of processes whose command line names our temp dir (daemons, shims): only ours.
-our_pids() {
-  local f pid
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}
-    pid=${pid%/cmdline}
-    [ "$pid" = $$ ] && continue
-    tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$T/" && echo "$pid"
-  done
-}
-
-stop_pid() { # stop_pid PID: TERM, up to 10 s, then KILL
-  kill "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
+dropin_begin
 
 cleanup() {
   set +e
@@ -114,47 +70,8 @@ cleanup() {
     timeout -k 5 60 "${BUILDAH[@]}" rm -a >/dev/null 2>&1
   fi
   [ -n "$containerd_pid" ] && stop_pid "$containerd_pid"
-  # Shims of this run outlive their daemon when something went wrong, and so do container
-  # processes: everything in this run's cgroups is ours (thawed first: a frozen task does not
-  # die).
-  for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null; done
-  if [ -d "/sys/fs/cgroup/freezer$CGP" ]; then
-    find "/sys/fs/cgroup/freezer$CGP" -name freezer.state -exec sh -c 'echo THAWED > "$1"' _ {} \; 2>/dev/null
-  fi
-  for pid in $(cat /sys/fs/cgroup/*"$CGP"/cgroup.procs /sys/fs/cgroup/*"$CGP"/*/cgroup.procs \
-    /sys/fs/cgroup/*"$CGP"/*/*/cgroup.procs 2>/dev/null | sort -u); do
-    kill -9 "$pid" 2>/dev/null
-  done
-  # Mounts under the temp dir, deepest first; rm -rf only once none is left.
-  for _ in 1 2 3; do
-    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null; done
-  done
-  if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    echo "dropin-docker: mounts left under $T, not removing it" >&2
-  else
-    rm -rf --one-file-system "$T"
-  fi
-  for _ in $(seq 20); do
-    for h in /sys/fs/cgroup/*/; do
-      [ -d "${h%/}$CGP" ] && find "${h%/}$CGP" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-    compgen -G "/sys/fs/cgroup/*$CGP" >/dev/null || break
-    sleep 0.5
-  done
-  for ((i = ${#cg_made[@]} - 1; i >= 0; i--)); do rmdir "${cg_made[i]}" 2>/dev/null; done
-  for sock in $(ls /run/containerd/s 2>/dev/null); do
-    grep -qxF "$sock" <<<"$shim_sockets_before" || rm -f "/run/containerd/s/$sock"
-  done
-  for f in $(tmp_files); do
-    grep -qxF "$f" <<<"$tmp_files_before" || rm -rf --one-file-system "$f"
-  done
   [ -z "$key_json_existed" ] && rm -f /etc/docker/key.json
-  for d in "${host_dirs_new[@]}"; do
-    [ "$d" = /var/lib/containers ] && rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-    [ "$d" = /run/containers ] && rm -f /run/containers/networks/ipam.db
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
+  dropin_cleanup_host
 }
 trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
@@ -202,27 +119,7 @@ make_wrapper docker
 make_wrapper buildah
 
 # --- the busybox image: a docker-archive (docker save layout) built here -----------------------
-build_image() {
-  local img=$T/image
-  mkdir -p "$img/archive"
-  BRIG= bash "$repo/hack/make-rootfs.sh" "$img" >/dev/null || return 1
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/rootfs" \
-    -cf "$img/layer.tar" . || return 1
-  local layer arch config
-  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
-  arch=$(dpkg --print-architecture)
-  mkdir -p "$img/archive/$layer"
-  mv "$img/layer.tar" "$img/archive/$layer/layer.tar"
-  printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"hack/dropin-docker.sh: busybox-static"}]}' \
-    "$arch" "$layer" >"$img/config.json"
-  config=$(sha256sum "$img/config.json" | cut -d' ' -f1)
-  mv "$img/config.json" "$img/archive/$config.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
-    "$config" "$IMG" "$layer" >"$img/archive/manifest.json"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
-    -cf "$T/busybox.tar" . || return 1
-  rm -rf "$img"
-}
+build_image() { build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]"; }
 
 # --- containerd and dockerd -------------------------------------------------------------------
 start_containerd() {
@@ -344,19 +241,6 @@ d() { timeout -k 5 60 "$DOCKER_CLI" "$@" </dev/null; }
 b() { timeout -k 5 60 "${BUILDAH[@]}" "$@" </dev/null; }
 # (--network none: no network set up, nothing in /run/containers/networks)
 brun() { b run --runtime "$T/buildah-bin/runc" --runtime-flag "root=$T/buildah-runtime" --isolation oci --network none "$@"; }
-# In a pty: script(1) gives the engine a terminal of its own; prints what the terminal showed.
-in_pty() {
-  local cmd
-  cmd=$(printf '%q ' "$@")
-  timeout -k 5 60 script -qec "$cmd" /dev/null </dev/null | tr -d '\r'
-}
-want() { # want WHAT GOT EXPECTED
-  if [ "$2" != "$3" ]; then
-    echo "$1: got '$2', want '$3'"
-    return 1
-  fi
-  echo "ok: $1 = '$3'"
-}
 want_bytes() { # want_bytes WHAT FILE EXPECTED: FILE holds exactly EXPECTED (printf %s), byte for byte
   if ! printf '%s' "$3" | cmp -s - "$2"; then
     echo "$1: got $(od -An -c "$2" | tr -s ' \n' ' '| head -c 2000)"
@@ -364,24 +248,6 @@ want_bytes() { # want_bytes WHAT FILE EXPECTED: FILE holds exactly EXPECTED (pri
     return 1
   fi
   echo "ok: $1 = $(printf '%q' "$3")"
-}
-want_in() { # want_in WHAT TEXT NEEDLE
-  if ! grep -qF -- "$3" <<<"$2"; then
-    echo "$1: '$3' not in: $2"
-    return 1
-  fi
-  echo "ok: $1 has '$3'"
-}
-# wait_for WHAT SECONDS CMD...: until CMD succeeds
-wait_for() {
-  local what=$1 n=$(($2 * 10))
-  shift 2
-  for _ in $(seq "$n"); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $what"
-  return 1
 }
 host_capbnd=$(awk '$1 == "CapBnd:" { print $2 }' /proc/self/status)
 # CAP_SYS_RESOURCE (24) in our bounding set: without it no rlimit goes above our hard limit and

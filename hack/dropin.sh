@@ -24,20 +24,12 @@ if [ ! -x "$runtime" ]; then
   exit 1
 fi
 
+# shellcheck source=hack/lib/dropin-common.sh
+. "$repo/hack/lib/dropin-common.sh"
+NAME=dropin
+
 # --- packages --------------------------------------------------------------------------------
-packages=(containerd podman conmon catatonit busybox-static bsdutils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "dropin: apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null || {
-    echo "dropin: could not install ${missing[*]}" >&2
-    exit 1
-  }
-fi
+dropin_install containerd podman conmon catatonit busybox-static bsdutils
 
 started=$(date +%s)
 T=$(mktemp -d /tmp/brig-dropin.XXXXXX)
@@ -48,42 +40,14 @@ IMG=localhost/brig-busybox:latest
 CTR_SOCK=$T/containerd/containerd.sock
 containerd_pid=
 
-# Containers' cgroups go below this script's own cgroup (the deepest of its v1 paths), in a
-# directory of this run; every directory made for them is removed at the end.
-own_cg=$(awk -F: '$3 != "" && length($3) > length(best) { best = $3 } END { print best }' /proc/self/cgroup)
-CGP=${own_cg%/}/brig-$tag
-cg_made=()   # hierarchy directories on CGP's path that did not exist before
-for h in /sys/fs/cgroup/*/; do
-  [ -f "$h/cgroup.procs" ] || continue
-  d=${h%/}
-  IFS=/ read -ra parts <<<"${CGP#/}"
-  for part in "${parts[@]}"; do
-    d=$d/$part
-    [ -d "$d" ] || cg_made+=("$d")
-  done
-done
 # Host directories the engines make whatever their configuration says (containerd's shim
 # sockets and default fifo dir, podman's network run dir and blob-info cache, the runtimes'
 # default roots): those this run makes go at the end, only when empty.
 host_dirs=(/run/containerd /run/containers /var/lib/containers /run/runc /run/brig)
-host_dirs_new=()
-for d in "${host_dirs[@]}"; do [ -e "$d" ] || host_dirs_new+=("$d"); done
-shim_sockets_before=$(ls /run/containerd/s 2>/dev/null | sort)
 # The shim's process files and console sockets and conmon's console sockets go to /tmp; an
 # engine killed at the wrong moment leaves them.
 tmp_files() { compgen -G "/tmp/runc-process*"; compgen -G "/tmp/pty[0-9]*"; compgen -G "/tmp/conmon-term.*"; }
-tmp_files_before=$(tmp_files | sort)
-
-# pids of processes whose command line names our temp dir (shims, conmon): only ours.
-our_pids() {
-  local f pid
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}
-    pid=${pid%/cmdline}
-    [ "$pid" = $$ ] && continue
-    tr '\0' ' ' 2>/dev/null <"$f" | grep -qF "$T/" && echo "$pid"
-  done
-}
+dropin_begin
 
 cleanup() {
   set +e
@@ -101,53 +65,9 @@ cleanup() {
     for id in $(timeout -k 5 10 "${CTR[@]}" containers ls -q 2>/dev/null); do
       timeout -k 5 10 "${CTR[@]}" containers delete "$id" >/dev/null 2>&1
     done
-    kill "$containerd_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$containerd_pid" 2>/dev/null
-    wait "$containerd_pid" 2>/dev/null
+    stop_pid "$containerd_pid"
   fi
-  # Shims and conmons of this run outlive their daemon when something went wrong, and so do
-  # container processes: everything in this run's cgroups is ours (thawed first: a frozen
-  # task does not die).
-  for pid in $(our_pids); do kill -9 "$pid" 2>/dev/null; done
-  if [ -d "/sys/fs/cgroup/freezer$CGP" ]; then
-    find "/sys/fs/cgroup/freezer$CGP" -name freezer.state -exec sh -c 'echo THAWED > "$1"' _ {} \; 2>/dev/null
-  fi
-  for pid in $(cat /sys/fs/cgroup/*"$CGP"/cgroup.procs /sys/fs/cgroup/*"$CGP"/*/cgroup.procs \
-    /sys/fs/cgroup/*"$CGP"/*/*/cgroup.procs 2>/dev/null | sort -u); do
-    kill -9 "$pid" 2>/dev/null
-  done
-  # Mounts under the temp dir, deepest first; rm -rf only once none is left.
-  for _ in 1 2 3; do
-    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null; done
-  done
-  if awk -v t="$T/" 'index($5, t) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-    echo "dropin: mounts left under $T, not removing it" >&2
-  else
-    rm -rf --one-file-system "$T"
-  fi
-  # The containers' cgroups, then the directories of this run on their path.
-  # (conmon may take a moment to leave its cgroup.)
-  for _ in $(seq 20); do
-    for h in /sys/fs/cgroup/*/; do
-      [ -d "${h%/}$CGP" ] && find "${h%/}$CGP" -depth -type d -exec rmdir {} + 2>/dev/null
-    done
-    compgen -G "/sys/fs/cgroup/*$CGP" >/dev/null || break
-    sleep 0.5
-  done
-  for ((i = ${#cg_made[@]} - 1; i >= 0; i--)); do rmdir "${cg_made[i]}" 2>/dev/null; done
-  # containerd's shim sockets live in /run/containerd/s whatever the state dir.
-  for sock in $(ls /run/containerd/s 2>/dev/null); do
-    grep -qxF "$sock" <<<"$shim_sockets_before" || rm -f "/run/containerd/s/$sock"
-  done
-  for f in $(tmp_files); do
-    grep -qxF "$f" <<<"$tmp_files_before" || rm -rf --one-file-system "$f"
-  done
-  for d in "${host_dirs_new[@]}"; do
-    [ "$d" = /var/lib/containers ] && rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-  done
+  dropin_cleanup_host
 }
 trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
@@ -180,27 +100,7 @@ make_wrapper ctr
 make_wrapper podman
 
 # --- the busybox image: a docker-archive (docker save layout) built here -----------------------
-build_image() {
-  local img=$T/image
-  mkdir -p "$img/archive"
-  BRIG= bash "$repo/hack/make-rootfs.sh" "$img" >/dev/null || return 1
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/rootfs" \
-    -cf "$img/layer.tar" . || return 1
-  local layer arch config
-  layer=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
-  arch=$(dpkg --print-architecture)
-  mkdir -p "$img/archive/$layer"
-  mv "$img/layer.tar" "$img/archive/$layer/layer.tar"
-  printf '{"architecture":"%s","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"hack/dropin.sh: busybox-static"}]}' \
-    "$arch" "$layer" >"$img/config.json"
-  config=$(sha256sum "$img/config.json" | cut -d' ' -f1)
-  mv "$img/config.json" "$img/archive/$config.json"
-  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
-    "$config" "$IMG" "$layer" >"$img/archive/manifest.json"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
-    -cf "$T/busybox.tar" . || return 1
-  rm -rf "$img"
-}
+build_image() { build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]"; }
 
 # --- containerd -------------------------------------------------------------------------------
 CTR=(ctr --address "$CTR_SOCK" --namespace "$NS")
@@ -297,37 +197,6 @@ ctr_run() {
   c run --runtime io.containerd.runc.v2 --runc-binary "$T/ctr-bin/runc" \
     --runc-root "$T/ctr-runc" --fifo-dir "$T/fifo" --cgroup "$CGP/ctr/$id" \
     "${flags[@]}" "$IMG" "$id" "$@"
-}
-# In a pty: script(1) gives the engine a terminal of its own; prints what the terminal showed.
-in_pty() {
-  local cmd
-  cmd=$(printf '%q ' "$@")
-  timeout -k 5 60 script -qec "$cmd" /dev/null </dev/null | tr -d '\r'
-}
-want() { # want WHAT GOT EXPECTED
-  if [ "$2" != "$3" ]; then
-    echo "$1: got '$2', want '$3'"
-    return 1
-  fi
-  echo "ok: $1 = '$3'"
-}
-want_in() { # want_in WHAT TEXT NEEDLE
-  if ! grep -qF -- "$3" <<<"$2"; then
-    echo "$1: '$3' not in: $2"
-    return 1
-  fi
-  echo "ok: $1 has '$3'"
-}
-# wait_for WHAT SECONDS CMD...: until CMD succeeds
-wait_for() {
-  local what=$1 n=$(($2 * 10))
-  shift 2
-  for _ in $(seq "$n"); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $what"
-  return 1
 }
 host_netns=$(readlink /proc/self/ns/net)
 # privileged containers get every capability we have
