@@ -1,6 +1,8 @@
 //! brig: an OCI container runtime. The CLI parses runc-compatible flags and hands every
 //! behaviour to libcontainer; errors become one log line and a non-zero exit.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod commands;
 
 use std::io::Write;

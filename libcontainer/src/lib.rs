@@ -1,5 +1,7 @@
 //! libcontainer: everything the brig OCI runtime does, usable without the CLI.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod capabilities;
 pub mod cgroups;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec_template;
 pub mod state;
+pub mod sys;
 pub mod sysctl;
 pub mod tty;
 pub mod user_ns;
