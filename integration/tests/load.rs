@@ -211,7 +211,11 @@ fn failures(results: &[(Option<i32>, String)]) -> Vec<String> {
 #[test]
 fn a_hundred_containers_back_to_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let load = Load::new("seq");
+    let mut load = Load::new("seq");
+    // The exit status is the container's own: a zero below is `true` having run.
+    load.bundle.set_args(&["sh", "-c", "exit 3"]);
+    assert_eq!(load.run(100).0, Some(3));
+    load.bundle.set_args(&["true"]);
     let started = Instant::now();
     let results: Vec<_> = (0..100).map(|i| load.run(i)).collect();
     eprintln!("100 sequential runs: {:?}", started.elapsed());
