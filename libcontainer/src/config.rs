@@ -37,12 +37,9 @@ impl Config {
     }
 
     pub fn from_spec(spec: Spec, bundle: PathBuf) -> Result<Config> {
-        validate(&spec)?;
-        let root = spec
-            .root()
-            .as_ref()
-            .ok_or_else(|| Error::config("root", "missing: a container needs a root filesystem"))?;
-        let rootfs = bundle.join(root.path());
+        let mut config = Config::without_files(spec)?;
+        let root = config.spec.root().as_ref().map(|r| r.path().clone());
+        let rootfs = bundle.join(root.unwrap_or_default());
         let meta = std::fs::metadata(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
         if !meta.is_dir() {
             return Err(Error::config(
@@ -50,8 +47,22 @@ impl Config {
                 format!("{} is not a directory", rootfs.display()),
             ));
         }
-        let rootfs =
+        config.rootfs =
             std::fs::canonicalize(&rootfs).ctx(|| format!("root.path {}", rootfs.display()))?;
+        config.bundle = bundle;
+        Ok(config)
+    }
+
+    /// Every check that does not look at the bundle's files: `bundle` and `rootfs` are left
+    /// empty for the caller to fill.
+    fn without_files(spec: Spec) -> Result<Config> {
+        validate(&spec)?;
+        if spec.root().is_none() {
+            return Err(Error::config(
+                "root",
+                "missing: a container needs a root filesystem",
+            ));
+        }
         let seccomp = spec
             .linux()
             .as_ref()
@@ -60,8 +71,8 @@ impl Config {
             .transpose()?;
         let config = Config {
             spec,
-            bundle,
-            rootfs,
+            bundle: PathBuf::new(),
+            rootfs: PathBuf::new(),
             seccomp,
         };
         crate::sysctl::validate(&config)?;
@@ -80,6 +91,14 @@ impl Config {
     pub fn new_namespace(&self, kind: LinuxNamespaceType) -> bool {
         self.namespace(kind).is_some_and(|ns| ns.path().is_none())
     }
+}
+
+/// Parse config.json from bytes and make every check `Config::load` makes except those on the
+/// bundle's files (the root filesystem is not looked at): the fuzz target's entry point.
+pub fn load_from_bytes(data: &[u8]) -> Result<Spec> {
+    let spec: Spec =
+        serde_json::from_slice(data).map_err(|e| Error::config("config.json", e.to_string()))?;
+    Ok(Config::without_files(spec)?.spec)
 }
 
 fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
@@ -475,6 +494,30 @@ mod tests {
         );
         assert!(error(json!({"linux": {"readonlyPaths": [""]}}))
             .starts_with("linux.readonlyPaths[0]: must be an absolute path"));
+    }
+
+    #[test]
+    fn load_from_bytes_checks_all_but_the_bundle_files() {
+        let bytes = |extra| serde_json::to_vec(&spec(extra)).unwrap();
+        // The root filesystem is not looked at: "rootfs" exists nowhere here.
+        load_from_bytes(&bytes(json!({}))).unwrap();
+        let err = |data: &[u8]| load_from_bytes(data).unwrap_err().to_string();
+        assert!(err(b"[1]").starts_with("config.json: "));
+        let mut no_root = spec(json!({}));
+        no_root.set_root(None);
+        assert!(err(&serde_json::to_vec(&no_root).unwrap()).starts_with("root: missing"));
+        assert!(
+            err(&bytes(json!({"process": {"cwd": "tmp"}}))).starts_with("process.cwd:"),
+            "validate runs"
+        );
+        assert!(err(&bytes(
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}})
+        ))
+        .starts_with("linux.seccomp.defaultAction:"));
+        assert!(
+            err(&bytes(json!({"linux": {"sysctl": {"kernel.panic": "1"}}})))
+                .starts_with("linux.sysctl.kernel.panic:")
+        );
     }
 
     #[test]
