@@ -3,8 +3,10 @@
 # process.json as `exec --process` does, and seccomp profiles compiled to BPF. Each target runs
 # for SECONDS (default 60) from the seeds in fuzz/seeds/TARGET plus what earlier runs kept in
 # fuzz/corpus/TARGET. Any crash, timeout or out-of-memory fails the run and its reproducer is
-# printed. Built with overflow checks and debug assertions: an overflow is a crash too. Needs
-# the nightly toolchain; installs cargo-fuzz when missing.
+# printed. Built with overflow checks and debug assertions: an overflow is a crash too. Uses
+# the nightly toolchain when rustup has one; otherwise the stable one with RUSTC_BOOTSTRAP=1
+# (cargo-fuzz needs -Z flags; a fresh CI machine may have stable only). Installs cargo-fuzz
+# when missing.
 #   hack/fuzz.sh [SECONDS] [TARGET...]      (targets: config process seccomp)
 # Reproduce one input: cargo +nightly fuzz run TARGET PATH; minimize: cargo +nightly fuzz tmin TARGET PATH
 set -euo pipefail
@@ -17,8 +19,14 @@ targets=("$@")
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  fuzz() { cargo +nightly fuzz "$@"; }
+else
+  echo "fuzz: no nightly toolchain: stable with RUSTC_BOOTSTRAP=1"
+  fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fi
 for target in "${targets[@]}"; do
-  cargo +nightly fuzz build --debug-assertions "$target"
+  fuzz build --debug-assertions "$target"
 done
 failed=()
 for target in "${targets[@]}"; do
@@ -28,7 +36,7 @@ for target in "${targets[@]}"; do
   before=$(find "$artifacts" -type f | sort)
   echo "=== fuzz $target: ${seconds}s"
   # The first corpus directory gets the new inputs; the seeds are only read.
-  if ! cargo +nightly fuzz run --debug-assertions "$target" "$corpus" "fuzz/seeds/$target" -- \
+  if ! fuzz run --debug-assertions "$target" "$corpus" "fuzz/seeds/$target" -- \
       -max_total_time="$seconds" -dict=fuzz/oci.dict -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1; then
     new=$(comm -13 <(echo "$before") <(find "$artifacts" -type f | sort) | grep . || true)
