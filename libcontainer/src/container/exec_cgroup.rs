@@ -132,7 +132,7 @@ pub fn enter(cgroup: &Cgroup, sub: &SubCgroups, pid: i32, init: i32) -> Result<(
         }
         return Ok(());
     }
-    match cgroup.add(pid, false) {
+    match crate::cgroups::for_state(cgroup).apply(pid, false) {
         Err(err) if err.errno() == Some(Errno::EBUSY) => {
             let Some(dir) = init_unified_cgroup(init) else {
                 return Err(err);
