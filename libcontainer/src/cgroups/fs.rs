@@ -182,6 +182,10 @@ impl Manager for Cgroup {
         Ok(())
     }
 
+    fn enter_exec(&self, sub: &super::exec::SubCgroups, pid: i32, init: i32) -> Result<()> {
+        super::exec::enter(self, sub, pid, init)
+    }
+
     fn set(
         &self,
         resources: Option<&LinuxResources>,

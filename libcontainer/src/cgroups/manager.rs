@@ -11,6 +11,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
+use super::exec::SubCgroups;
 use super::fs::Cgroup;
 use crate::error::Result;
 
@@ -36,6 +37,10 @@ pub trait Manager {
     /// Put `pid` in the cgroup on every hierarchy; `placed_by_clone`: the unified one is done
     /// (CLONE_INTO_CGROUP).
     fn apply(&self, pid: i32, placed_by_clone: bool) -> Result<()>;
+
+    /// Put an `exec`'d process in the cgroup, or in the sub-cgroup `sub` of it (`exec
+    /// --cgroup`); `init` is the container's init.
+    fn enter_exec(&self, sub: &SubCgroups, pid: i32, init: i32) -> Result<()>;
 
     /// Write `linux.resources` (create, or `update` when `update`), device rules included;
     /// `spec_devices` are the config's `linux.devices`.

@@ -2,10 +2,11 @@
 //!
 //! - [`manager`]: the trait and the factory that picks the driver;
 //! - [`fs`]: the cgroupfs driver (today's only one) and its state record, [`Cgroup`];
-//! - [`detect`]: what the host has (v1, hybrid, v2; mounts; our own cgroups);
+//! - [`detect`](mod@detect): what the host has (v1, hybrid, v2; mounts; our own cgroups);
 //! - [`paths`]: where `linux.cgroupsPath` puts the container's cgroup on each hierarchy;
 //! - [`resources`]: `linux.resources` checked then written, per version in [`v1`] and [`v2`],
 //!   device rules in [`devices`] (v1 files) and [`bpf`] (the v2 eBPF filter);
+//! - [`exec`]: where an `exec`'d process goes (`exec --cgroup` sub-cgroups);
 //! - [`stats`]: `events` statistics.
 //!
 //! One driver for v1, hybrid and v2 hosts: a container's cgroup is a list of hierarchies,
@@ -19,6 +20,7 @@
 pub mod bpf;
 pub mod detect;
 pub mod devices;
+pub mod exec;
 pub mod fs;
 pub mod manager;
 pub mod paths;
@@ -29,7 +31,6 @@ pub mod v2;
 
 use oci_spec::runtime::LinuxResources;
 
-pub(crate) use detect::unified_mount;
 pub use detect::{detect, Mode};
 pub use fs::{Cgroup, Hierarchy};
 pub use manager::{for_state, new, Manager};

@@ -1,5 +1,5 @@
 //! Writing `linux.resources` into the container's cgroup: everything checked before the first
-//! write (a [`Plan`]), then one write per setting, each failure naming the field and the file.
+//! write (a `Plan`), then one write per setting, each failure naming the field and the file.
 //! The per-version rules are in [`super::v1`] and [`super::v2`], device rules in
 //! [`super::devices`] and [`super::bpf`].
 
