@@ -1052,3 +1052,98 @@ fn the_canonical_v1_mount_is_used_when_a_hierarchy_is_mounted_twice() {
     assert!(started, "{}", stderr(&out));
     assert_eq!(limit.as_deref().map(str::trim), Some("7"));
 }
+
+/// Every hierarchy's directory where a relative cgroupsPath whose first component is `top`
+/// would begin: below our own cgroup on each v1 hierarchy (and a hybrid host's unified one),
+/// beside it on a v2 host (below its parent). Found from /proc/self/cgroup and mountinfo.
+fn where_relative_cgroups_go(top: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2 = v2();
+    let mut found = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let wanted: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+        let Some((point, root)) = mounts.lines().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fields: Vec<&str> = pre.split(' ').collect();
+            let mut post = post.split(' ');
+            let fs_type = post.next()?;
+            let options: Vec<&str> = post.nth(1)?.split(',').collect();
+            let matches = if wanted.is_empty() {
+                fs_type == "cgroup2"
+            } else {
+                fs_type == "cgroup" && wanted.iter().all(|c| options.contains(c))
+            };
+            (matches && fields[4].starts_with("/sys/fs/cgroup"))
+                .then(|| (PathBuf::from(fields[4]), fields[3].to_string()))
+        }) else {
+            continue;
+        };
+        let mut own = PathBuf::from(path);
+        if v2 {
+            own = own.parent().unwrap_or(&own).to_path_buf();
+        }
+        let rel = own.strip_prefix(&root).unwrap_or(&own).to_path_buf();
+        let rel = rel.strip_prefix("/").unwrap_or(&rel).to_path_buf();
+        found.push(point.join(rel).join(top));
+    }
+    assert!(!found.is_empty(), "no cgroup hierarchy found");
+    found
+}
+
+/// issue 12: brig killed (SIGKILL) at any moment of `create`, then `delete --force`: the
+/// environment is as if the create was never attempted — no cgroup directory is left on any
+/// hierarchy (before the fix, a kill between the cgroup's mkdir and the first state write left
+/// empty directories that `delete --force` did not know about).
+#[test]
+fn an_early_killed_create_leaves_no_cgroup_after_delete_force() {
+    let mut b = Bundle::new("cgearly");
+    b.set_args(&["sleep", "1000"]);
+    let top = format!("brig-early-{}", unique_id("t"));
+    let places = where_relative_cgroups_go(&top);
+    let mut leaked = Vec::new();
+    for attempt in 0..40u64 {
+        let id = format!("{top}-{attempt}");
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("{top}/{id}")));
+        let mut child = b
+            .command(&["create", &id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // From right after exec to well into the create (cgroups made, init cloned).
+        std::thread::sleep(Duration::from_micros(attempt * 75));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = b.brig(&["delete", "--force", &id]);
+        assert!(
+            out.status.success(),
+            "attempt {attempt}: delete --force: {}",
+            stderr(&out)
+        );
+        for place in &places {
+            if place.exists() {
+                leaked.push(format!("attempt {attempt}: {}", place.display()));
+                // Clean up for the next attempt (and the host): children first.
+                if let Ok(entries) = std::fs::read_dir(place) {
+                    for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+                let _ = std::fs::remove_dir(place);
+            }
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "cgroups left behind:\n{}",
+        leaked.join("\n")
+    );
+}

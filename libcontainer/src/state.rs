@@ -16,6 +16,9 @@ use crate::utils::{process_alive, write_atomic};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The cgroup a `create` is about to make, written before its first mkdir: what `delete
+/// --force` removes when the create died before saving state.json.
+pub const CGROUP_INTENT: &str = "cgroup.json";
 /// Where brig keeps container state when `--root` is not given.
 pub const DEFAULT_ROOT: &str = "/run/brig";
 
@@ -231,6 +234,26 @@ impl ContainerDir {
         let data = serde_json::to_vec(state)
             .map_err(|e| Error::Other(format!("encode state of {}: {e}", self.id)))?;
         write_atomic(&self.state_path(), &data, 0o600)
+    }
+
+    /// Record the cgroup about to be made (see [`CGROUP_INTENT`]).
+    pub fn save_cgroup_intent(&self, cgroup: &crate::cgroups::Cgroup) -> Result<()> {
+        let data = serde_json::to_vec(cgroup)
+            .map_err(|e| Error::Other(format!("encode cgroup of {}: {e}", self.id)))?;
+        write_atomic(&self.path.join(CGROUP_INTENT), &data, 0o600)
+    }
+
+    /// The cgroup a create recorded before making it; `None` when it recorded none.
+    pub fn load_cgroup_intent(&self) -> Result<Option<crate::cgroups::Cgroup>> {
+        let path = self.path.join(CGROUP_INTENT);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("read {}", path.display())),
+        };
+        serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| Error::Other(format!("parse {}: {e}", path.display())))
     }
 
     /// Remove the directory and everything in it; the lock goes with it.

@@ -7,26 +7,17 @@
 //! Written by hand (no aya/libbpf): the program is a straight line of compares, and
 //! building it needs no C toolchain and no ELF loader.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::devices::Rule;
 use crate::error::{Context, Error, Result};
+use crate::sys::bpf as sys;
 
-/// One eBPF instruction, as the kernel's `struct bpf_insn`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    /// dst in the low nibble, src in the high one.
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
-}
+pub use crate::sys::bpf::Insn;
 
 // Opcodes (class | op | source) this program uses.
 const LDX_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
@@ -138,97 +129,21 @@ fn number(n: i64) -> Result<i32> {
     i32::try_from(n).map_err(|_| Error::Other(format!("device number {n} is out of range")))
 }
 
-// bpf(2) commands and constants.
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_DETACH: libc::c_long = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_PROG_QUERY: libc::c_long = 16;
+// bpf(2) program and attach types.
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
 
-/// The prefix of `union bpf_attr` for BPF_PROG_LOAD that we fill; the rest stays zero.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoad {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// BPF_PROG_ATTACH / BPF_PROG_DETACH.
-#[repr(C)]
-#[derive(Default)]
-struct Attach {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-}
-
-/// BPF_PROG_QUERY.
-#[repr(C)]
-#[derive(Default)]
-struct Query {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-}
-
-/// BPF_PROG_GET_FD_BY_ID.
-#[repr(C)]
-#[derive(Default)]
-struct GetFdById {
-    prog_id: u32,
-    next_id: u32,
-    open_flags: u32,
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::result::Result<i64, Errno> {
-    // SAFETY: `attr` is a live, properly sized prefix of union bpf_attr for `cmd`; the kernel
-    // reads (and for queries writes) only within the size we pass.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    Errno::result(ret)
-}
-
 fn load(prog: &[Insn]) -> Result<OwnedFd> {
-    let license = c"Apache";
     let mut log = vec![0u8; 64 * 1024];
-    let mut attr = ProgLoad {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    attr.prog_name[..12].copy_from_slice(b"brig_devices");
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: the kernel just returned this descriptor to us.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+    match sys::prog_load(
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        prog,
+        c"Apache",
+        b"brig_devices",
+        &mut log,
+    ) {
+        Ok(fd) => Ok(fd),
         Err(e) => {
             let verifier = String::from_utf8_lossy(&log);
             let verifier = verifier.trim_end_matches('\0').trim();
@@ -248,15 +163,9 @@ fn load(prog: &[Insn]) -> Result<OwnedFd> {
 /// Ids of the device programs attached to the cgroup now.
 fn attached(cgroup: &OwnedFd) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
-    let mut attr = Query {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: ids.len() as u32,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_QUERY, &mut attr).ctx(|| "list the cgroup's device programs")?;
-    ids.truncate(attr.prog_cnt as usize);
+    let count = sys::prog_query(cgroup.as_fd(), BPF_CGROUP_DEVICE, &mut ids)
+        .ctx(|| "list the cgroup's device programs")?;
+    ids.truncate(count);
     Ok(ids)
 }
 
@@ -271,32 +180,18 @@ pub fn install_device_filter(path: &Path, rules: &[Rule]) -> Result<()> {
     .ctx(|| format!("open cgroup {}", path.display()))?;
     let old = attached(&cgroup)?;
     let fd = load(&prog)?;
-    let mut attr = Attach {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_bpf_fd: fd.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        replace_bpf_fd: 0,
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr)
-        .ctx(|| format!("attach the device eBPF program to {}", path.display()))?;
+    sys::prog_attach(
+        cgroup.as_fd(),
+        fd.as_fd(),
+        BPF_CGROUP_DEVICE,
+        BPF_F_ALLOW_MULTI,
+    )
+    .ctx(|| format!("attach the device eBPF program to {}", path.display()))?;
     for id in old {
-        let mut get = GetFdById {
-            prog_id: id,
-            ..Default::default()
-        };
-        let Ok(old_fd) = bpf(BPF_PROG_GET_FD_BY_ID, &mut get) else {
+        let Ok(old_fd) = sys::prog_get_fd_by_id(id) else {
             continue; // gone already
         };
-        // SAFETY: the kernel just returned this descriptor to us.
-        let old_fd = unsafe { OwnedFd::from_raw_fd(old_fd as i32) };
-        let mut detach = Attach {
-            target_fd: cgroup.as_raw_fd() as u32,
-            attach_bpf_fd: old_fd.as_raw_fd() as u32,
-            attach_type: BPF_CGROUP_DEVICE,
-            ..Default::default()
-        };
-        bpf(BPF_PROG_DETACH, &mut detach)
+        sys::prog_detach(cgroup.as_fd(), old_fd.as_fd(), BPF_CGROUP_DEVICE)
             .ctx(|| format!("detach the old device eBPF program from {}", path.display()))?;
     }
     Ok(())
@@ -396,10 +291,11 @@ mod tests {
     /// Where a scratch cgroup2 directory can go: below our own cgroup in the unified hierarchy.
     fn scratch_cgroup() -> std::path::PathBuf {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let (point, root) = crate::cgroups::unified_mount(&mounts).expect("a cgroup2 mount");
+        let (point, root) =
+            crate::cgroups::detect::unified_mount(&mounts).expect("a cgroup2 mount");
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let own = crate::cgroups::own_cgroup(&own, &[]).unwrap();
-        crate::cgroups::place(
+        let own = crate::cgroups::detect::own_cgroup(&own, &[]).unwrap();
+        crate::cgroups::paths::place(
             Path::new(&format!("brig-bpf-test-{}", std::process::id())),
             &own,
             &root,
@@ -422,37 +318,24 @@ mod tests {
             .as_ref()
             .map_err(|e| e.to_string())
             .and_then(|()| install_device_filter(&dir, &rules).map_err(|e| e.to_string()));
-        let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_str().unwrap()).unwrap();
-        // SAFETY: the child only makes raw syscalls and leaves with _exit.
-        let child = unsafe { libc::fork() };
-        if child == 0 {
-            // SAFETY: async-signal-safe calls on C strings that outlive them.
-            unsafe {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    libc::_exit(10);
-                }
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY);
-                let errno = *libc::__errno_location();
-                libc::_exit(match (null >= 0, zero >= 0, errno) {
-                    (true, false, libc::EPERM) => 0,
-                    (false, _, _) => 11,
-                    (true, true, _) => 12,
-                    _ => 13,
-                });
-            }
-        }
-        let mut status = 0;
-        // SAFETY: waiting for the child we just forked.
-        unsafe { libc::waitpid(child, &mut status, 0) };
+        // A shell that moves itself into the cgroup, then tries both devices.
+        let status = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "echo $$ > \"$1\" || exit 10; \
+                 : < /dev/null || exit 11; \
+                 (: < /dev/zero) 2>/dev/null && exit 12; exit 0",
+                "sh",
+            ])
+            .arg(dir.join("cgroup.procs"))
+            .status()
+            .unwrap();
         let _ = std::fs::remove_dir(&dir);
         installed.unwrap();
         replaced.unwrap();
-        assert!(libc::WIFEXITED(status), "{status}");
         assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
+            status.code(),
+            Some(0),
             "10: could not join, 11: /dev/null denied, 12: /dev/zero allowed"
         );
     }

@@ -75,11 +75,12 @@ pub fn stats(cg: &Cgroup) -> Value {
             .filter_map(|v| v.parse().ok())
             .collect();
         // cpuacct.stat is in clock ticks; runc reports nanoseconds.
-        // SAFETY: sysconf takes an integer name.
-        let tick = 1_000_000_000
-            / u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-                .unwrap_or(100)
-                .max(1);
+        let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(100);
+        let tick = 1_000_000_000 / ticks_per_second.max(1);
         let ticks = key_values(dir, "cpuacct.stat");
         let mut cpu = json!({
             "usage": {

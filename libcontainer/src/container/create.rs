@@ -95,21 +95,24 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let linux = config.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let mut cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut rdt = None;
-    let made = cgroup
-        .create(cgroups::needs_unified(resources.as_ref()))
+    // Recorded before the first mkdir: a create killed from here on leaves `delete --force`
+    // what it needs to remove the cgroups.
+    let made = dir
+        .save_cgroup_intent(&cgroup.intent())
+        .and_then(|()| cgroup.create(cgroups::needs_unified(resources.as_ref())))
         .and_then(|()| match options.notify_socket {
             Some(_) => crate::notify::make_dir(&dir.path),
             None => Ok(()),
         })
-        .and_then(|()| delegate_cgroup(&cgroup, &config))
-        .and_then(|()| cgroups::apply(&cgroup, resources.as_ref(), &spec_devices, false))
+        .and_then(|()| delegate_cgroup(cgroup.record(), &config))
+        .and_then(|()| cgroup.set(resources.as_ref(), &spec_devices, false))
         .and_then(|()| {
             rdt = rdt_group(&config, &options.id)?;
-            create_in(&dir, config, options, cgroup.clone(), rdt.clone())
+            create_in(&dir, config, options, cgroup.record().clone(), rdt.clone())
         });
     match made {
         Ok((state, console)) => Ok(Created {
@@ -274,7 +277,7 @@ fn create_in(
         user_ns::write_maps(pid.as_raw(), &config)?;
     }
     if !state.cgroup.hierarchies.is_empty() {
-        state.cgroup.add(pid.as_raw(), placed)?;
+        cgroups::for_state(&state.cgroup).apply(pid.as_raw(), placed)?;
     }
     if let Some(group) = &state.intel_rdt {
         intel_rdt::add(group, pid.as_raw())?;

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::kill_all_and_wait;
+use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::state::{ContainerDir, Status};
@@ -41,10 +42,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             }
         },
     }
-    if let Some(state) = &loaded {
-        state.cgroup.destroy()?;
-        if let Some(group) = &state.intel_rdt {
-            crate::intel_rdt::remove(group);
+    match &loaded {
+        Some(state) => {
+            cgroups::for_state(&state.cgroup).destroy()?;
+            if let Some(group) = &state.intel_rdt {
+                crate::intel_rdt::remove(group);
+            }
+        }
+        // A create killed before its first state write: the cgroup it recorded before making
+        // it (init, if it was cloned, is in it and dies with it).
+        None => {
+            if let Some(cgroup) = dir.load_cgroup_intent()? {
+                cgroups::for_state(&cgroup).destroy()?;
+            }
         }
     }
     dir.remove()?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cgroups::stats;
+use crate::cgroups;
 use crate::error::{Context, Error, Result};
 use crate::state::{self, Status};
 
@@ -51,14 +51,15 @@ pub fn events(
             "container {id:?} has no cgroup to read statistics from"
         )));
     }
-    let mut ooms = stats::oom_kills(&state.cgroup);
+    let cgroup = cgroups::for_state(&state.cgroup);
+    let mut ooms = cgroup.oom_kills();
     loop {
         write_event(
             out,
             &Event {
                 kind: "stats",
                 id,
-                data: Some(stats::stats(&state.cgroup)),
+                data: Some(cgroup.stats()),
             },
         )?;
         if once {
@@ -68,7 +69,7 @@ pub fn events(
         let steps = (interval.as_millis() / 100).max(1);
         for _ in 0..steps {
             std::thread::sleep(interval / steps as u32);
-            let now = stats::oom_kills(&state.cgroup);
+            let now = cgroup.oom_kills();
             if now > ooms {
                 write_event(
                     out,

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::{pidfd_of_init, send_signal, signal_all};
+use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::state::{self, Status};
 
@@ -30,8 +31,9 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
         // As runc: `--all` on a stopped container signals whatever is left in its cgroup
         // (processes that outlived init when the pid namespace is shared) and succeeds.
         (None, true) => {
-            if state.cgroup.owned() {
-                for pid in state.cgroup.pids().unwrap_or_default() {
+            let cgroup = cgroups::for_state(&state.cgroup);
+            if cgroup.owned() {
+                for pid in cgroup.pids().unwrap_or_default() {
                     // SAFETY: kill with integer arguments only; a vanished pid is fine.
                     unsafe { libc::kill(pid, signal) };
                 }

@@ -28,6 +28,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use oci_spec::runtime::LinuxNamespaceType;
 
+use crate::cgroups;
 use crate::error::{Context, Error, Result};
 use crate::state::State;
 use crate::utils::process_alive;
@@ -68,8 +69,9 @@ pub(crate) fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<()> 
 /// Host pids of every process of the container: its cgroup's, or without one every process in
 /// its own pid namespace (or init alone).
 pub fn container_pids(state: &State) -> Vec<i32> {
-    if state.cgroup.owned() {
-        if let Ok(mut pids) = state.cgroup.pids() {
+    let cgroup = cgroups::for_state(&state.cgroup);
+    if cgroup.owned() {
+        if let Ok(mut pids) = cgroup.pids() {
             pids.sort_unstable();
             return pids;
         }
@@ -104,10 +106,11 @@ pub fn container_pids(state: &State) -> Vec<i32> {
 /// nothing forks away between listing and signalling.
 pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<()> {
     // Only a cgroup of the container's own is frozen: a joined one holds other processes.
-    let freeze = state.cgroup.owned() && state.cgroup.can_freeze();
-    let was_frozen = freeze && state.cgroup.frozen();
+    let cgroup = cgroups::for_state(&state.cgroup);
+    let freeze = cgroup.owned() && cgroup.can_freeze();
+    let was_frozen = freeze && cgroup.frozen();
     if freeze && !was_frozen {
-        state.cgroup.set_frozen(true)?;
+        cgroup.freeze(true)?;
     }
     for pid in container_pids(state)
         .into_iter()
@@ -119,7 +122,7 @@ pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<
     let sent = send_signal(pidfd, state.pid, signal);
     // A frozen task cannot act on SIGKILL: thaw a container we are killing even if it was paused.
     if freeze && (!was_frozen || signal == libc::SIGKILL) {
-        state.cgroup.set_frozen(false)?;
+        cgroup.freeze(false)?;
     }
     sent
 }

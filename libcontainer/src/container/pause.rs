@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::state::{ContainerDir, Status};
 
@@ -30,12 +31,12 @@ fn set_paused(root: &Path, id: &str, paused: bool) -> Result<()> {
             status: state.status.to_string(),
         });
     }
-    if !state.cgroup.can_freeze() {
+    if !cgroups::for_state(&state.cgroup).can_freeze() {
         return Err(Error::Other(format!(
             "cannot {op} container {id:?}: it has no freezer cgroup"
         )));
     }
-    state.cgroup.set_frozen(paused)?;
+    cgroups::for_state(&state.cgroup).freeze(paused)?;
     state.status = if state.status == Status::Created && paused {
         Status::Paused
     } else {

@@ -33,7 +33,7 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<()> {
         .as_ref()
         .and_then(|l| l.devices().clone())
         .unwrap_or_default();
-    cgroups::apply(&state.cgroup, Some(resources), &spec_devices, true)?;
+    cgroups::for_state(&state.cgroup).set(Some(resources), &spec_devices, true)?;
     let mut linux = state.config.linux().clone().unwrap_or_default();
     linux.set_resources(Some(merge(
         linux.resources().clone().unwrap_or_default(),
