@@ -168,7 +168,7 @@ fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
     let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
     let f = compile(&profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ERRNO",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_X86"],
         "syscalls": [{"names": ["read", "openat", "unshare"], "action": "SCMP_ACT_ALLOW"},
                      {"names": ["setns"], "action": "SCMP_ACT_ERRNO"}]
     })))
@@ -184,6 +184,11 @@ fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
     let x32_read = i64::from(X32_SYSCALL_BIT);
     assert_eq!(decide(&f, x, x32_read, [0; 6]), ALLOW);
     assert_eq!(decide(&f, x, x32_read + 1000, [0; 6]), enosys);
+    // i386 calls against the i386 numbers: setns is 346 there, clone3 435, read 3.
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 3, [0; 6]), ALLOW);
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 346, [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 435, [0; 6]), enosys);
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 39, [0; 6]), errno(libc::EPERM));
     // No stub under a permissive default.
     let f = compile(&profile(
         serde_json::json!({"defaultAction": "SCMP_ACT_LOG",
