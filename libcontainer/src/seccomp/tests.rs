@@ -1,10 +1,17 @@
 //! Decisions of the compiled filters, by the interpreter of the BPF seccompiler emits, combined
 //! with the kernel's precedence, against what the profile says.
 
-use super::*;
+use std::str::FromStr;
+
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+
+use super::bpf::{evaluate, Call};
+use super::compile::*;
+use super::install::supported_flags;
+use super::x32;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const KILL_THREAD: u32 = libc::SECCOMP_RET_KILL_THREAD;
 
 /// The kernel's answer for several filters: the most restrictive action wins.
 fn decide(filters: &Filters, arch: u32, nr: i64, args: [u64; 6]) -> u32 {
@@ -82,8 +89,13 @@ fn mixed_actions_and_argument_filters() {
         libc::SECCOMP_RET_KILL_PROCESS
     );
     assert_eq!(decide(&f, x, nr("kill"), [2, 9, 0, 0, 0, 0]), ALLOW);
-    // Another ABI gets the default action, never a kill.
-    assert_eq!(decide(&f, AUDIT_ARCH_I386, 3, [0; 6]), errno(1));
+    // An ABI the profile does not list is killed, as libseccomp's bad-arch action.
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 3, [0; 6]), KILL_THREAD);
+    assert_eq!(
+        decide(&f, x, (3 | X32_SYSCALL_BIT).into(), [0; 6]),
+        KILL_THREAD
+    );
+    assert_eq!(decide(&f, 0xc000_00b7, 63, [0; 6]), KILL_THREAD);
 }
 
 #[test]
@@ -156,7 +168,7 @@ fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
     let nr = |name: &str| syscalls::Sysno::from_str(name).unwrap().id() as i64;
     let f = compile(&profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ERRNO",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_X86"],
         "syscalls": [{"names": ["read", "openat", "unshare"], "action": "SCMP_ACT_ALLOW"},
                      {"names": ["setns"], "action": "SCMP_ACT_ERRNO"}]
     })))
@@ -172,6 +184,11 @@ fn calls_newer_than_the_profile_get_enosys_as_in_runc() {
     let x32_read = i64::from(X32_SYSCALL_BIT);
     assert_eq!(decide(&f, x, x32_read, [0; 6]), ALLOW);
     assert_eq!(decide(&f, x, x32_read + 1000, [0; 6]), enosys);
+    // i386 calls against the i386 numbers: setns is 346 there, clone3 435, read 3.
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 3, [0; 6]), ALLOW);
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 346, [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 435, [0; 6]), enosys);
+    assert_eq!(decide(&f, AUDIT_ARCH_I386, 39, [0; 6]), errno(libc::EPERM));
     // No stub under a permissive default.
     let f = compile(&profile(
         serde_json::json!({"defaultAction": "SCMP_ACT_LOG",
@@ -262,11 +279,11 @@ fn the_feature_tables_match_what_compile_accepts() {
 /// What the profile says for a call, straight from the JSON semantics: the most restrictive
 /// action of the rules that match (names and every condition), else the default.
 fn expected(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> u32 {
-    expected_in(p, name, args, false)
+    expected_in(p, name, args, Abi::Native)
 }
 
-/// `expected` for the x32 ABI's numbers (`x32_abi`) or the native ones.
-fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], x32_abi: bool) -> u32 {
+/// `expected` for the numbers of `abi` (on i386 arguments are 32 bits).
+fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], abi: Abi) -> u32 {
     use LinuxSeccompAction::*;
     use LinuxSeccompOperator::*;
     let value = |act: LinuxSeccompAction, errno: Option<u32>| {
@@ -282,16 +299,18 @@ fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], x32_abi: bool) -> u
             ScmpActNotify => RET_USER_NOTIF,
         }
     };
+    let narrow = |v: u64| if abi == Abi::I386 { v & 0xffff_ffff } else { v };
     let holds = |a: &oci_spec::runtime::LinuxSeccompArg| {
-        let x = args[a.index()];
+        let x = narrow(args[a.index()]);
+        let v = narrow(a.value());
         match a.op() {
-            ScmpCmpNe => x != a.value(),
-            ScmpCmpLt => x < a.value(),
-            ScmpCmpLe => x <= a.value(),
-            ScmpCmpEq => x == a.value(),
-            ScmpCmpGe => x >= a.value(),
-            ScmpCmpGt => x > a.value(),
-            ScmpCmpMaskedEq => x & a.value() == a.value_two().unwrap_or(0),
+            ScmpCmpNe => x != v,
+            ScmpCmpLt => x < v,
+            ScmpCmpLe => x <= v,
+            ScmpCmpEq => x == v,
+            ScmpCmpGe => x >= v,
+            ScmpCmpGt => x > v,
+            ScmpCmpMaskedEq => x & v == a.value_two().unwrap_or(0),
         }
     };
     // Conditions AND, unless two name the same argument: then each is a rule (runc's rule).
@@ -310,13 +329,15 @@ fn expected_in(p: &LinuxSeccomp, name: &str, args: [u64; 6], x32_abi: bool) -> u
     // runc's -ENOSYS stub: above the highest syscall the profile names, under a default that
     // is not permissive (and not ENOSYS already), the call gets ENOSYS.
     let number = |n: &str| -> Option<u32> {
-        if x32_abi {
-            x32::SYSCALLS
+        match abi {
+            Abi::X32 => x32::SYSCALLS
                 .iter()
                 .find(|(name, _)| *name == n)
-                .map(|(_, nr)| nr | X32_SYSCALL_BIT)
-        } else {
-            syscalls::Sysno::from_str(n).ok().map(|s| s.id() as u32)
+                .map(|(_, nr)| nr | X32_SYSCALL_BIT),
+            Abi::Native => syscalls::Sysno::from_str(n).ok().map(|s| s.id() as u32),
+            Abi::I386 => syscalls::x86::Sysno::from_str(n)
+                .ok()
+                .map(|s| s.id() as u32),
         }
     };
     let highest = p
@@ -409,14 +430,26 @@ fn engine_profiles_decide_every_syscall_as_the_profile_says() {
             for a in &args {
                 assert_eq!(
                     decide(&f, AUDIT_ARCH_X86_64, i64::from(nr | X32_SYSCALL_BIT), *a),
-                    expected_in(&p, name, *a, true),
+                    expected_in(&p, name, *a, Abi::X32),
                     "{engine}: x32 {name} {a:?}"
                 );
             }
         }
-        // i386 is beyond seccompiler: the default action, never a kill.
-        let default = expected(&p, "no such syscall", [0; 6]);
-        assert_eq!(decide(&f, AUDIT_ARCH_I386, 11, [0; 6]), default);
+        // The profiles list x86 too: the i386 numbers get the same answers (the socket and
+        // IPC calls, also reachable through socketcall/ipc, are checked in their own test).
+        for sysno in syscalls::x86::Sysno::iter() {
+            if ["socketcall", "ipc"].contains(&sysno.name()) {
+                continue;
+            }
+            for a in &args {
+                assert_eq!(
+                    decide(&f, AUDIT_ARCH_I386, sysno.id() as i64, *a),
+                    expected_in(&p, sysno.name(), *a, Abi::I386),
+                    "{engine}: i386 {} {a:?}",
+                    sysno.name()
+                );
+            }
+        }
     }
 }
 
@@ -431,9 +464,10 @@ fn podman_profile_size() {
         sizes,
         sizes.iter().sum::<usize>()
     );
-    // Default (ERRNO 38), ERRNO 1 and ERRNO 22 (socket of NETLINK_AUDIT), for x86_64 and x32.
-    assert_eq!(sizes.len(), 6);
-    assert!(sizes.iter().all(|n| *n < 4096));
+    // Default (ERRNO 38), ERRNO 1 and ERRNO 22 (socket of NETLINK_AUDIT), for x86_64, x32 and
+    // x86: the default bodies need two programs, each other action's fit one.
+    assert!(sizes.len() <= 6);
+    assert!(sizes.iter().all(|n| *n <= 4096));
 }
 
 #[test]
@@ -466,17 +500,14 @@ fn x32_rules_apply_only_when_the_profile_lists_x32() {
     );
     assert_eq!(decide(&listed, x, 83, [0; 6]), errno(38));
 
-    // Not listed: every x32 call gets the default action (here ERRNO), not a kill.
+    // Not listed: every x32 call is killed (libseccomp's bad-arch action).
     let native_only = compile(&profile(serde_json::json!({
         "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": rules
     })))
     .unwrap();
     for nr in [mkdir32, sigaction32, getpid32] {
-        assert_eq!(
-            decide(&native_only, x, nr.into(), [0; 6]),
-            errno(libc::EPERM)
-        );
+        assert_eq!(decide(&native_only, x, nr.into(), [0; 6]), KILL_THREAD);
     }
     assert_eq!(decide(&native_only, x, 39, [0; 6]), ALLOW);
 }
@@ -593,4 +624,115 @@ fn supported_flags_are_known_flags() {
     // Every kernel brig runs on (>= 5.x) has TSYNC and LOG.
     assert!(supported.contains(&"SECCOMP_FILTER_FLAG_TSYNC"));
     assert!(supported.contains(&"SECCOMP_FILTER_FLAG_LOG"));
+}
+
+/// Escape 6 of issue 12: a deny-list profile bypassed by `int 0x80`.
+#[test]
+fn i386_calls_get_the_rules_when_x86_is_listed_and_are_killed_when_not() {
+    const MKDIR_I386: i64 = 39;
+    const MKDIRAT_I386: i64 = 296;
+    const GETPID_I386: i64 = 20;
+    let rules = serde_json::json!([
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 0, "value": 0xffff_ffff_u64 + 9, "op": "SCMP_CMP_EQ"}]}
+    ]);
+    let listed = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": rules
+    })))
+    .unwrap();
+    let i = AUDIT_ARCH_I386;
+    assert_eq!(decide(&listed, i, MKDIR_I386, [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&listed, i, MKDIRAT_I386, [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&listed, i, GETPID_I386, [0; 6]), ALLOW);
+    // The x86_64 number of mkdir (83) is another call on i386 (rmdir is 40; 83 is symlink).
+    assert_eq!(decide(&listed, i, 83, [0; 6]), ALLOW);
+    // Only the low 32 bits of an argument exist on i386.
+    assert_eq!(
+        decide(&listed, i, 136, [8, 0, 0, 0, 0, 0]),
+        errno(libc::EPERM)
+    );
+    assert_eq!(decide(&listed, i, 136, [7, 0, 0, 0, 0, 0]), ALLOW);
+    // x32 is not listed: killed.
+    assert_eq!(
+        decide(
+            &listed,
+            AUDIT_ARCH_X86_64,
+            (83 | X32_SYSCALL_BIT).into(),
+            [0; 6]
+        ),
+        KILL_THREAD
+    );
+
+    for archs in [
+        serde_json::json!(null),
+        serde_json::json!(["SCMP_ARCH_X86_64"]),
+    ] {
+        let native_only = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": archs, "syscalls": rules
+        })))
+        .unwrap();
+        for nr in [MKDIR_I386, GETPID_I386] {
+            assert_eq!(decide(&native_only, i, nr, [0; 6]), KILL_THREAD);
+        }
+        assert_eq!(decide(&native_only, AUDIT_ARCH_X86_64, 39, [0; 6]), ALLOW);
+    }
+    // Even a profile that allows everything kills an unlisted ABI, as libseccomp does.
+    let allow_all = compile(&profile(
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}),
+    ))
+    .unwrap();
+    assert_eq!(allow_all.programs.len(), 1);
+    assert_eq!(decide(&allow_all, i, GETPID_I386, [0; 6]), KILL_THREAD);
+    assert_eq!(decide(&allow_all, AUDIT_ARCH_X86_64, 39, [0; 6]), ALLOW);
+}
+
+#[test]
+fn i386_socket_and_ipc_rules_reach_socketcall_and_ipc() {
+    const SOCKETCALL: i64 = 102;
+    const IPC: i64 = 117;
+    let f = compile(&profile(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [
+            {"names": ["socket", "shmget"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["connect"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 2, "value": 16, "op": "SCMP_CMP_EQ"}]}
+        ]
+    })))
+    .unwrap();
+    let i = AUDIT_ARCH_I386;
+    let direct = |n: &str| syscalls::x86::Sysno::from_str(n).unwrap().id() as i64;
+    assert_eq!(decide(&f, i, direct("socket"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(
+        decide(&f, i, SOCKETCALL, [1, 0, 0, 0, 0, 0]),
+        errno(libc::EPERM)
+    );
+    assert_eq!(decide(&f, i, SOCKETCALL, [2, 0, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(decide(&f, i, direct("shmget"), [0; 6]), errno(libc::EPERM));
+    assert_eq!(decide(&f, i, IPC, [23, 0, 0, 0, 0, 0]), errno(libc::EPERM));
+    assert_eq!(decide(&f, i, IPC, [21, 0, 0, 0, 0, 0]), ALLOW);
+    // Conditions cannot be checked through socketcall's pointer: only the direct call.
+    assert_eq!(
+        decide(&f, i, direct("connect"), [0, 0, 16, 0, 0, 0]),
+        errno(libc::EPERM)
+    );
+    assert_eq!(decide(&f, i, SOCKETCALL, [3, 0, 16, 0, 0, 0]), ALLOW);
+    // The engines' allow-lists let 32-bit programs open sockets both ways.
+    for engine in ["podman", "containerd"] {
+        let f = compile(&engine_profile(engine)).unwrap();
+        assert_eq!(
+            decide(&f, i, SOCKETCALL, [1, 0, 0, 0, 0, 0]),
+            ALLOW,
+            "{engine}"
+        );
+        assert_eq!(
+            decide(&f, i, direct("socket"), [2, 1, 0, 0, 0, 0]),
+            ALLOW,
+            "{engine}"
+        );
+        assert_eq!(decide(&f, i, IPC, [23, 0, 0, 0, 0, 0]), ALLOW, "{engine}");
+    }
 }
