@@ -10,7 +10,7 @@
 //! clone): its root is a mapped uid that may not reach the source (a 0700 state root, a
 //! private home), while brig on the host can.
 
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -178,42 +178,26 @@ fn user_namespace(
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> std::result::Result<OwnedFd, Errno> {
-    // SAFETY: brig is single-threaded here; the child only waits to be killed.
-    let child = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_NEWUSER | libc::SIGCHLD,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    let child = Errno::result(child)? as libc::pid_t;
+    // brig is single-threaded here (as fork needs); the child only waits to be killed.
+    let child = sys::clone::clone(libc::CLONE_NEWUSER as u64)?;
     if child == 0 {
         loop {
-            // SAFETY: pause has no arguments; the parent kills us.
-            unsafe { libc::pause() };
+            nix::unistd::pause();
         }
     }
+    let child = nix::unistd::Pid::from_raw(child);
     let made = (|| {
-        std::fs::write(format!("/proc/{child}/uid_map"), map_text(uids))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        std::fs::write(format!("/proc/{child}/gid_map"), map_text(gids))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        let path =
-            std::ffi::CString::new(format!("/proc/{child}/ns/user")).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: open with a valid C string; the result is checked.
-        let fd =
-            Errno::result(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-        // SAFETY: the kernel just returned this descriptor to us.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        std::fs::write(format!("/proc/{child}/uid_map"), map_text(uids)).map_err(errno)?;
+        std::fs::write(format!("/proc/{child}/gid_map"), map_text(gids)).map_err(errno)?;
+        nix::fcntl::open(
+            format!("/proc/{child}/ns/user").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
     })();
-    // SAFETY: our own child; killed and reaped so nothing is left.
-    unsafe {
-        libc::kill(child, libc::SIGKILL);
-        libc::waitpid(child, std::ptr::null_mut(), 0);
-    }
+    // Our own child: killed and reaped so nothing is left.
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
     made
 }
 
