@@ -109,3 +109,22 @@ fn check_pty(pty: BorrowedFd<'_>, name: &str) -> Result<u64> {
     }
     Ok(want)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_pts_name_is_a_pty() {
+        let null = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, Mode::empty()).unwrap();
+        for name in ["/dev/console", "/dev/pts/x", "/victim"] {
+            let err = check_pty(null.as_fd(), name).unwrap_err().to_string();
+            assert!(err.contains("is not a pty slave name"), "{err}");
+        }
+        // A path that names a pty but a descriptor that is not one.
+        let err = check_pty(null.as_fd(), "/dev/pts/0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not the pty that was allocated"), "{err}");
+    }
+}

@@ -813,3 +813,24 @@ fn readonly_path(path: &Path) -> Result<()> {
     )
     .ctx(|| format!("make {} read-only", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_null_device_masks() {
+        use nix::sys::stat::makedev;
+        assert!(check_dev_null(libc::S_IFCHR | 0o666, makedev(1, 3)).is_ok());
+        // A symlink, a regular file, /dev/zero, a block device 1:3.
+        for (mode, rdev) in [
+            (libc::S_IFLNK | 0o777, 0),
+            (libc::S_IFREG | 0o644, 0),
+            (libc::S_IFCHR | 0o666, makedev(1, 5)),
+            (libc::S_IFBLK | 0o666, makedev(1, 3)),
+        ] {
+            let err = check_dev_null(mode, rdev).unwrap_err().to_string();
+            assert!(err.contains("is not the null device"), "{err}");
+        }
+    }
+}
