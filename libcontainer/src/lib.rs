@@ -16,6 +16,7 @@ pub mod namespaces;
 pub mod notify;
 pub mod process;
 pub mod process_attrs;
+pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{posix_openpt, ptsname_r, unlockpt};
 use nix::sys::signal::{SigSet, Signal};
@@ -43,18 +42,7 @@ pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel, dev_console: b
     }
     // /dev/console is the container's terminal, as runc makes it (init only).
     if dev_console {
-        let console = Path::new("/dev/console");
-        if !console.exists() {
-            std::fs::File::create(console).ctx(|| "create /dev/console")?;
-        }
-        mount(
-            Some(Path::new(&name)),
-            console,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .ctx(|| format!("bind {name} to /dev/console"))?;
+        crate::rootfs::console::mount_console(slave.as_fd(), &name)?;
     }
     channel.send_with_fd(&Message::Console, master.as_raw_fd())?;
     drop(master);

@@ -10,7 +10,7 @@
 //! clone): its root is a mapped uid that may not reach the source (a 0700 state root, a
 //! private home), while brig on the host can.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -19,11 +19,7 @@ use oci_spec::runtime::{LinuxIdMapping, Mount};
 use super::options;
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+use crate::sys;
 
 /// The detached trees by mount index (id-mapped ones; in a user namespace every bind mount),
 /// made on the host before the clone.
@@ -33,11 +29,11 @@ pub struct IdmappedMounts {
 }
 
 impl IdmappedMounts {
-    pub fn get(&self, index: usize) -> Option<RawFd> {
+    pub fn get(&self, index: usize) -> Option<BorrowedFd<'_>> {
         self.trees
             .iter()
             .find(|(i, _)| *i == index)
-            .map(|(_, fd)| fd.as_raw_fd())
+            .map(|(_, fd)| fd.as_fd())
     }
 }
 
@@ -123,12 +119,12 @@ pub fn prepare(config: &Config) -> Result<IdmappedMounts> {
         let (uids, gids) = mappings(m, index, config)?;
         let key = format!("{}|{}", map_text(uids), map_text(gids));
         let userns = match namespaces.iter().position(|(k, _)| *k == key) {
-            Some(i) => namespaces[i].1.as_raw_fd(),
+            Some(i) => i,
             None => {
                 let fd = user_namespace(uids, gids)
                     .ctx(|| format!("mounts[{index}]: make the idmapping's user namespace"))?;
                 namespaces.push((key, fd));
-                namespaces[namespaces.len() - 1].1.as_raw_fd()
+                namespaces.len() - 1
             }
         };
         let source = m.source().as_deref().ok_or_else(|| {
@@ -144,7 +140,7 @@ pub fn prepare(config: &Config) -> Result<IdmappedMounts> {
                 source.display()
             )
         })?;
-        set_idmap(&tree, userns, recursive_idmap)
+        set_idmap(&tree, namespaces[userns].1.as_fd(), recursive_idmap)
             .ctx(|| format!("mounts[{index}]: idmap {}", source.display()))?;
         made.trees.push((index, tree));
     }
@@ -182,75 +178,53 @@ fn user_namespace(
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> std::result::Result<OwnedFd, Errno> {
-    // SAFETY: brig is single-threaded here; the child only waits to be killed.
-    let child = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_NEWUSER | libc::SIGCHLD,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    let child = Errno::result(child)? as libc::pid_t;
+    // brig is single-threaded here (as fork needs); the child only waits to be killed.
+    let child = sys::clone::clone(libc::CLONE_NEWUSER as u64)?;
     if child == 0 {
         loop {
-            // SAFETY: pause has no arguments; the parent kills us.
-            unsafe { libc::pause() };
+            nix::unistd::pause();
         }
     }
+    let child = nix::unistd::Pid::from_raw(child);
     let made = (|| {
-        std::fs::write(format!("/proc/{child}/uid_map"), map_text(uids))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        std::fs::write(format!("/proc/{child}/gid_map"), map_text(gids))
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        let path =
-            std::ffi::CString::new(format!("/proc/{child}/ns/user")).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: open with a valid C string; the result is checked.
-        let fd =
-            Errno::result(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-        // SAFETY: the kernel just returned this descriptor to us.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        std::fs::write(format!("/proc/{child}/uid_map"), map_text(uids)).map_err(errno)?;
+        std::fs::write(format!("/proc/{child}/gid_map"), map_text(gids)).map_err(errno)?;
+        nix::fcntl::open(
+            format!("/proc/{child}/ns/user").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
     })();
-    // SAFETY: our own child; killed and reaped so nothing is left.
-    unsafe {
-        libc::kill(child, libc::SIGKILL);
-        libc::waitpid(child, std::ptr::null_mut(), 0);
-    }
+    // Our own child: killed and reaped so nothing is left.
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
     made
 }
 
 fn open_tree(source: &Path, recursive: bool) -> std::result::Result<OwnedFd, Errno> {
-    let path =
-        std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: open_tree with a valid C string; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    let fd = Errno::result(fd)?;
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    sys::mount::open_tree_path(source, recursive).map_err(errno)
 }
 
-fn set_idmap(tree: &OwnedFd, userns: RawFd, recursive: bool) -> std::result::Result<(), Errno> {
-    super::mount_setattr(tree, recursive, MOUNT_ATTR_IDMAP, 0, userns)
+fn set_idmap(
+    tree: &OwnedFd,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> std::result::Result<(), Errno> {
+    sys::mount::mount_setattr(
+        tree.as_fd(),
+        recursive,
+        sys::mount::MOUNT_ATTR_IDMAP,
+        0,
+        Some(userns),
+    )
+    .map_err(errno)
 }
 
 /// Attach a prepared tree at `target` (an O_PATH handle inside the rootfs).
-pub fn attach(tree: RawFd, target: &OwnedFd) -> std::result::Result<(), Errno> {
-    // SAFETY: move_mount between two descriptors we hold, with empty paths.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    Errno::result(ret).map(drop)
+pub fn attach(tree: BorrowedFd<'_>, target: &OwnedFd) -> std::result::Result<(), Errno> {
+    sys::mount::move_mount(tree, target.as_fd()).map_err(errno)
+}
+
+fn errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }

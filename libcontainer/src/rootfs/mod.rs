@@ -1,12 +1,13 @@
 //! The container's filesystem view: propagation, `mounts`, `/dev`, pivot_root, masked and
 //! read-only paths. Runs inside the container's new mount namespace, in init, before it execs.
 
+pub mod console;
 pub mod devices;
 pub mod idmap;
 pub mod options;
 pub mod resolve;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -19,6 +20,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount};
 use crate::cgroups::Cgroup;
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
+use crate::sys;
 use resolve::{create_file, fd_path, mkdir_all, open_in_root};
 
 const NONE: Option<&str> = None;
@@ -205,9 +207,10 @@ pub fn finish(config: &Config) -> Result<()> {
     let Some(linux) = config.spec.linux() else {
         return readonly_root(config);
     };
-    for path in linux.masked_paths().as_deref().unwrap_or(&[]) {
-        mask_path(Path::new(path))?;
-    }
+    mask_paths(
+        linux.masked_paths().as_deref().unwrap_or(&[]),
+        linux.mount_label().as_deref(),
+    )?;
     for path in linux.readonly_paths().as_deref().unwrap_or(&[]) {
         readonly_path(Path::new(path))?;
     }
@@ -279,7 +282,7 @@ fn mount_entry(
     m: &Mount,
     index: usize,
     config: &Config,
-    idmapped: Option<RawFd>,
+    idmapped: Option<BorrowedFd<'_>>,
     user_ns: bool,
 ) -> Result<()> {
     let dest = m.destination();
@@ -310,8 +313,6 @@ fn mount_entry(
         // out of this user namespace's reach.
         let is_dir = match idmapped {
             Some(tree) => {
-                // SAFETY: the tree's descriptor stays open for the life of init; only borrowed.
-                let tree = unsafe { BorrowedFd::borrow_raw(tree) };
                 let stat = nix::sys::stat::fstat(tree)
                     .ctx(|| format!("mounts[{index}].source {}", source.display()))?;
                 stat.st_mode & libc::S_IFMT == libc::S_IFDIR
@@ -369,7 +370,19 @@ fn mount_entry(
         } else {
             None
         };
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        // linux.mountLabel as SELinux's context= option, on the mounts runc labels (not procfs
+        // or sysfs, which SELinux does not label that way, nor mqueue).
+        let data = if matches!(typ, "proc" | "sysfs" | "mqueue") {
+            opts.data.clone()
+        } else {
+            let label = config
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.mount_label().clone());
+            crate::lsm::mount_data(&opts.data, label.as_deref())
+        };
+        let data = (!data.is_empty()).then_some(data.as_str());
         let source = source.map(|s| s.as_os_str()).unwrap_or(typ.as_ref());
         let flags = if mounted_writable_first(m) {
             opts.flags - MsFlags::MS_RDONLY
@@ -494,48 +507,8 @@ fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// mount_setattr(2) on the whole tree below `target` (Linux 5.12).
-fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
-    mount_setattr(target, true, set, clear, 0)
-}
-
-/// mount_setattr(2) on the mount `target` refers to (and below it with `recursive`): set and
-/// clear MOUNT_ATTR_* bits; `userns_fd` goes with MOUNT_ATTR_IDMAP.
-pub(crate) fn mount_setattr(
-    target: &OwnedFd,
-    recursive: bool,
-    set: u64,
-    clear: u64,
-    userns_fd: RawFd,
-) -> nix::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: userns_fd as u64,
-    };
-    let mut flags = libc::AT_EMPTY_PATH;
-    if recursive {
-        flags |= libc::AT_RECURSIVE;
-    }
-    // SAFETY: mount_setattr reads a mount_attr of the size we pass; the empty path is static.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            std::os::fd::AsRawFd::as_raw_fd(target),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    nix::errno::Errno::result(ret).map(drop)
+fn set_recursive_attributes(target: &OwnedFd, set: u64, clear: u64) -> std::io::Result<()> {
+    sys::mount::mount_setattr(target.as_fd(), true, set, clear, None)
 }
 
 /// A `cgroup` mount. On a v2 host the cgroup2 file system; on a v1 host, as runc makes it: a
@@ -751,18 +724,71 @@ fn chroot(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
 }
 
-fn mask_path(path: &Path) -> Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("masked path {}", path.display())),
-    };
-    let result = if meta.is_dir() {
-        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
-    } else {
-        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
-    };
-    result.ctx(|| format!("mask {}", path.display()))
+/// Hide each masked path: a file under a bind of the container's `/dev/null`, a directory
+/// under an empty read-only tmpfs. Every mount goes by descriptor: `/dev/null` is opened without
+/// following a symlink and checked to be the null device (1:3), so a rootfs whose `/dev/null`
+/// is, or is swapped for, a symlink to a host file cannot turn a mask into a writable bind of
+/// that file (CVE-2025-31133).
+fn mask_paths(paths: &[String], label: Option<&str>) -> Result<()> {
+    let mut null: Option<OwnedFd> = None;
+    for path in paths {
+        let path = Path::new(path);
+        let target = match nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(target) => target,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e).ctx(|| format!("masked path {}", path.display())),
+        };
+        let stat = nix::sys::stat::fstat(&target).ctx(|| format!("stat {}", path.display()))?;
+        if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            mask_directory(&target, label).ctx(|| format!("mask directory {}", path.display()))?;
+            continue;
+        }
+        let null = match &null {
+            Some(null) => null,
+            None => null.insert(open_dev_null()?),
+        };
+        let tree = sys::mount::open_tree_fd(null.as_fd()).ctx(|| "clone /dev/null to mask")?;
+        sys::mount::move_mount(tree.as_fd(), target.as_fd())
+            .ctx(|| format!("mask {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The container's `/dev/null`, checked to be the null device itself (not a symlink, not a
+/// file, not another device).
+fn open_dev_null() -> Result<OwnedFd> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /dev/null to mask paths")?;
+    let stat = nix::sys::stat::fstat(&null).ctx(|| "stat /dev/null")?;
+    check_dev_null(stat.st_mode, stat.st_rdev)?;
+    Ok(null)
+}
+
+fn check_dev_null(mode: u32, rdev: u64) -> Result<()> {
+    if mode & libc::S_IFMT != libc::S_IFCHR || rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(Error::Other(format!(
+            "can't mask paths: the container's /dev/null is not the null device (mode {:o}, device {}:{})",
+            mode & libc::S_IFMT,
+            nix::sys::stat::major(rdev),
+            nix::sys::stat::minor(rdev)
+        )));
+    }
+    Ok(())
+}
+
+/// An empty read-only tmpfs over the directory `target` refers to.
+fn mask_directory(target: &OwnedFd, label: Option<&str>) -> std::io::Result<()> {
+    let fs = sys::mount::fsopen("tmpfs")?;
+    if let Some(label) = label.filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()) {
+        sys::mount::fsconfig_set_string(fs.as_fd(), "context", label)?;
+    }
+    sys::mount::fsconfig_create(fs.as_fd())?;
+    let tree = sys::mount::fsmount(fs.as_fd(), sys::mount::MOUNT_ATTR_RDONLY)?;
+    sys::mount::move_mount(tree.as_fd(), target.as_fd())
 }
 
 fn readonly_path(path: &Path) -> Result<()> {
@@ -786,4 +812,25 @@ fn readonly_path(path: &Path) -> Result<()> {
         NONE,
     )
     .ctx(|| format!("make {} read-only", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_null_device_masks() {
+        use nix::sys::stat::makedev;
+        assert!(check_dev_null(libc::S_IFCHR | 0o666, makedev(1, 3)).is_ok());
+        // A symlink, a regular file, /dev/zero, a block device 1:3.
+        for (mode, rdev) in [
+            (libc::S_IFLNK | 0o777, 0),
+            (libc::S_IFREG | 0o644, 0),
+            (libc::S_IFCHR | 0o666, makedev(1, 5)),
+            (libc::S_IFBLK | 0o666, makedev(1, 3)),
+        ] {
+            let err = check_dev_null(mode, rdev).unwrap_err().to_string();
+            assert!(err.contains("is not the null device"), "{err}");
+        }
+    }
 }

@@ -6,4 +6,6 @@
 //! one syscall, returns `std::io::Result` (or nix's `Result`), and carries a `// SAFETY:` line.
 
 pub mod bpf;
+pub mod clone;
+pub mod mount;
 pub mod seccomp;
