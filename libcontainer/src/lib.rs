@@ -15,7 +15,6 @@ pub mod lsm;
 pub mod namespaces;
 pub mod notify;
 pub mod process;
-pub mod process_attrs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;

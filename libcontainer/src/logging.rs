@@ -108,7 +108,7 @@ impl<S: Subscriber> Layer<S> for Logger {
                 DROP => return,
                 socket => {
                     let level = event.metadata().level().as_str().to_ascii_lowercase();
-                    crate::process::channel::send_log(socket, &level, &message.0);
+                    crate::process::sync::send_log(socket, &level, &message.0);
                     return;
                 }
             }

@@ -19,7 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Context, Error, Result};
-use crate::process::channel::{Channel, Message};
+use crate::process::sync::{Channel, Message};
 
 nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
 nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
@@ -106,7 +106,7 @@ pub fn send_to_socket(
 ) -> Result<()> {
     let stream =
         UnixStream::connect(socket).ctx(|| format!("connect to {kind} {}", socket.display()))?;
-    crate::process::channel::send_fd(stream.as_raw_fd(), name, fd.as_raw_fd())
+    crate::process::sync::send_fd(stream.as_raw_fd(), name, fd.as_raw_fd())
         .ctx(|| format!("send {what} to {}", socket.display()))
 }
 

@@ -20,7 +20,7 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::intel_rdt;
 use crate::namespaces;
-use crate::process::channel::{self, Message};
+use crate::process::sync::{self, Message};
 use crate::process::clone::{clone_with_flags, Forked};
 use crate::process::init::{self, InitArgs};
 use crate::rootfs::RootfsOptions;
@@ -203,7 +203,7 @@ fn create_in(
         namespaces::join(ns)?;
     }
     let new_user_ns = config.new_namespace(LinuxNamespaceType::User);
-    let (parent_end, child_end) = channel::pair()?;
+    let (parent_end, child_end) = sync::pair()?;
 
     let mut flags = namespaces::new_namespace_flags(&config);
     let linux = config.spec.linux().as_ref();

@@ -17,7 +17,7 @@ use super::pidfd_of_init;
 use super::run::{wait_forwarding, FORWARDED};
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, JoinNamespace};
-use crate::process::channel::{self, Message};
+use crate::process::sync::{self, Message};
 use crate::process::clone::{clone_with_flags, Forked};
 use crate::process::tenant::{self, TenantArgs};
 use crate::state::{self, Status};
@@ -184,9 +184,9 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     // to `final` once in the container's cgroup (which may have reset it).
     let affinity = process.exec_cpu_affinity().clone();
     if let Some(initial) = affinity.as_ref().and_then(|a| a.initial().as_deref()) {
-        crate::process_attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
+        crate::process::attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
     }
-    let (parent_end, child_end) = channel::pair()?;
+    let (parent_end, child_end) = sync::pair()?;
     // runc's wording (its nsexec), which tools and runc's own tests look for.
     tracing::debug!(
         "=> nsexec container setup: clone a process to join {} namespaces of init {}",
@@ -218,7 +218,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
                 .as_ref()
                 .and_then(|a| a.cpu_affinity_final().as_deref())
             {
-                Some(cpus) if !cpus.is_empty() => crate::process_attrs::set_cpu_affinity(
+                Some(cpus) if !cpus.is_empty() => crate::process::attrs::set_cpu_affinity(
                     pid.as_raw(),
                     cpus,
                     "process.execCPUAffinity.final",

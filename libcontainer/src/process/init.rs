@@ -9,13 +9,13 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
-use super::channel::{Channel, Message};
-use super::exec::{cstring, Exec};
+use super::sync::{Channel, Message};
+use super::execve::{cstring, Exec};
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, JoinNamespace};
-use crate::process_attrs;
+use super::attrs;
 use crate::rootfs::{self, RootfsOptions};
 use crate::state::{State, Status};
 
@@ -205,7 +205,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     rootfs::finish(config)?;
     let linux = config.spec.linux().as_ref();
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
-        process_attrs::apply_memory_policy(policy)?;
+        attrs::apply_memory_policy(policy)?;
     }
     process
         .map(|p| {

@@ -3,8 +3,8 @@
 
 use std::os::fd::RawFd;
 
-use super::channel::{Channel, Message};
-use super::exec::Exec;
+use super::sync::{Channel, Message};
+use super::execve::Exec;
 use crate::error::{Error, Result};
 use crate::namespaces::{self, JoinNamespace};
 

@@ -14,10 +14,10 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{AccessFlags, Gid, Uid};
 use oci_spec::runtime::Process;
 
-use super::channel::{Channel, Message};
+use super::sync::{Channel, Message};
 use crate::capabilities::{self, CapSets, ProcessCaps};
 use crate::error::{Context, Error, Result};
-use crate::process_attrs;
+use super::attrs;
 
 /// Search path when the process env has no PATH (execvp's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -54,10 +54,10 @@ impl Exec {
         let no_new_privs = process.no_new_privileges().unwrap_or(false);
         // Attributes that need capabilities the user switch below may drop.
         if let Some(scheduler) = process.scheduler() {
-            process_attrs::apply_scheduler(scheduler)?;
+            attrs::apply_scheduler(scheduler)?;
         }
         if let Some(io) = process.io_priority() {
-            process_attrs::apply_io_priority(io.class(), io.priority())?;
+            attrs::apply_io_priority(io.class(), io.priority())?;
         }
 
         crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
@@ -157,7 +157,7 @@ impl Exec {
         let exec = self;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         if let Some(personality) = &exec.personality {
-            process_attrs::apply_personality(personality)?;
+            attrs::apply_personality(personality)?;
         }
         crate::lsm::apply_on_exec(
             exec.apparmor_profile.as_deref(),
