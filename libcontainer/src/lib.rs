@@ -10,7 +10,6 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod intel_rdt;
-pub mod logging;
 pub mod lsm;
 pub mod namespaces;
 pub mod notify;

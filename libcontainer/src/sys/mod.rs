@@ -4,3 +4,9 @@
 //! wraps a call, use nix; a wrapper here exists because nix lacks the call (clone3, pidfd_open,
 //! the new mount API, seccomp(2), close_range, ...) or lacks a flag brig needs. Each wrapper is
 //! one syscall, returns `std::io::Result` (or nix's `Result`), and carries a `// SAFETY:` line.
+
+pub mod clone;
+pub mod pidfd;
+pub mod process;
+pub mod socket;
+pub mod tty;
