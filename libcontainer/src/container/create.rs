@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -180,18 +179,7 @@ fn create_in(
         notify_socket: options.notify_socket.clone(),
     };
 
-    let fifo_path = dir.fifo_path();
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
-        .ctx(|| format!("make {}", fifo_path.display()))?;
-    // Init opens it after switching to the container's user: let any uid write to it.
-    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
-        .ctx(|| format!("chmod {}", fifo_path.display()))?;
-    let (root_uid, root_gid) = user_ns::host_root(&config);
-    if (root_uid, root_gid) != (0, 0) {
-        std::os::unix::fs::chown(&fifo_path, Some(root_uid), Some(root_gid))
-            .ctx(|| format!("chown {}", fifo_path.display()))?;
-    }
-    let fifo = open_path(&fifo_path, OFlag::O_PATH)?;
+    let fifo = sync::make_exec_fifo(&dir.fifo_path(), user_ns::host_root(&config))?;
     let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
 
     let idmapped = crate::rootfs::idmap::prepare(&config)?;

@@ -211,15 +211,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
 
 fn join_session_keyring(id: &str) -> Result<()> {
     let name = cstring(id.as_bytes(), "container id")?;
-    // SAFETY: keyctl reads the NUL-terminated name during the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            libc::KEYCTL_JOIN_SESSION_KEYRING,
-            name.as_ptr(),
-        )
-    };
-    match Errno::result(ret) {
+    match crate::sys::keyring::join_session_keyring(&name) {
         // No keyrings in this kernel (or they are filtered): nothing to isolate.
         Ok(_) | Err(Errno::ENOSYS) => Ok(()),
         Err(e) => Err(e).ctx(|| "join a new session keyring"),
@@ -227,11 +219,7 @@ fn join_session_keyring(id: &str) -> Result<()> {
 }
 
 fn set_domainname(domain: &str) -> Result<()> {
-    // SAFETY: setdomainname reads `len` bytes of the buffer during the call.
-    let ret = unsafe { libc::setdomainname(domain.as_ptr().cast(), domain.len()) };
-    Errno::result(ret)
-        .map(drop)
-        .ctx(|| format!("set domainname {domain:?}"))
+    crate::sys::uts::setdomainname(domain).ctx(|| format!("set domainname {domain:?}"))
 }
 
 fn write_proc(proc: BorrowedFd<'_>, path: &str, value: &str) -> Result<()> {

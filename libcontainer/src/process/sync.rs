@@ -67,6 +67,7 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -499,6 +500,22 @@ fn relay(level: &str, message: &str) {
         "debug" => tracing::debug!("{message}"),
         _ => tracing::trace!("{message}"),
     }
+}
+
+/// `create`: make the exec FIFO at `path`, writable by init whatever user it becomes (owned by
+/// `owner`, the host ids of the container's root), and an `O_PATH` handle on it for init.
+pub fn make_exec_fifo(path: &Path, owner: (u32, u32)) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
+        .ctx(|| format!("make {}", path.display()))?;
+    // Init opens it after switching to the container's user: let any uid write to it.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))
+        .ctx(|| format!("chmod {}", path.display()))?;
+    if owner != (0, 0) {
+        std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))
+            .ctx(|| format!("chown {}", path.display()))?;
+    }
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", path.display()))
 }
 
 /// The byte init writes into the exec FIFO when `start` opened it.

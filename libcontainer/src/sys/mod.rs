@@ -6,7 +6,12 @@
 //! one syscall, returns `std::io::Result` (or nix's `Result`), and carries a `// SAFETY:` line.
 
 pub mod clone;
+pub mod ioprio;
+pub mod keyring;
+pub mod mempolicy;
 pub mod pidfd;
 pub mod process;
+pub mod sched;
 pub mod socket;
 pub mod tty;
+pub mod uts;
