@@ -4,13 +4,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod commands;
+mod logging;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use libcontainer::logging;
 
 /// `brig -v` prints runc's layout: `brig version X`, then `commit:` and `spec:` lines.
 const VERSION: &str = concat!(
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     };
     if let Err(err) = logging::init(cli.log.as_deref(), format, cli.debug) {
         // Not eprintln!: it panics when stderr is a closed pipe.
-        let _ = writeln!(std::io::stderr(), "error: {err}");
+        let _ = writeln!(std::io::stderr(), "error: {err:#}");
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::config::OCI_VERSION;
 use crate::hooks::HookKind;
 use crate::namespaces::spec_name;
-use crate::process_attrs::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
+use crate::process::attrs::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
 use crate::rootfs::options;
 use crate::seccomp;
 

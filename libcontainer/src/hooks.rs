@@ -4,7 +4,7 @@
 //! JSON on stdin, the hook's own args and env, and `timeout` enforced.
 
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -242,13 +242,7 @@ fn wait_with_timeout(
     let Some(timeout) = timeout else {
         return child.wait().map(Some).ctx(|| "wait for hook");
     };
-    // SAFETY: pidfd_open takes integers and returns a new descriptor we own.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-    let pidfd = match Errno::result(raw) {
-        // SAFETY: the kernel just gave us this descriptor.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        Err(e) => return Err(e).ctx(|| "open pidfd of hook"),
-    };
+    let pidfd = crate::sys::pidfd::pidfd_open(child.id() as i32).ctx(|| "open pidfd of hook")?;
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

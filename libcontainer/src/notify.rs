@@ -273,14 +273,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        // SAFETY: pidfd_open with integer arguments; the descriptor is ours.
-        let pidfd = unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(libc::syscall(
-                libc::SYS_pidfd_open,
-                pid,
-                0,
-            ) as i32)
-        };
+        let pidfd = crate::sys::pidfd::pidfd_open(pid).unwrap();
         let container = UnixDatagram::unbound().unwrap();
         let notify_dir = std::fs::File::open(dir.join(DIR)).unwrap();
         let sock = format!("/proc/self/fd/{}/{SOCKET}", notify_dir.as_raw_fd());

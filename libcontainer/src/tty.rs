@@ -1,9 +1,9 @@
 //! The container's terminal: a pty made inside the container's own devpts, the slave as the
-//! process's stdio and controlling terminal (and /dev/console), the master handed to the
-//! caller over `--console-socket` or, for a foreground `run`, proxied to brig's own stdio.
+//! process's stdio and controlling terminal (and /dev/console); the master goes to the caller
+//! (see `process::sync` and `container::handoff`) or, for a foreground `run`, is proxied to
+//! brig's own stdio here.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -18,15 +18,17 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Context, Error, Result};
-use crate::process::channel::{Channel, Message};
+use crate::sys::tty::{set_controlling_terminal, set_window_size, window_size};
 
-nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
-nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
+/// A pty made inside the container: the master for the caller, the slave for the process.
+pub struct Pty {
+    pub master: OwnedFd,
+    slave: OwnedFd,
+}
 
 /// Inside the container (init after pivot_root, or an exec'd process after joining the mount
-/// namespace): make the pty, send the master to the parent, and make the slave our controlling
-/// terminal and stdio. Init also makes it /dev/console.
-pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel, dev_console: bool) -> Result<()> {
+/// namespace): make the pty. Init also makes the slave /dev/console.
+pub fn open_pty(size: Option<(u16, u16)>, dev_console: bool) -> Result<Pty> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx")?;
     unlockpt(&master).ctx(|| "unlock the pty")?;
@@ -44,94 +46,47 @@ pub fn setup_console(size: Option<(u16, u16)>, channel: &Channel, dev_console: b
     if dev_console {
         crate::rootfs::console::mount_console(slave.as_fd(), &name)?;
     }
-    channel.send_with_fd(&Message::Console, master.as_raw_fd())?;
-    drop(master);
-    nix::unistd::setsid().ctx(|| "start a session for the terminal")?;
-    // SAFETY: TIOCSCTTY takes an integer argument.
-    Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
-        .ctx(|| "make the pty the controlling terminal")?;
-    for target in 0..=2 {
-        // SAFETY: dup2 onto the standard descriptors; the slave stays open until all three point at it.
-        Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), target) })
-            .ctx(|| format!("dup the pty to fd {target}"))?;
+    Ok(Pty {
+        master: OwnedFd::from(master),
+        slave,
+    })
+}
+
+impl Pty {
+    /// Once the master is handed over: close our copy, and make the slave our controlling
+    /// terminal and stdio.
+    pub fn into_stdio(self) -> Result<()> {
+        drop(self.master);
+        nix::unistd::setsid().ctx(|| "start a session for the terminal")?;
+        set_controlling_terminal(self.slave.as_fd())
+            .ctx(|| "make the pty the controlling terminal")?;
+        nix::unistd::dup2_stdin(&self.slave).ctx(|| "dup the pty to fd 0")?;
+        nix::unistd::dup2_stdout(&self.slave).ctx(|| "dup the pty to fd 1")?;
+        nix::unistd::dup2_stderr(&self.slave).ctx(|| "dup the pty to fd 2")?;
+        Ok(())
     }
-    Ok(())
 }
 
 pub fn resize(fd: BorrowedFd<'_>, height: u16, width: u16) -> Result<()> {
-    let size = libc::winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize that lives across the call.
-    unsafe { set_window_size(fd.as_raw_fd(), &size) }
-        .map(drop)
-        .ctx(|| "set the terminal size")
+    set_window_size(fd, height, width).ctx(|| "set the terminal size")
 }
 
-/// Hand the pty master to the engine: connect to its socket and send the fd with the pty name.
-pub fn send_to_console_socket(socket: &Path, master: &OwnedFd) -> Result<()> {
-    send_to_socket(
-        socket,
-        "console socket",
-        b"/dev/ptmx",
-        master,
-        "the pty master",
-    )
-}
-
-/// Connect to the unix socket at `socket` (the `kind` of socket, for messages) and hand it `fd`
-/// (SCM_RIGHTS) with `name` as the message, as runc does for `--console-socket` and
-/// `--pidfd-socket`.
-pub fn send_to_socket(
-    socket: &Path,
-    kind: &str,
-    name: &[u8],
-    fd: &OwnedFd,
-    what: &str,
-) -> Result<()> {
-    let stream =
-        UnixStream::connect(socket).ctx(|| format!("connect to {kind} {}", socket.display()))?;
-    crate::process::channel::send_fd(stream.as_raw_fd(), name, fd.as_raw_fd())
-        .ctx(|| format!("send {what} to {}", socket.display()))
-}
-
-/// `--pidfd-socket`: a pidfd of `pid` for the caller.
-pub fn send_pidfd(socket: &Path, pid: i32) -> Result<()> {
-    // SAFETY: pidfd_open takes integers and returns a new descriptor we own.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = nix::errno::Errno::result(ret).ctx(|| format!("open a pidfd of {pid}"))?;
-    // SAFETY: the kernel just gave us this descriptor.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) };
-    send_to_socket(socket, "pidfd socket", b"pidfd", &fd, "the pidfd")
-}
-
-/// Puts a terminal back the way it was.
+/// Puts stdin's terminal back the way it was.
 struct RawMode {
-    fd: RawFd,
     saved: Termios,
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        // SAFETY: stdin outlives this guard.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        let _ = tcsetattr(fd, SetArg::TCSANOW, &self.saved);
+        let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
     }
 }
 
-fn copy_size(from: RawFd, to: BorrowedFd<'_>) {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize we own.
-    if unsafe { get_window_size(from, &mut size) }.is_ok() && size.ws_row > 0 {
-        let _ = resize(to, size.ws_row, size.ws_col);
+fn copy_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    if let Ok((rows, cols)) = window_size(from) {
+        if rows > 0 {
+            let _ = resize(to, rows, cols);
+        }
     }
 }
 
@@ -145,8 +100,8 @@ pub fn proxy(master: OwnedFd, init: Pid, mask: &SigSet) -> Result<i32> {
             cfmakeraw(&mut raw);
             tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)
                 .ctx(|| "put the terminal in raw mode")?;
-            copy_size(0, master.as_fd());
-            Some(RawMode { fd: 0, saved })
+            copy_size(stdin.as_fd(), master.as_fd());
+            Some(RawMode { saved })
         }
         Err(_) => None,
     };
@@ -196,7 +151,7 @@ pub fn proxy(master: OwnedFd, init: Pid, mask: &SigSet) -> Result<i32> {
                             Ok(_) => {}
                         }
                     },
-                    Some(Signal::SIGWINCH) => copy_size(0, master.as_fd()),
+                    Some(Signal::SIGWINCH) => copy_size(stdin.as_fd(), master.as_fd()),
                     Some(other) => {
                         let _ = nix::sys::signal::kill(init, other);
                     }
@@ -208,7 +163,7 @@ pub fn proxy(master: OwnedFd, init: Pid, mask: &SigSet) -> Result<i32> {
             match nix::unistd::read(&master, &mut buf) {
                 Ok(0) | Err(Errno::EIO) => master_open = false,
                 Ok(n) => {
-                    let _ = write_all(1, &buf[..n]);
+                    let _ = write_all(std::io::stdout().as_fd(), &buf[..n]);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e).ctx(|| "read the container's terminal"),
@@ -218,7 +173,7 @@ pub fn proxy(master: OwnedFd, init: Pid, mask: &SigSet) -> Result<i32> {
             match nix::unistd::read(&stdin, &mut buf) {
                 Ok(0) => stdin_open = false,
                 Ok(n) => {
-                    let _ = write_all(master.as_raw_fd(), &buf[..n]);
+                    let _ = write_all(master.as_fd(), &buf[..n]);
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 Err(_) => stdin_open = false,
@@ -229,9 +184,7 @@ pub fn proxy(master: OwnedFd, init: Pid, mask: &SigSet) -> Result<i32> {
     exit.ok_or_else(|| Error::Other("the container's terminal closed before it exited".into()))
 }
 
-fn write_all(fd: RawFd, mut data: &[u8]) -> nix::Result<()> {
-    // SAFETY: the descriptor is open for the duration of the call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],

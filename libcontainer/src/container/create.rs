@@ -2,8 +2,7 @@
 //! wait until it is set up and parked on the exec FIFO.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -20,9 +19,9 @@ use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::intel_rdt;
 use crate::namespaces;
-use crate::process::channel::{self, Message};
-use crate::process::clone::{clone_with_flags, Forked};
+use crate::process::clone::{clone_in_user_ns, clone_with_flags, Forked};
 use crate::process::init::{self, InitArgs};
+use crate::process::sync::{self, Outcome, Peer, ToChild};
 use crate::rootfs::RootfsOptions;
 use crate::state::{ContainerDir, State, Status};
 use crate::user_ns;
@@ -183,18 +182,7 @@ fn create_in(
         notify_socket: options.notify_socket.clone(),
     };
 
-    let fifo_path = dir.fifo_path();
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
-        .ctx(|| format!("make {}", fifo_path.display()))?;
-    // Init opens it after switching to the container's user: let any uid write to it.
-    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
-        .ctx(|| format!("chmod {}", fifo_path.display()))?;
-    let (root_uid, root_gid) = user_ns::host_root(&config);
-    if (root_uid, root_gid) != (0, 0) {
-        std::os::unix::fs::chown(&fifo_path, Some(root_uid), Some(root_gid))
-            .ctx(|| format!("chown {}", fifo_path.display()))?;
-    }
-    let fifo = open_path(&fifo_path, OFlag::O_PATH)?;
+    let fifo = sync::make_exec_fifo(&dir.fifo_path(), user_ns::host_root(&config))?;
     let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
 
     let idmapped = crate::rootfs::idmap::prepare(&config)?;
@@ -206,7 +194,7 @@ fn create_in(
         namespaces::join(ns)?;
     }
     let new_user_ns = config.new_namespace(LinuxNamespaceType::User);
-    let (parent_end, child_end) = channel::pair()?;
+    let (parent_end, child_end) = sync::pair(Peer::Init)?;
 
     let mut flags = namespaces::new_namespace_flags(&config);
     let linux = config.spec.linux().as_ref();
@@ -244,7 +232,7 @@ fn create_in(
             id: &options.id,
             channel: child_end,
             fifo: fifo.as_raw_fd(),
-            proc: proc.as_raw_fd(),
+            proc: proc.as_fd(),
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],
             new_user_ns,
@@ -283,63 +271,34 @@ fn create_in(
         intel_rdt::add(group, pid.as_raw())?;
     }
     if new_user_ns || moved_by_parent {
-        parent_end.send(&Message::Proceed)?;
+        parent_end.send(ToChild::Proceed)?;
     }
-    let mut console = None;
-    loop {
-        let failed_hook = match parent_end.recv_with_fd()? {
-            Some((Message::Console, fd)) => {
-                console = Some(fd.ok_or_else(|| {
-                    Error::Init("the console message came without the pty".into())
-                })?);
-                continue;
-            }
-            Some((Message::SeccompListener, fd)) => {
-                let fd = fd.ok_or_else(|| {
-                    Error::Init("the seccomp listener message came without the listener".into())
-                })?;
-                let input = state.hook_input(Status::Creating, pid.as_raw());
-                crate::seccomp::send_to_agent(config.seccomp.as_ref(), &fd, pid.as_raw(), &input)?;
-                parent_end.send(&Message::SeccompListenerSent)?;
-                continue;
-            }
-            Some((message, _)) => match message {
-                Message::Ready => break,
-                Message::RunRuntimeHooks => {
-                    let input = state.hook_input(Status::Creating, pid.as_raw());
-                    match hooks::run_all(&config.spec, HookKind::Prestart, &input).and_then(|()| {
-                        hooks::run_all(&config.spec, HookKind::CreateRuntime, &input)
-                    }) {
-                        Ok(()) => {
-                            parent_end.send(&Message::RuntimeHooksDone)?;
-                            continue;
-                        }
-                        Err(err) => err,
-                    }
-                }
-                Message::HookFailed(message) => Error::Hook(message),
-                Message::Error(message) => return Err(Error::Init(message)),
-                other => {
-                    return Err(Error::Other(format!(
-                        "unexpected message from init: {other:?}"
-                    )))
-                }
-            },
-            None => return Err(Error::Init(describe_early_exit(guard.reap()))),
-        };
+    let mut parent = InitParent {
+        config: &config,
+        state: &state,
+        pid: pid.as_raw(),
+        console: None,
+    };
+    let failed_hook = match parent_end.serve(&mut parent)? {
+        Outcome::Ready => None,
+        Outcome::Closed => return Err(Error::Init(describe_early_exit(guard.reap()))),
+        Outcome::HookFailed(err) => Some(err),
+    };
+    let mut console = parent.console.take();
+    if let Some(err) = failed_hook {
         // A failed hook: the spec goes on to destroy the container, then run poststop hooks.
         drop(guard);
         let stopped = state.hook_input(Status::Stopped, 0);
         hooks::run_all_warn(&config.spec, HookKind::Poststop, &stopped);
-        return Err(failed_hook);
+        return Err(err);
     }
 
     if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
-        crate::tty::send_to_console_socket(socket, master)?;
+        super::handoff::send_console(socket, master)?;
         console = None;
     }
     if let Some(socket) = &options.pidfd_socket {
-        crate::tty::send_pidfd(socket, pid.as_raw())?;
+        super::handoff::send_pidfd(socket, pid.as_raw())?;
     }
     state.status = Status::Created;
     dir.save(&state)?;
@@ -348,6 +307,32 @@ fn create_in(
     }
     guard.disarm();
     Ok((state, console))
+}
+
+/// create's side of init's requests during setup.
+struct InitParent<'a> {
+    config: &'a Config,
+    state: &'a State,
+    pid: i32,
+    console: Option<OwnedFd>,
+}
+
+impl sync::Parent for InitParent<'_> {
+    fn console(&mut self, master: OwnedFd) -> Result<()> {
+        self.console = Some(master);
+        Ok(())
+    }
+
+    fn seccomp_listener(&mut self, listener: OwnedFd) -> Result<()> {
+        let input = self.state.hook_input(Status::Creating, self.pid);
+        crate::seccomp::send_to_agent(self.config.seccomp.as_ref(), &listener, self.pid, &input)
+    }
+
+    fn runtime_hooks(&mut self) -> Result<()> {
+        let input = self.state.hook_input(Status::Creating, self.pid);
+        hooks::run_all(&self.config.spec, HookKind::Prestart, &input)
+            .and_then(|()| hooks::run_all(&self.config.spec, HookKind::CreateRuntime, &input))
+    }
 }
 
 fn open_path(path: &Path, flags: OFlag) -> Result<OwnedFd> {
@@ -405,61 +390,6 @@ fn owner_name(uid: u32) -> String {
             })
         })
         .unwrap_or_else(|| uid.to_string())
-}
-
-/// Joining an existing user namespace: the container's new namespaces must belong to it (or
-/// init could not mount in its own mount namespace), so they are made from inside it. A
-/// launcher child joins it and clones init with CLONE_PARENT (init is still our child), sends
-/// init's pid and exits. With config mappings, they must be the namespace's own.
-fn clone_in_user_ns(
-    userns: &namespaces::JoinNamespace,
-    config: &Config,
-    flags: u64,
-    cgroup: Option<std::os::fd::RawFd>,
-) -> Result<(Forked, bool)> {
-    let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "make a pipe")?;
-    match clone_with_flags(0, None)?.0 {
-        Forked::Child => {
-            drop(reader);
-            let launched = namespaces::join(userns)
-                .and_then(|()| user_ns::check_joined_maps(config))
-                .and_then(|()| clone_with_flags(flags | libc::CLONE_PARENT as u64, cgroup));
-            let report = match launched {
-                Ok((Forked::Child, placed)) => {
-                    drop(writer);
-                    return Ok((Forked::Child, placed));
-                }
-                Ok((Forked::Parent(pid), placed)) => format!("{} {}", pid.as_raw(), placed as u8),
-                Err(err) => format!("error {err}"),
-            };
-            let _ = nix::unistd::write(&writer, report.as_bytes());
-            // SAFETY: the launcher leaves without running destructors it shares with the parent.
-            unsafe { libc::_exit(0) }
-        }
-        Forked::Parent(launcher) => {
-            drop(writer);
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::fs::File::from(reader), &mut text)
-                .ctx(|| "read from the user namespace launcher")?;
-            let _ = nix::sys::wait::waitpid(launcher, None);
-            if let Some(err) = text.strip_prefix("error ") {
-                return Err(Error::Init(err.to_string()));
-            }
-            let mut parts = text.split(' ');
-            match (
-                parts.next().and_then(|p| p.parse::<i32>().ok()),
-                parts.next(),
-            ) {
-                (Some(pid), Some(placed)) => Ok((
-                    Forked::Parent(nix::unistd::Pid::from_raw(pid)),
-                    placed == "1",
-                )),
-                _ => Err(Error::Init(format!(
-                    "the user namespace launcher said {text:?}"
-                ))),
-            }
-        }
-    }
 }
 
 /// On v2, a container with its own cgroup namespace and a writable /sys/fs/cgroup mount gets

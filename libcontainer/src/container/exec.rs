@@ -17,8 +17,8 @@ use super::pidfd_of_init;
 use super::run::{wait_forwarding, FORWARDED};
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, JoinNamespace};
-use crate::process::channel::{self, Message};
 use crate::process::clone::{clone_with_flags, Forked};
+use crate::process::sync::{self, Peer, ToChild};
 use crate::process::tenant::{self, TenantArgs};
 use crate::state::{self, Status};
 use crate::utils::write_atomic;
@@ -107,6 +107,31 @@ fn with_container_defaults(process: &Process, container: Option<&Process>) -> Pr
     process
 }
 
+/// exec's side of the exec'd process's requests during its setup.
+struct TenantParent<'a> {
+    state: &'a state::State,
+    seccomp: Option<&'a crate::seccomp::Filters>,
+    pid: i32,
+    console: Option<OwnedFd>,
+}
+
+impl sync::Parent for TenantParent<'_> {
+    fn console(&mut self, master: OwnedFd) -> Result<()> {
+        self.console = Some(master);
+        Ok(())
+    }
+
+    fn seccomp_listener(&mut self, listener: OwnedFd) -> Result<()> {
+        let input = self.state.hook_input(self.state.status, self.state.pid);
+        crate::seccomp::send_to_agent(self.seccomp, &listener, self.pid, &input)
+    }
+
+    fn runtime_hooks(&mut self) -> Result<()> {
+        // Never called: `serve` refuses the request from an exec'd process.
+        Ok(())
+    }
+}
+
 /// Run the process; returns its exit code (0 at once with `detach`).
 pub fn exec(options: &ExecOptions) -> Result<i32> {
     let state = state::load(&options.root, &options.id)?;
@@ -184,9 +209,9 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     // to `final` once in the container's cgroup (which may have reset it).
     let affinity = process.exec_cpu_affinity().clone();
     if let Some(initial) = affinity.as_ref().and_then(|a| a.initial().as_deref()) {
-        crate::process_attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
+        crate::process::attrs::set_cpu_affinity(0, initial, "process.execCPUAffinity.initial")?;
     }
-    let (parent_end, child_end) = channel::pair()?;
+    let (parent_end, child_end) = sync::pair(Peer::Tenant)?;
     // runc's wording (its nsexec), which tools and runc's own tests look for.
     tracing::debug!(
         "=> nsexec container setup: clone a process to join {} namespaces of init {}",
@@ -218,7 +243,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
                 .as_ref()
                 .and_then(|a| a.cpu_affinity_final().as_deref())
             {
-                Some(cpus) if !cpus.is_empty() => crate::process_attrs::set_cpu_affinity(
+                Some(cpus) if !cpus.is_empty() => crate::process::attrs::set_cpu_affinity(
                     pid.as_raw(),
                     cpus,
                     "process.execCPUAffinity.final",
@@ -226,44 +251,28 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
                 _ => Ok(()),
             }
         });
-    if let Err(err) = placed.and_then(|()| parent_end.send(&Message::Proceed)) {
+    let mut parent = TenantParent {
+        state: &state,
+        seccomp: seccomp.as_ref(),
+        pid: pid.as_raw(),
+        console: None,
+    };
+    // The pty master may come first; then nothing more when exec worked: it closes on exec.
+    let served = placed
+        .and_then(|()| parent_end.send(ToChild::Proceed))
+        .and_then(|()| parent_end.serve_until_exec(&mut parent));
+    if let Err(err) = served {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    // The pty master may come first; then nothing more when exec worked: it closes on exec.
-    let mut console = None;
-    while let Some((message, fd)) = parent_end.recv_with_fd()? {
-        match (message, fd) {
-            (Message::Console, Some(fd)) => console = Some(fd),
-            (Message::SeccompListener, Some(fd)) => {
-                let input = state.hook_input(state.status, state.pid);
-                let sent =
-                    crate::seccomp::send_to_agent(seccomp.as_ref(), &fd, pid.as_raw(), &input)
-                        .and_then(|()| parent_end.send(&Message::SeccompListenerSent));
-                if let Err(err) = sent {
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                    return Err(err);
-                }
-            }
-            (message, _) => {
-                let _ = waitpid(pid, None);
-                return Err(match message {
-                    Message::Error(text) => Error::Init(text),
-                    other => Error::Other(format!(
-                        "unexpected message from the exec'd process: {other:?}"
-                    )),
-                });
-            }
-        }
-    }
+    let mut console = parent.console.take();
     if let (Some(socket), Some(master)) = (&options.console_socket, &console) {
-        crate::tty::send_to_console_socket(socket, master)?;
+        super::handoff::send_console(socket, master)?;
         console = None;
     }
     if let Some(socket) = &options.pidfd_socket {
-        crate::tty::send_pidfd(socket, pid.as_raw())?;
+        super::handoff::send_pidfd(socket, pid.as_raw())?;
     }
     if let Some(pid_file) = &options.pid_file {
         // As runc: a process whose pid nobody can learn is ended, not left behind.

@@ -5,6 +5,7 @@ pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod exec_cgroup;
+mod handoff;
 pub mod kill;
 pub mod pause;
 pub mod run;
@@ -31,37 +32,24 @@ use oci_spec::runtime::LinuxNamespaceType;
 use crate::cgroups;
 use crate::error::{Context, Error, Result};
 use crate::state::State;
+use crate::sys::pidfd::{pidfd_open, pidfd_send_signal};
 use crate::utils::process_alive;
 
 /// A handle on the container's init that cannot be fooled by a recycled pid.
 pub(crate) fn pidfd_of_init(state: &State) -> Result<Option<OwnedFd>> {
-    // SAFETY: pidfd_open takes integers and returns a new descriptor we own.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) };
-    let fd = match Errno::result(ret) {
-        Ok(fd) => fd as i32,
-        Err(Errno::ESRCH) => return Ok(None),
+    let fd = match pidfd_open(state.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
         Err(e) => return Err(e).ctx(|| format!("open pidfd of init {}", state.pid)),
     };
-    // SAFETY: the kernel just gave us this descriptor.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     // The pid is pinned by the fd now: check it is still our init.
     Ok(process_alive(state.pid, state.init_start_time).then_some(fd))
 }
 
 pub(crate) fn send_signal(pidfd: &OwnedFd, pid: i32, signal: i32) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: pidfd_send_signal with a null siginfo and integer arguments.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    match Errno::result(ret) {
-        Ok(_) | Err(Errno::ESRCH) => Ok(()),
+    match pidfd_send_signal(pidfd.as_fd(), signal) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(e) => Err(e).ctx(|| format!("send signal {signal} to pid {pid}")),
     }
 }

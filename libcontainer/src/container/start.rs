@@ -1,16 +1,11 @@
 //! `start`: release init from the exec FIFO so it execs the user program.
 
-use std::os::fd::AsFd;
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::stat::Mode;
-
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::notify::Relay;
+use crate::process::sync::{self, Started};
 use crate::state::{ContainerDir, State, Status};
 use crate::utils::process_alive;
 
@@ -57,43 +52,13 @@ pub(crate) fn start_locked(dir: &ContainerDir, state: &mut State) -> Result<Opti
         None => None,
     };
     let fifo_path = dir.fifo_path();
-    // Non-blocking: a dead init must give an error, not a hang.
-    let fifo = nix::fcntl::open(
-        &fifo_path,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("open {}", fifo_path.display()))?;
-    // Init writes one byte when released, then anything that went wrong before its exec (a
-    // startContainer hook, exec itself); the FIFO closes when exec succeeds or init dies.
-    let mut received = Vec::new();
-    loop {
-        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(100u16)) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e).ctx(|| "wait for init on the exec fifo"),
-        }
-        let mut buf = [0u8; 4096];
-        match nix::unistd::read(&fifo, &mut buf) {
-            Ok(0) if !received.is_empty() => break,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e).ctx(|| "read the exec fifo"),
-        }
-        if received.is_empty() && !process_alive(state.pid, state.init_start_time) {
-            return Err(Error::Init(format!(
-                "container init {} exited before start",
-                state.pid
-            )));
-        }
-    }
+    let alive = || process_alive(state.pid, state.init_start_time);
+    let started = sync::release_init(&fifo_path, state.pid, &alive)?;
     let _ = std::fs::remove_file(&fifo_path);
-    if received.len() > 1 {
+    if let Started::Failed(message) = started {
         // The program never ran; init has exited (or is about to).
         let _ = super::kill_all_and_wait(state, std::time::Duration::from_secs(10));
-        return Err(Error::Init(
-            String::from_utf8_lossy(&received[1..]).into_owned(),
-        ));
+        return Err(Error::Init(message));
     }
     state.status = Status::Running;
     dir.save(state)?;

@@ -1,33 +1,36 @@
 //! The container side of `create`: runs in the cloned child, sets the container up, reports
 //! over the sync channel, waits on the exec FIFO for `start`, then execs the user program.
 
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
-use super::channel::{Channel, Message};
-use super::exec::{cstring, Exec};
+use super::attrs;
+use super::execve::{cstring, Exec};
+use super::sync::{self, ChildEnd, FromChild, ToChild};
 use crate::config::Config;
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::{self, JoinNamespace};
-use crate::process_attrs;
 use crate::rootfs::{self, RootfsOptions};
 use crate::state::{State, Status};
+use crate::sys::process::exit_now;
 
 /// Everything init needs, prepared by the parent before the clone.
 pub struct InitArgs<'a> {
     pub config: &'a Config,
     pub id: &'a str,
-    pub channel: Channel,
+    pub channel: ChildEnd,
     /// `O_PATH` handle on the exec FIFO, reopened for writing through `proc`.
     pub fifo: RawFd,
     /// The host's /proc, still reachable after pivot_root.
-    pub proc: RawFd,
+    pub proc: BorrowedFd<'a>,
     /// Namespaces init joins itself (pid and time were joined by the parent).
     pub join: &'a [JoinNamespace],
     /// Parent-only descriptors the child must not keep (the state lock, the parent's socket end).
@@ -53,32 +56,26 @@ pub struct InitArgs<'a> {
 /// Entry point of the cloned child. Never returns.
 pub fn run(args: InitArgs<'_>) -> ! {
     // Our stderr is the container's: our log lines go to the parent.
-    crate::logging::forward_to_parent(args.channel.raw_fd());
+    sync::forward_logs_to_parent(&args.channel);
     tracing::debug!("child process in init(): setting up container {}", args.id);
     let exec = match setup(&args) {
         Ok(exec) => exec,
         Err(err) => {
-            let message = match err {
-                Error::Hook(text) => Message::HookFailed(text),
-                other => Message::Error(other.to_string()),
-            };
-            let _ = args.channel.send(&message);
-            // SAFETY: leave without running the parent's atexit handlers or destructors.
-            unsafe { libc::_exit(1) }
+            args.channel.report(err);
+            exit_now(1)
         }
     };
     // From here init outlives `create`: the parent may exit as soon as it reads Ready.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    let _ = prctl::set_pdeathsig(None);
     tracing::debug!("init: closing the pipe to signal completion; waiting for start");
-    let ready = args.channel.send(&Message::Ready);
-    crate::logging::quiet();
+    let ready = args.channel.send(FromChild::Ready);
+    sync::drop_logs();
     if ready.is_err() {
-        // SAFETY: as above; the parent is gone, nobody will start us.
-        unsafe { libc::_exit(1) }
+        // The parent is gone: nobody will start us.
+        exit_now(1)
     }
     drop(args.channel);
-    let fifo = match wait_for_start(args.fifo, args.proc) {
+    let fifo = match sync::wait_for_start(args.fifo, args.proc) {
         Ok(fifo) => fifo,
         Err(err) => fail_after_start(None, &err),
     };
@@ -106,37 +103,28 @@ pub fn run(args: InitArgs<'_>) -> ! {
 fn fail_after_start(fifo: Option<OwnedFd>, err: &Error) -> ! {
     let message = err.to_string();
     if let Some(fifo) = fifo {
-        let _ = nix::unistd::write(&fifo, message.as_bytes());
+        sync::report_after_start(&fifo, &message);
     }
     tracing::error!("{message}");
-    // SAFETY: leave without running the parent's atexit handlers or destructors.
-    unsafe { libc::_exit(127) }
+    exit_now(127)
 }
 
 /// Set the container up; `None` when the config has no process (start will refuse).
 fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     for fd in &args.close {
-        // SAFETY: these descriptors belong to the parent's objects; this copy of them is ours to close.
-        unsafe { libc::close(*fd) };
+        // These descriptors belong to the parent's objects; this copy of them is ours to close.
+        let _ = nix::unistd::close(*fd);
     }
     // Modes of what we create are exactly the configured ones; the user's umask comes at exec.
     nix::sys::stat::umask(Mode::empty());
     // If `create` dies during setup, so do we: no half-made container is left behind.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal")?;
 
     let config = args.config;
     let process = config.spec.process().as_ref();
 
     if args.wait_for_parent {
-        match args.channel.recv()? {
-            Some(Message::Proceed) => {}
-            other => {
-                return Err(Error::Other(format!(
-                    "waiting for the parent, got {other:?}"
-                )))
-            }
-        }
+        args.channel.expect(ToChild::Proceed)?;
     }
     if args.unshare_cgroupns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
@@ -179,12 +167,8 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     if !hooks::hooks(&config.spec, HookKind::Prestart).is_empty()
         || !hooks::hooks(&config.spec, HookKind::CreateRuntime).is_empty()
     {
-        args.channel.send(&Message::RunRuntimeHooks)?;
-        match args.channel.recv()? {
-            Some(Message::RuntimeHooksDone) => {}
-            // The parent reports the hook's failure itself.
-            _ => return Err(Error::Other("runtime hooks failed".into())),
-        }
+        // On a failure the parent kills us and reports the hook's error itself.
+        args.channel.run_runtime_hooks()?;
     }
     let state = args
         .state
@@ -199,13 +183,15 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        crate::tty::setup_console(size, &args.channel, true)?;
+        let pty = crate::tty::open_pty(size, true)?;
+        args.channel.send_console(pty.master.as_fd())?;
+        pty.into_stdio()?;
     }
-    crate::sysctl::apply(config, args.proc)?;
+    crate::sysctl::apply(config, args.proc.as_raw_fd())?;
     rootfs::finish(config)?;
     let linux = config.spec.linux().as_ref();
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
-        process_attrs::apply_memory_policy(policy)?;
+        attrs::apply_memory_policy(policy)?;
     }
     process
         .map(|p| {
@@ -225,15 +211,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
 
 fn join_session_keyring(id: &str) -> Result<()> {
     let name = cstring(id.as_bytes(), "container id")?;
-    // SAFETY: keyctl reads the NUL-terminated name during the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            libc::KEYCTL_JOIN_SESSION_KEYRING,
-            name.as_ptr(),
-        )
-    };
-    match Errno::result(ret) {
+    match crate::sys::keyring::join_session_keyring(&name) {
         // No keyrings in this kernel (or they are filtered): nothing to isolate.
         Ok(_) | Err(Errno::ENOSYS) => Ok(()),
         Err(e) => Err(e).ctx(|| "join a new session keyring"),
@@ -241,16 +219,10 @@ fn join_session_keyring(id: &str) -> Result<()> {
 }
 
 fn set_domainname(domain: &str) -> Result<()> {
-    // SAFETY: setdomainname reads `len` bytes of the buffer during the call.
-    let ret = unsafe { libc::setdomainname(domain.as_ptr().cast(), domain.len()) };
-    Errno::result(ret)
-        .map(drop)
-        .ctx(|| format!("set domainname {domain:?}"))
+    crate::sys::uts::setdomainname(domain).ctx(|| format!("set domainname {domain:?}"))
 }
 
-fn write_proc(proc: RawFd, path: &str, value: &str) -> Result<()> {
-    // SAFETY: `proc` stays open for the life of init; we only borrow it.
-    let proc = unsafe { BorrowedFd::borrow_raw(proc) };
+fn write_proc(proc: BorrowedFd<'_>, path: &str, value: &str) -> Result<()> {
     let fd = openat(
         proc,
         path,
@@ -260,20 +232,4 @@ fn write_proc(proc: RawFd, path: &str, value: &str) -> Result<()> {
     .ctx(|| format!("open /proc/{path}"))?;
     nix::unistd::write(&fd, value.as_bytes()).ctx(|| format!("write {value} to /proc/{path}"))?;
     Ok(())
-}
-
-/// Block until `start` opens the FIFO for reading, then tell it we are going. The FIFO stays
-/// open (close-on-exec): `start` reads until it closes, so it learns whether exec worked.
-fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<OwnedFd> {
-    // SAFETY: `proc` stays open for the life of init; we only borrow it.
-    let proc = unsafe { BorrowedFd::borrow_raw(proc) };
-    let fd = openat(
-        proc,
-        format!("self/fd/{fifo}").as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open the exec fifo")?;
-    nix::unistd::write(&fd, b"0").ctx(|| "write the exec fifo")?;
-    Ok(fd)
 }

@@ -1,7 +1,9 @@
-//! How container processes are made: the clone, the sync channel, and init's side.
+//! How container processes are made: the clone, the sync protocol, init's side, the exec'd
+//! (tenant) side, the final exec step and the per-process attributes.
 
-pub mod channel;
+pub mod attrs;
 pub mod clone;
-pub mod exec;
+pub mod execve;
 pub mod init;
+pub mod sync;
 pub mod tenant;

@@ -1,12 +1,16 @@
 //! The child side of `exec`: join the container's namespaces, become the process the caller
 //! described, and exec. Errors go back over the sync channel; a successful exec closes it.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 
-use super::channel::{Channel, Message};
-use super::exec::Exec;
-use crate::error::{Error, Result};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+
+use super::execve::Exec;
+use super::sync::{self, ChildEnd, ToChild};
+use crate::error::{Context, Result};
 use crate::namespaces::{self, JoinNamespace};
+use crate::sys::process::exit_now;
 
 pub struct TenantArgs<'a> {
     pub process: &'a oci_spec::runtime::Process,
@@ -15,7 +19,7 @@ pub struct TenantArgs<'a> {
     pub seccomp: Option<crate::seccomp::Filters>,
     /// Namespaces to join here (pid and time were joined by the parent), user first.
     pub join: &'a [JoinNamespace],
-    pub channel: Channel,
+    pub channel: ChildEnd,
     /// Parent-only descriptors to drop.
     pub close: Vec<RawFd>,
     pub preserve_fds: u32,
@@ -24,7 +28,7 @@ pub struct TenantArgs<'a> {
 /// Entry point of the cloned child. Never returns.
 pub fn run(args: TenantArgs<'_>) -> ! {
     // Our stderr is the process's: our log lines go to the parent.
-    crate::logging::forward_to_parent(args.channel.raw_fd());
+    sync::forward_logs_to_parent(&args.channel);
     tracing::debug!("child process in init(): joining the container");
     let err = match setup(&args) {
         Ok(exec) => {
@@ -36,27 +40,18 @@ pub fn run(args: TenantArgs<'_>) -> ! {
         }
         Err(err) => err,
     };
-    let _ = args.channel.send(&Message::Error(err.to_string()));
-    // SAFETY: leave without running the parent's atexit handlers or destructors.
-    unsafe { libc::_exit(127) }
+    args.channel.report(err);
+    exit_now(127)
 }
 
 fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     for fd in &args.close {
-        // SAFETY: our copy of a parent-only descriptor; nothing else in this process uses it.
-        unsafe { libc::close(*fd) };
+        // Our copy of a parent-only descriptor; nothing else in this process uses it.
+        let _ = nix::unistd::close(*fd);
     }
     // If `exec` dies before we are placed in the cgroup, so do we.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    match args.channel.recv()? {
-        Some(Message::Proceed) => {}
-        other => {
-            return Err(Error::Other(format!(
-                "waiting for the parent, got {other:?}"
-            )))
-        }
-    }
+    prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal")?;
+    args.channel.expect(ToChild::Proceed)?;
     for ns in args
         .join
         .iter()
@@ -70,10 +65,12 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        crate::tty::setup_console(size, &args.channel, false)?;
+        let pty = crate::tty::open_pty(size, false)?;
+        args.channel.send_console(pty.master.as_fd())?;
+        pty.into_stdio()?;
     }
-    // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    // The process outlives `exec --detach`.
+    prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal")?;
     let mut exec = Exec::prepare(
         args.process,
         args.personality.clone(),

@@ -7,5 +7,14 @@
 
 pub mod bpf;
 pub mod clone;
+pub mod ioprio;
+pub mod keyring;
+pub mod mempolicy;
 pub mod mount;
+pub mod pidfd;
+pub mod process;
+pub mod sched;
 pub mod seccomp;
+pub mod socket;
+pub mod tty;
+pub mod uts;

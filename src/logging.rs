@@ -2,25 +2,25 @@
 //! (`level`, `msg`, `time`); text is logrus-style `time=… level=… msg=…`.
 //!
 //! Nothing of brig's may reach a container's stdio. Without `--log` our lines go to stderr,
-//! which the container's process inherits; so a cloned child (init, an exec'd process) hands
-//! its lines to the parent over the sync channel instead ([`forward_to_parent`]), and once that
-//! channel is gone it drops them ([`quiet`]). A log file is written directly from both sides.
+//! which the container's process inherits; so in a cloned child (init, an exec'd process) the
+//! library diverts them to the parent over the sync socket
+//! (`libcontainer::process::sync::divert_stderr_line`). A log file is written directly from
+//! both sides. The process-wide setup is the CLI's; the library only emits `tracing` events.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::RawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use anyhow::Result;
+use libcontainer::error::Context;
+use libcontainer::process::sync::divert_stderr_line;
+use libcontainer::utils::rfc3339_nanos;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
-
-use crate::error::{Context, Result};
-use crate::utils::rfc3339_nanos;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -36,35 +36,6 @@ struct Logger {
     to_stderr: bool,
     format: Format,
     max: Level,
-}
-
-/// Where a process writes lines meant for stderr: [`STDERR`] (brig itself), a sync socket to
-/// the parent (a cloned child), or [`DROP`] (a child whose parent is gone).
-static STDERR_ROUTE: AtomicI32 = AtomicI32::new(STDERR);
-const STDERR: RawFd = -1;
-const DROP: RawFd = -2;
-
-/// In a cloned child: send lines meant for stderr to the parent over `socket` (the sync
-/// channel), which logs them as its own.
-pub fn forward_to_parent(socket: RawFd) {
-    STDERR_ROUTE.store(socket, Ordering::SeqCst);
-}
-
-/// In a cloned child about to lose its sync channel: from now on lines meant for stderr are
-/// dropped (a `--log` file still gets them).
-pub fn quiet() {
-    STDERR_ROUTE.store(DROP, Ordering::SeqCst);
-}
-
-/// Log a line a child forwarded, at its level.
-pub fn relay(level: &str, message: &str) {
-    match level {
-        "error" => tracing::error!("{message}"),
-        "warn" => tracing::warn!("{message}"),
-        "info" => tracing::info!("{message}"),
-        "debug" => tracing::debug!("{message}"),
-        _ => tracing::trace!("{message}"),
-    }
 }
 
 struct Message(String);
@@ -103,14 +74,9 @@ impl<S: Subscriber> Layer<S> for Logger {
         let mut message = Message(String::new());
         event.record(&mut message);
         if self.to_stderr {
-            match STDERR_ROUTE.load(Ordering::SeqCst) {
-                STDERR => {}
-                DROP => return,
-                socket => {
-                    let level = event.metadata().level().as_str().to_ascii_lowercase();
-                    crate::process::channel::send_log(socket, &level, &message.0);
-                    return;
-                }
+            let level = event.metadata().level().as_str().to_ascii_lowercase();
+            if divert_stderr_line(&level, &message.0) {
+                return;
             }
         }
         let line = format_line(

@@ -1,7 +1,9 @@
 //! Per-process kernel attributes from the config: scheduler, I/O priority, personality and
 //! NUMA memory policy. Applied by init while it still holds its capabilities.
 
-use nix::errno::Errno;
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::personality::Persona;
+use nix::unistd::Pid;
 use oci_spec::runtime::{
     IOPriorityClass, LinuxMemoryPolicy, LinuxPersonality, LinuxPersonalityDomain,
     LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler,
@@ -9,19 +11,7 @@ use oci_spec::runtime::{
 
 use crate::error::{Context, Error, Result};
 
-/// `struct sched_attr` as of Linux 4.13 (SCHED_ATTR_SIZE_VER0).
-#[repr(C)]
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SchedAttr {
-    size: u32,
-    policy: u32,
-    flags: u64,
-    nice: i32,
-    priority: u32,
-    runtime: u64,
-    deadline: u64,
-    period: u64,
-}
+pub use crate::sys::sched::SchedAttr;
 
 pub fn sched_attr(scheduler: &Scheduler) -> SchedAttr {
     use LinuxSchedulerFlag::*;
@@ -60,10 +50,7 @@ pub fn sched_attr(scheduler: &Scheduler) -> SchedAttr {
 
 pub fn apply_scheduler(scheduler: &Scheduler) -> Result<()> {
     let attr = sched_attr(scheduler);
-    // SAFETY: sched_setattr reads `attr.size` bytes of a live sched_attr.
-    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    Errno::result(ret)
-        .map(drop)
+    crate::sys::sched::sched_setattr(&attr)
         .ctx(|| format!("process.scheduler: set policy {:?}", scheduler.policy()))
 }
 
@@ -84,10 +71,7 @@ pub fn ioprio_value(class: IOPriorityClass, priority: i64) -> Result<i32> {
 
 pub fn apply_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
     let value = ioprio_value(class, priority)?;
-    // SAFETY: ioprio_set with integer arguments only (IOPRIO_WHO_PROCESS, this process).
-    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) };
-    Errno::result(ret)
-        .map(drop)
+    crate::sys::ioprio::ioprio_set_self(value)
         .ctx(|| format!("process.ioPriority: set {class:?} {priority}"))
 }
 
@@ -98,13 +82,11 @@ pub fn apply_personality(personality: &LinuxPersonality) -> Result<()> {
             format!("unknown flag {flag:?}"),
         ));
     }
-    let domain: libc::c_ulong = match personality.domain() {
+    let domain = match personality.domain() {
         LinuxPersonalityDomain::PerLinux => 0x0000,
         LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
-    // SAFETY: personality takes an integer persona.
-    let ret = unsafe { libc::personality(domain) };
-    Errno::result(ret)
+    nix::sys::personality::set(Persona::from_bits_retain(domain))
         .map(drop)
         .ctx(|| "linux.personality: set the execution domain")
 }
@@ -164,17 +146,13 @@ fn bit_list(list: &str, field: &str, what: &str) -> Result<Vec<u64>> {
 /// Pin `pid` (0: this process) to the CPUs in `cpus` (`process.execCPUAffinity.*`).
 pub fn set_cpu_affinity(pid: i32, cpus: &str, field: &str) -> Result<()> {
     let mask = bit_list(cpus, field, "CPU")?;
-    // SAFETY: the kernel reads size_of_val(mask) bytes from a mask that lives across the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_sched_setaffinity,
-            pid,
-            std::mem::size_of_val(mask.as_slice()),
-            mask.as_ptr(),
-        )
-    };
-    Errno::result(ret)
-        .map(drop)
+    let mut set = CpuSet::new();
+    for cpu in 0..mask.len() * 64 {
+        if mask[cpu / 64] & (1 << (cpu % 64)) != 0 {
+            set.set(cpu).ctx(|| format!("{field}: CPU {cpu}"))?;
+        }
+    }
+    sched_setaffinity(Pid::from_raw(pid), &set)
         .ctx(|| format!("{field}: set the CPU affinity to {cpus:?}"))
 }
 
@@ -198,14 +176,7 @@ pub fn apply_memory_policy(policy: &LinuxMemoryPolicy) -> Result<()> {
         Some(nodes) if !nodes.is_empty() => Some(node_mask(nodes)?),
         _ => None,
     };
-    let (ptr, maxnode) = match &mask {
-        Some(mask) => (mask.as_ptr(), (mask.len() * 64) as libc::c_ulong),
-        None => (std::ptr::null(), 0),
-    };
-    // SAFETY: set_mempolicy reads `maxnode` bits from the mask, which lives across the call.
-    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode | flags, ptr, maxnode) };
-    Errno::result(ret)
-        .map(drop)
+    crate::sys::mempolicy::set_mempolicy(mode | flags, mask.as_deref())
         .ctx(|| format!("linux.memoryPolicy: set mode {:?}", policy.mode()))
 }
 

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, OwnedFd};
+
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -14,10 +14,10 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{AccessFlags, Gid, Uid};
 use oci_spec::runtime::Process;
 
-use super::channel::{Channel, Message};
+use super::attrs;
+use super::sync::ChildEnd;
 use crate::capabilities::{self, CapSets, ProcessCaps};
 use crate::error::{Context, Error, Result};
-use crate::process_attrs;
 
 /// Search path when the process env has no PATH (execvp's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -49,15 +49,15 @@ impl Exec {
         process: &Process,
         personality: Option<oci_spec::runtime::LinuxPersonality>,
         seccomp: Option<crate::seccomp::Filters>,
-        channel: &Channel,
+        channel: &ChildEnd,
     ) -> Result<Exec> {
         let no_new_privs = process.no_new_privileges().unwrap_or(false);
         // Attributes that need capabilities the user switch below may drop.
         if let Some(scheduler) = process.scheduler() {
-            process_attrs::apply_scheduler(scheduler)?;
+            attrs::apply_scheduler(scheduler)?;
         }
         if let Some(io) = process.io_priority() {
-            process_attrs::apply_io_priority(io.class(), io.priority())?;
+            attrs::apply_io_priority(io.class(), io.priority())?;
         }
 
         crate::rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
@@ -67,7 +67,7 @@ impl Exec {
         let mut seccomp = seccomp;
         if let Some(filters) = seccomp.as_mut() {
             if let Some(listener) = filters.install_notify()? {
-                hand_over_listener(channel, listener)?;
+                channel.hand_over_seccomp_listener(listener)?;
             }
         }
         let seccomp = seccomp.filter(|f| !f.programs.is_empty());
@@ -157,16 +157,14 @@ impl Exec {
         let exec = self;
         nix::sys::stat::umask(Mode::from_bits_truncate(exec.umask));
         if let Some(personality) = &exec.personality {
-            process_attrs::apply_personality(personality)?;
+            attrs::apply_personality(personality)?;
         }
         crate::lsm::apply_on_exec(
             exec.apparmor_profile.as_deref(),
             exec.selinux_label.as_deref(),
         )?;
         if exec.no_new_privs {
-            // SAFETY: prctl with integer arguments only.
-            Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-                .ctx(|| "set no_new_privs")?;
+            nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .ctx(|| "reset the signal mask")?;
@@ -226,19 +224,6 @@ impl Exec {
     }
 }
 
-/// Send the seccomp listener to the parent (on the host, where the agent's socket is) and wait
-/// until the agent has it: only then may filtered calls be made. Our copy is closed.
-fn hand_over_listener(channel: &Channel, listener: OwnedFd) -> Result<()> {
-    channel.send_with_fd(&Message::SeccompListener, listener.as_raw_fd())?;
-    drop(listener);
-    match channel.recv()? {
-        Some(Message::SeccompListenerSent) => Ok(()),
-        other => Err(Error::Other(format!(
-            "waiting for the parent to hand the seccomp listener to the agent, got {other:?}"
-        ))),
-    }
-}
-
 /// `HOME` for a process whose env has none, as runc sets it: the home directory of `uid` in
 /// the container's /etc/passwd (we are in its mount namespace and root), else `/`.
 fn container_home(uid: u32) -> String {
@@ -286,9 +271,7 @@ pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
         caps.apply_bounding()?;
     }
     // Keep the permitted set across the uid change; capset below sets the rest.
-    // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
-        .ctx(|| "set keep-capabilities")?;
+    nix::sys::prctl::set_keepcaps(true).ctx(|| "set keep-capabilities")?;
     let user = process.user();
     let groups: Vec<Gid> = user
         .additional_gids()
@@ -303,9 +286,7 @@ pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
     nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("set gid {}", user.gid()))?;
     let uid = Uid::from_raw(user.uid());
     nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("set uid {}", user.uid()))?;
-    // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) })
-        .ctx(|| "clear keep-capabilities")?;
+    nix::sys::prctl::set_keepcaps(false).ctx(|| "clear keep-capabilities")?;
     if let Some(caps) = &caps {
         caps.apply(keep)?;
     }
@@ -427,7 +408,7 @@ fn check_executable(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     #[test]
     fn home_comes_from_the_first_entry_of_the_uid() {
