@@ -1,7 +1,7 @@
 //! The container side of `create`: runs in the cloned child, sets the container up, reports
 //! over the sync channel, waits on the exec FIFO for `start`, then execs the user program.
 
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
@@ -70,6 +70,20 @@ pub fn run(args: InitArgs<'_>) -> ! {
     // From here init outlives `create`: the parent may exit as soon as it reads Ready.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    if args.new_user_ns {
+        if let Err(err) = super::guard::undumpable() {
+            let _ = args.channel.send(&Message::Error(err.to_string()));
+            // SAFETY: leave without running the parent's atexit handlers or destructors.
+            unsafe { libc::_exit(1) }
+        }
+    }
+    // Issue 12, escape 1: no handle on the host's /proc while the container can see init;
+    // the exec FIFO is reopened through the container's own /proc (checked) instead.
+    let container_proc = super::guard::container_proc();
+    if container_proc.is_some() {
+        let _ = nix::unistd::close(args.proc);
+    }
+    let proc = container_proc.as_ref().map_or(args.proc, |p| p.as_raw_fd());
     tracing::debug!("init: closing the pipe to signal completion; waiting for start");
     let ready = args.channel.send(&Message::Ready);
     crate::logging::quiet();
@@ -78,7 +92,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
         unsafe { libc::_exit(1) }
     }
     drop(args.channel);
-    let fifo = match wait_for_start(args.fifo, args.proc) {
+    let fifo = match wait_for_start(args.fifo, proc) {
         Ok(fifo) => fifo,
         Err(err) => fail_after_start(None, &err),
     };
@@ -121,6 +135,12 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     }
     // Modes of what we create are exactly the configured ones; the user's umask comes at exec.
     nix::sys::stat::umask(Mode::empty());
+    // Issue 12: not dumpable, so the container cannot follow /proc/1/{exe,fd}. In a new user
+    // namespace our /proc files would then belong to an unmapped root (the parent writes our
+    // id maps, we write oom_score_adj): there, just before Ready, when exec can first join us.
+    if !args.new_user_ns {
+        super::guard::undumpable()?;
+    }
     // If `create` dies during setup, so do we: no half-made container is left behind.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -207,6 +227,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
         process_attrs::apply_memory_policy(policy)?;
     }
+    super::guard::close_on_exec_from(3u32.saturating_add(args.preserve_fds)); // issue 12
     process
         .map(|p| {
             Exec::prepare(
@@ -267,13 +288,9 @@ fn write_proc(proc: RawFd, path: &str, value: &str) -> Result<()> {
 fn wait_for_start(fifo: RawFd, proc: RawFd) -> Result<OwnedFd> {
     // SAFETY: `proc` stays open for the life of init; we only borrow it.
     let proc = unsafe { BorrowedFd::borrow_raw(proc) };
-    let fd = openat(
-        proc,
-        format!("self/fd/{fifo}").as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open the exec fifo")?;
+    // SAFETY: the O_PATH FIFO stays open for the life of init; we only borrow it.
+    let fifo = unsafe { BorrowedFd::borrow_raw(fifo) };
+    let fd = super::guard::reopen_fifo(proc, fifo)?; // issue 12: checked to be the FIFO
     nix::unistd::write(&fd, b"0").ctx(|| "write the exec fifo")?;
     Ok(fd)
 }

@@ -46,8 +46,9 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
         // SAFETY: our copy of a parent-only descriptor; nothing else in this process uses it.
         unsafe { libc::close(*fd) };
     }
-    // If `exec` dies before we are placed in the cgroup, so do we.
-    // SAFETY: prctl with integer arguments only.
+    super::guard::undumpable()?; // issue 12: /proc/<pid>/{exe,fd} out of the container's reach
+                                 // If `exec` dies before we are placed in the cgroup, so do we.
+                                 // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     match args.channel.recv()? {
         Some(Message::Proceed) => {}
@@ -74,6 +75,7 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     }
     // SAFETY: prctl with integer arguments only. The process outlives `exec --detach`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    super::guard::close_on_exec_from(3u32.saturating_add(args.preserve_fds)); // issue 12
     let mut exec = Exec::prepare(
         args.process,
         args.personality.clone(),
