@@ -92,6 +92,16 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1));
         }
     };
+    // Issue 12 (CVE-2019-5736): what puts processes into a container runs from a sealed copy.
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        if let Err(err) = libcontainer::process::cloned_binary::ensure_sealed() {
+            let _ = writeln!(std::io::stderr(), "error: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,

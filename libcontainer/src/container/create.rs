@@ -231,7 +231,7 @@ fn create_in(
             config: &config,
             id: &options.id,
             channel: child_end,
-            fifo: fifo.as_raw_fd(),
+            fifo: fifo.as_fd(),
             proc: proc.as_fd(),
             join: &joins,
             close: vec![dir.lock_fd(), parent_end.raw_fd()],

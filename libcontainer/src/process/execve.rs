@@ -110,6 +110,7 @@ impl Exec {
         if chdir_as_user {
             chdir()?;
         }
+        super::guard::check_cwd(cwd)?; // issue 12, CVE-2024-21626
         let seccomp_caps = if keep != 0 {
             let wanted = match process.capabilities() {
                 Some(caps) => CapSets::from_spec(caps).process_caps(),

@@ -28,7 +28,7 @@ pub struct InitArgs<'a> {
     pub id: &'a str,
     pub channel: ChildEnd,
     /// `O_PATH` handle on the exec FIFO, reopened for writing through `proc`.
-    pub fifo: RawFd,
+    pub fifo: BorrowedFd<'a>,
     /// The host's /proc, still reachable after pivot_root.
     pub proc: BorrowedFd<'a>,
     /// Namespaces init joins itself (pid and time were joined by the parent).
@@ -67,6 +67,20 @@ pub fn run(args: InitArgs<'_>) -> ! {
     };
     // From here init outlives `create`: the parent may exit as soon as it reads Ready.
     let _ = prctl::set_pdeathsig(None);
+    if args.new_user_ns {
+        if let Err(err) = super::guard::undumpable() {
+            args.channel.report(err);
+            exit_now(1)
+        }
+    }
+    // Issue 12, escape 1: no handle on the host's /proc while the container can see init;
+    // the exec FIFO is reopened through the container's own /proc (checked) instead. The host
+    // /proc descriptor is our copy in the cloned child (its owner never runs here again).
+    let container_proc = super::guard::container_proc();
+    if container_proc.is_some() {
+        let _ = nix::unistd::close(args.proc.as_raw_fd());
+    }
+    let proc = container_proc.as_ref().map_or(args.proc, |p| p.as_fd());
     tracing::debug!("init: closing the pipe to signal completion; waiting for start");
     let ready = args.channel.send(FromChild::Ready);
     sync::drop_logs();
@@ -75,7 +89,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
         exit_now(1)
     }
     drop(args.channel);
-    let fifo = match sync::wait_for_start(args.fifo, args.proc) {
+    let fifo = match sync::wait_for_start(args.fifo, proc) {
         Ok(fifo) => fifo,
         Err(err) => fail_after_start(None, &err),
     };
@@ -117,6 +131,12 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     }
     // Modes of what we create are exactly the configured ones; the user's umask comes at exec.
     nix::sys::stat::umask(Mode::empty());
+    // Issue 12: not dumpable, so the container cannot follow /proc/1/{exe,fd}. In a new user
+    // namespace our /proc files would then belong to an unmapped root (the parent writes our
+    // id maps, we write oom_score_adj): there, just before Ready, when exec can first join us.
+    if !args.new_user_ns {
+        super::guard::undumpable()?;
+    }
     // If `create` dies during setup, so do we: no half-made container is left behind.
     prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal")?;
 
@@ -193,6 +213,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
         attrs::apply_memory_policy(policy)?;
     }
+    super::guard::close_on_exec_from(3u32.saturating_add(args.preserve_fds)); // issue 12
     process
         .map(|p| {
             Exec::prepare(

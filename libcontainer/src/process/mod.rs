@@ -7,3 +7,6 @@ pub mod execve;
 pub mod init;
 pub mod sync;
 pub mod tenant;
+// Issue 12 (escapes 1-3): the binary, the host /proc and the cwd out of the container's reach.
+pub mod cloned_binary;
+pub mod guard;

@@ -72,7 +72,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use nix::sys::stat::Mode;
@@ -524,14 +524,9 @@ const RELEASED: u8 = b'0';
 /// Init: block until `start` opens the FIFO (`fifo` is an `O_PATH` handle, reopened through
 /// the host's /proc `proc`), then write the release byte. The FIFO stays open close-on-exec:
 /// `start` reads until it closes, so it learns whether the exec worked.
-pub fn wait_for_start(fifo: RawFd, proc: BorrowedFd<'_>) -> Result<OwnedFd> {
-    let fd = openat(
-        proc,
-        format!("self/fd/{fifo}").as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open the exec fifo")?;
+pub fn wait_for_start(fifo: BorrowedFd<'_>, proc: BorrowedFd<'_>) -> Result<OwnedFd> {
+    // Issue 12: the reopened file is checked to be the FIFO we made.
+    let fd = super::guard::reopen_fifo(proc, fifo)?;
     nix::unistd::write(&fd, &[RELEASED]).ctx(|| "write the exec fifo")?;
     Ok(fd)
 }

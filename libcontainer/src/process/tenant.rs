@@ -49,6 +49,8 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
         // Our copy of a parent-only descriptor; nothing else in this process uses it.
         let _ = nix::unistd::close(*fd);
     }
+    // Issue 12: /proc/<pid>/{exe,fd} out of the container's reach.
+    super::guard::undumpable()?;
     // If `exec` dies before we are placed in the cgroup, so do we.
     prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set the parent-death signal")?;
     args.channel.expect(ToChild::Proceed)?;
@@ -71,6 +73,7 @@ fn setup(args: &TenantArgs<'_>) -> Result<Exec> {
     }
     // The process outlives `exec --detach`.
     prctl::set_pdeathsig(None).ctx(|| "clear the parent-death signal")?;
+    super::guard::close_on_exec_from(3u32.saturating_add(args.preserve_fds)); // issue 12
     let mut exec = Exec::prepare(
         args.process,
         args.personality.clone(),
