@@ -51,11 +51,7 @@ impl CapSets {
     pub fn apply_bounding(&self) -> Result<()> {
         for index in 0..=last_cap() {
             if self.bounding & (1u64 << index) == 0 {
-                // SAFETY: prctl with integer arguments only.
-                let ret = unsafe {
-                    libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(index), 0, 0, 0)
-                };
-                nix::errno::Errno::result(ret)
+                crate::sys::capability::drop_bounding(index)
                     .ctx(|| format!("drop capability {index} from the bounding set"))?;
             }
         }
@@ -103,17 +99,7 @@ impl CapSets {
                 );
                 continue;
             }
-            // SAFETY: prctl with integer arguments only.
-            let ret = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE,
-                    libc::c_ulong::from(index),
-                    0,
-                    0,
-                )
-            };
-            match nix::errno::Errno::result(ret) {
+            match crate::sys::capability::raise_ambient(index) {
                 Err(nix::errno::Errno::EPERM) => tracing::debug!(
                     "ambient capability {index} not raised: the kernel refused (securebits)"
                 ),
@@ -163,59 +149,25 @@ pub struct ProcessCaps {
     pub inheritable: u64,
 }
 
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const HEADER: Header = Header {
-    version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-    pid: 0,
-};
-
 /// capget(2) of this thread.
 pub fn get() -> Result<ProcessCaps> {
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget reads a v3 header and writes two data words, all living across the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &HEADER as *const Header,
-            data.as_mut_ptr(),
-        )
-    };
-    nix::errno::Errno::result(ret).ctx(|| "read capabilities")?;
-    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    let sets = crate::sys::capability::get().ctx(|| "read capabilities")?;
     Ok(ProcessCaps {
-        effective: join(data[0].effective, data[1].effective),
-        permitted: join(data[0].permitted, data[1].permitted),
-        inheritable: join(data[0].inheritable, data[1].inheritable),
+        effective: sets.effective,
+        permitted: sets.permitted,
+        inheritable: sets.inheritable,
     })
 }
 
 /// capset(2) of this thread, the three sets at once so no ordering trap can bite. Allocates
 /// nothing on success: it runs after the seccomp filter is in.
 pub fn set(caps: ProcessCaps) -> Result<()> {
-    let word = |set: u64, i: usize| (set >> (32 * i)) as u32;
-    let data: [Data; 2] = std::array::from_fn(|i| Data {
-        effective: word(caps.effective, i),
-        permitted: word(caps.permitted, i),
-        inheritable: word(caps.inheritable, i),
-    });
-    // SAFETY: capset reads a v3 header and two data words that live across the call.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &HEADER as *const Header, data.as_ptr()) };
-    nix::errno::Errno::result(ret)
-        .map(drop)
-        .ctx(|| "set capabilities (effective, permitted, inheritable)")
+    crate::sys::capability::set(crate::sys::capability::Sets {
+        effective: caps.effective,
+        permitted: caps.permitted,
+        inheritable: caps.inheritable,
+    })
+    .ctx(|| "set capabilities (effective, permitted, inheritable)")
 }
 
 #[cfg(test)]

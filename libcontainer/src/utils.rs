@@ -115,21 +115,7 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
-/// close_range(2) with CLOSE_RANGE_CLOEXEC: every descriptor from `first` up is closed at the
-/// next execve. Async-signal-safe (one syscall, no allocation), so it may run between fork and
-/// exec; callers fall back to fcntl where the kernel or a seccomp profile refuses it.
-pub fn close_range_cloexec(first: u32) -> std::result::Result<(), nix::errno::Errno> {
-    // SAFETY: close_range only changes descriptor flags; it touches no memory.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    nix::errno::Errno::result(ret).map(drop)
-}
+pub use crate::sys::fd::close_range_cloexec;
 
 #[cfg(test)]
 mod tests {

@@ -34,8 +34,8 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
             let cgroup = cgroups::for_state(&state.cgroup);
             if cgroup.owned() {
                 for pid in cgroup.pids().unwrap_or_default() {
-                    // SAFETY: kill with integer arguments only; a vanished pid is fine.
-                    unsafe { libc::kill(pid, signal) };
+                    // A vanished pid is fine.
+                    let _ = crate::sys::signal::kill(pid, signal);
                 }
             }
             Ok(())

@@ -104,8 +104,8 @@ pub(crate) fn signal_all(state: &State, pidfd: &OwnedFd, signal: i32) -> Result<
         .into_iter()
         .filter(|p| *p != state.pid)
     {
-        // SAFETY: kill with integer arguments only; a vanished pid is fine.
-        unsafe { libc::kill(pid, signal) };
+        // A vanished pid is fine.
+        let _ = crate::sys::signal::kill(pid, signal);
     }
     let sent = send_signal(pidfd, state.pid, signal);
     // A frozen task cannot act on SIGKILL: thaw a container we are killing even if it was paused.

@@ -174,18 +174,8 @@ impl Exec {
         // The raw syscall: glibc refuses to touch its reserved signals 32 and 33.
         for signal in 1..=64 {
             if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                // The kernel's struct sigaction: handler, flags, restorer, mask (one word).
-                let default: [libc::c_ulong; 4] = [libc::SIG_DFL as libc::c_ulong, 0, 0, 0];
-                // SAFETY: rt_sigaction reads a kernel sigaction of 8-byte mask size; SIG_DFL runs no code.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_rt_sigaction,
-                        signal,
-                        default.as_ptr(),
-                        std::ptr::null_mut::<u8>(),
-                        8,
-                    )
-                };
+                // A signal the kernel will not reset is left as it is.
+                let _ = crate::sys::signal::reset_to_default(signal);
             }
         }
         // The program gets fds 0-2 only; anything brig or its caller left open is closed at exec.
@@ -301,8 +291,9 @@ pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
 fn give_stdio_to(uid: u32) -> Result<()> {
     let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
     for fd in 0..=2 {
-        // SAFETY: the standard descriptors stay open for the life of this process.
-        let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Some(file) = crate::sys::fd::standard(fd) else {
+            continue;
+        };
         let stat = match nix::sys::stat::fstat(file) {
             Ok(stat) => stat,
             // A closed standard descriptor has nothing to hand over.
@@ -341,8 +332,7 @@ fn close_on_exec_from(first: u32) -> Result<()> {
 /// close_range's fallback: one fcntl per open descriptor from `first` up.
 fn close_on_exec_each_from(first: u32) -> Result<()> {
     let mark = |fd: i32| -> Result<()> {
-        // SAFETY: fcntl with integer arguments only.
-        match Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }) {
+        match crate::sys::fd::set_cloexec(fd) {
             Ok(_) | Err(Errno::EBADF) => Ok(()),
             Err(e) => Err(e).ctx(|| format!("mark descriptor {fd} close-on-exec")),
         }
@@ -425,9 +415,7 @@ mod tests {
     }
 
     fn cloexec(fd: i32) -> bool {
-        // SAFETY: fcntl with integer arguments only.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        flags & libc::FD_CLOEXEC != 0
+        crate::sys::fd::is_cloexec(fd) == Some(true)
     }
 
     #[test]

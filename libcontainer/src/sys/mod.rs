@@ -6,7 +6,9 @@
 //! one syscall, returns `std::io::Result` (or nix's `Result`), and carries a `// SAFETY:` line.
 
 pub mod bpf;
+pub mod capability;
 pub mod clone;
+pub mod fd;
 pub mod ioprio;
 pub mod keyring;
 pub mod mempolicy;
@@ -15,6 +17,7 @@ pub mod pidfd;
 pub mod process;
 pub mod sched;
 pub mod seccomp;
+pub mod signal;
 pub mod socket;
 pub mod tty;
 pub mod uts;
