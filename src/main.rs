@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let message = format!("{err:#}");
+            let message = commands::error_message(&err);
             tracing::error!("{message}");
             // The log line is for the engine; a person at a shell reads stderr.
             if cli.log.is_some() {

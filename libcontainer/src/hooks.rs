@@ -147,14 +147,20 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
         .stdout(Stdio::from(out_fd))
         .stderr(Stdio::from(err_fd));
     let mut child = cmd.spawn().ctx(|| what.clone())?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: that is not a failure.
-        let _ = stdin.write_all(state);
-    }
+    // Written from a thread so the timeout covers a hook that never reads a state larger than
+    // the pipe buffer. A hook may exit without reading its stdin: that is not a failure, and
+    // the thread ends with EPIPE (or with brig).
+    let writer = child.stdin.take().map(|mut stdin| {
+        let state = state.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&state);
+        })
+    });
     let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match wait_with_timeout(&mut child, timeout)? {
         Some(status) => status,
         None => {
+            // The writer is left behind: it ends with EPIPE now that the hook is gone.
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Hook(format!(
@@ -163,6 +169,11 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
             )));
         }
     };
+    // The hook has exited, so the writer is done or about to fail with EPIPE; joined so that
+    // init goes on single-threaded (setns into a user namespace needs that).
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     if status.success() {
         return Ok(());
     }
@@ -249,7 +260,10 @@ fn wait_with_timeout(
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
         Err(e) => return Err(e).ctx(|| "open pidfd of hook"),
     };
-    let deadline = Instant::now() + timeout;
+    // A timeout past what the clock can represent is no timeout at all.
+    let Some(deadline) = Instant::now().checked_add(timeout) else {
+        return child.wait().map(Some).ctx(|| "wait for hook");
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -201,7 +201,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
             .map(|b| (b.height() as u16, b.width() as u16));
         crate::tty::setup_console(size, &args.channel, true)?;
     }
-    crate::sysctl::apply(config, args.proc)?;
+    crate::sysctl::apply(config.sysctl(), args.proc)?;
     rootfs::finish(config)?;
     let linux = config.spec.linux().as_ref();
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
