@@ -386,3 +386,21 @@ fn events_with_a_huge_interval() {
     let _ = b.brig(&["delete", "--force", &id]);
     assert!(alive, "events died: {:?}", child.try_wait());
 }
+
+#[test]
+fn an_unknown_mount_option_is_named() {
+    let mut b = Bundle::new("badmountopt");
+    let index = b.config["mounts"].as_array().unwrap().len();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "bogusopt"]}),
+        )
+    });
+    let err = create_fails(&b);
+    assert!(
+        err.contains(&format!(
+            "mount \"tmpfs\" on \"/x\" (mounts[{index}].options \"bogusopt\"): invalid argument"
+        )),
+        "{err}"
+    );
+}
