@@ -2,6 +2,7 @@
 //! behaviour to libcontainer; errors become one log line and a non-zero exit.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![forbid(unsafe_code)]
 
 mod commands;
 mod logging;
@@ -131,7 +132,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let message = format!("{err:#}");
+            let message = commands::error_message(&err);
             tracing::error!("{message}");
             // The log line is for the engine; a person at a shell reads stderr.
             if cli.log.is_some() {

@@ -297,3 +297,110 @@ fn a_capability_brig_does_not_have_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_json_array_is_not_a_config() {
+    let b = Bundle::new("jsonarray");
+    std::fs::write(b.dir.join("config.json"), "[]").unwrap();
+    let err = create_fails(&b);
+    assert!(err.contains("not a JSON object"), "{err}");
+    assert!(!err.contains("semantic version"), "{err}");
+}
+
+#[test]
+fn an_empty_root_path_is_named() {
+    let mut b = Bundle::new("emptyroot");
+    b.edit(|c| c["root"]["path"] = json!(""));
+    let err = create_fails(&b);
+    assert!(err.contains("root.path: must not be empty"), "{err}");
+}
+
+#[test]
+fn a_hostname_longer_than_the_kernel_takes_is_named() {
+    let mut b = Bundle::new("longhost");
+    b.edit(|c| c["hostname"] = json!("h".repeat(100_000)));
+    let err = create_fails(&b);
+    assert!(
+        err.contains("hostname: is 100000 bytes long: the kernel allows at most 64"),
+        "{err}"
+    );
+    let mut b = Bundle::new("longdomain");
+    b.edit(|c| c["domainname"] = json!("d".repeat(65)));
+    let err = create_fails(&b);
+    assert!(err.contains("domainname: is 65 bytes long"), "{err}");
+}
+
+#[test]
+fn a_console_size_past_u16_is_refused() {
+    let mut b = Bundle::new("consolesize");
+    b.edit(|c| c["process"]["consoleSize"] = json!({"height": 65536 + 24, "width": 80}));
+    let err = create_fails(&b);
+    assert!(err.contains("process.consoleSize.height: 65560"), "{err}");
+}
+
+#[test]
+fn a_nul_byte_is_escaped_in_the_error() {
+    let mut b = Bundle::new("nulbyte");
+    b.edit(|c| c["process"]["args"] = json!(["/bin/a\u{0}b"]));
+    let id = unique_id("nulbyte");
+    let out = b.brig(&["run", &id]);
+    let _ = b.brig(&["delete", "--force", &id]);
+    assert!(!out.status.success());
+    assert!(!out.stderr.contains(&0u8), "raw NUL in {:?}", stderr(&out));
+    assert!(stderr(&out).contains("a\\u{0}b"), "{}", stderr(&out));
+}
+
+#[test]
+fn events_with_a_huge_interval() {
+    let b = Bundle::with_script("eventsinterval", "sleep 30");
+    let id = unique_id("eventsinterval");
+    ok(&b.brig(&["run", "-d", &id]));
+    // 10^17 s in milliseconds overflows u64: once a wrapped, arbitrary interval.
+    let mut overflow = b.command(&["events", "--interval", "99999999999999999s", &id]);
+    overflow
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = overflow.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    if exited.is_none() {
+        let _ = b.brig(&["delete", "--force", &id]);
+    }
+    assert!(
+        exited.is_some_and(|s| !s.success()) && stderr(&out).contains("--interval"),
+        "{exited:?} {}",
+        stderr(&out)
+    );
+    // 2^32 steps of 100 ms: the step count once truncated to 0 (a division by zero).
+    let mut events = b.command(&["events", "--interval", "429496729600ms", &id]);
+    events
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = events.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = b.brig(&["delete", "--force", &id]);
+    assert!(alive, "events died: {:?}", child.try_wait());
+}
+
+#[test]
+fn an_unknown_mount_option_is_named() {
+    let mut b = Bundle::new("badmountopt");
+    let index = b.config["mounts"].as_array().unwrap().len();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "bogusopt"]}),
+        )
+    });
+    let err = create_fails(&b);
+    assert!(
+        err.contains(&format!(
+            "mount \"tmpfs\" on \"/x\" (mounts[{index}].options \"bogusopt\"): invalid argument"
+        )),
+        "{err}"
+    );
+}

@@ -248,3 +248,38 @@ fn exec_failure_after_start_is_an_error_of_start() {
     );
     b.wait_status(&id, "stopped");
 }
+
+#[test]
+fn a_timeout_near_the_clock_limit_is_no_timeout() {
+    let b = with_hook(
+        "hookhugetimeout",
+        "createRuntime",
+        json!({"path": "/bin/true", "timeout": i64::MAX}),
+    );
+    let id = unique_id("hookhugetimeout");
+    let out = b.brig(&["create", &id]);
+    let _ = b.brig(&["delete", "--force", &id]);
+    ok(&out);
+}
+
+#[test]
+fn a_hook_that_never_reads_a_large_state_still_times_out() {
+    let mut b = with_hook(
+        "hookstdin",
+        "createRuntime",
+        json!({"path": "/bin/sleep", "args": ["sleep", "40"], "timeout": 1}),
+    );
+    // The state carries the annotations: past the 64 KiB a pipe holds.
+    b.edit(|c| c["annotations"] = json!({"big": "x".repeat(200_000)}));
+    let id = unique_id("hookstdin");
+    let started = std::time::Instant::now();
+    let out = b.brig(&["create", &id]);
+    let _ = b.brig(&["delete", "--force", &id]);
+    let err = fails(&out);
+    assert!(err.contains("timed out after 1 seconds"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

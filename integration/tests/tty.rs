@@ -94,7 +94,7 @@ fn terminal_flags_must_match_the_config() {
     let b = with_terminal("ttyneeds", "true");
     let err = fails(&b.brig(&["create", &unique_id("ttyneeds")]));
     assert!(
-        err.contains("process.terminal: needs --console-socket"),
+        err.contains("--console-socket: missing: process.terminal needs one"),
         "{err}"
     );
     let b = Bundle::with_script("ttynot", "true");
@@ -150,7 +150,7 @@ fn exec_with_a_terminal() {
     );
     let err = fails(&b.brig(&["exec", "--tty", "--detach", &id, "true"]));
     assert!(
-        err.contains("a detached exec needs --console-socket"),
+        err.contains("--console-socket: missing: a detached exec"),
         "{err}"
     );
 }

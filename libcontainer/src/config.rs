@@ -1,6 +1,5 @@
 //! Loading `config.json` and refusing what brig cannot honour, naming the field.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -9,6 +8,9 @@ use crate::error::{Context, Error, Result};
 
 /// The runtime-spec version brig implements and writes in `state` and `spec`.
 pub const OCI_VERSION: &str = "1.2.1";
+
+/// The longest hostname or domainname the kernel takes.
+const UTS_NAME_MAX: usize = 64;
 
 /// A validated config.json with the paths it implies resolved.
 #[derive(Debug)]
@@ -31,8 +33,10 @@ impl Config {
         let path = bundle.join("config.json");
         let data =
             std::fs::read(&path).ctx(|| format!("open config.json in {}", bundle.display()))?;
-        let spec: Spec = serde_json::from_slice(&data)
-            .map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
+        let file = path.display().to_string();
+        require_object(&data, &file)?;
+        let spec: Spec =
+            serde_json::from_slice(&data).map_err(|e| Error::config(file, e.to_string()))?;
         Config::from_spec(spec, bundle)
     }
 
@@ -75,7 +79,6 @@ impl Config {
             rootfs: PathBuf::new(),
             seccomp,
         };
-        crate::sysctl::validate(&config)?;
         Ok(config)
     }
 
@@ -90,6 +93,22 @@ impl Config {
     /// True when the container gets a namespace of `kind` of its own (listed without a path).
     pub fn new_namespace(&self, kind: LinuxNamespaceType) -> bool {
         self.namespace(kind).is_some_and(|ns| ns.path().is_none())
+    }
+
+    /// `linux.namespaces`, empty when absent.
+    pub fn namespaces(&self) -> &[oci_spec::runtime::LinuxNamespace] {
+        namespaces(&self.spec)
+    }
+
+    /// `linux.sysctl`, empty when absent.
+    pub fn sysctl(&self) -> &std::collections::HashMap<String, String> {
+        static EMPTY: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+            std::sync::LazyLock::new(Default::default);
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.sysctl().as_ref())
+            .unwrap_or(&EMPTY)
     }
 }
 
@@ -112,10 +131,20 @@ fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
 /// fields this build of brig does not implement yet (an error, never a silent ignore).
 pub fn validate(spec: &Spec) -> Result<()> {
     validate_version(spec.version())?;
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.path().as_os_str().is_empty())
+    {
+        return Err(Error::config("root.path", "must not be empty"));
+    }
     validate_namespaces(spec)?;
     validate_without_mount_namespace(spec)?;
     validate_restricted_paths(spec)?;
     crate::hooks::validate(spec)?;
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        crate::sysctl::validate(sysctl, namespaces(spec))?;
+    }
     for (i, mount) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         if mount.destination().as_os_str().is_empty() {
             return Err(Error::config(
@@ -132,9 +161,28 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
 }
 
+/// serde reads a struct from a JSON array too (fields by position), which turns `[]` into a
+/// spec with an empty ociVersion: the document must be an object.
+fn require_object(data: &[u8], file: &str) -> Result<()> {
+    match data.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        // Empty or not JSON at all: serde's own message says where.
+        None => Ok(()),
+        Some(b'[') => Err(Error::config(
+            file,
+            "the document is an array, not a JSON object",
+        )),
+        Some(_) => match serde_json::from_slice::<serde_json::Value>(data) {
+            Ok(_) => Err(Error::config(file, "the document is not a JSON object")),
+            Err(_) => Ok(()),
+        },
+    }
+}
+
 /// A process.json for `exec --process`. runc reads it into Go's zero values, so a file without
 /// `user` runs as uid 0, gid 0: the same default here (`file` names it in errors).
 pub fn process_from_json(data: &[u8], file: &str) -> Result<oci_spec::runtime::Process> {
+    require_object(data, file)?;
     let mut value: serde_json::Value =
         serde_json::from_slice(data).map_err(|e| Error::config(file, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
@@ -166,6 +214,16 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
             format!("must be an absolute path, got {:?}", process.cwd()),
         ));
     }
+    if let Some(size) = process.console_size() {
+        for (name, value) in [("height", size.height()), ("width", size.width())] {
+            if value > u16::MAX.into() {
+                return Err(Error::config(
+                    format!("process.consoleSize.{name}"),
+                    format!("{value} is larger than a terminal can be ({})", u16::MAX),
+                ));
+            }
+        }
+    }
     if let Some(env) = process.env() {
         if let Some((i, bad)) = env.iter().enumerate().find(|(_, e)| !e.contains('=')) {
             return Err(Error::config(
@@ -196,32 +254,9 @@ fn validate_version(version: &str) -> Result<()> {
 }
 
 fn validate_namespaces(spec: &Spec) -> Result<()> {
-    let mut seen = HashSet::new();
-    for (i, ns) in namespaces(spec).iter().enumerate() {
-        if !seen.insert(ns.typ()) {
-            return Err(Error::config(
-                format!("linux.namespaces[{i}]"),
-                format!(
-                    "namespace {:?} is listed twice",
-                    crate::namespaces::spec_name(ns.typ())
-                ),
-            ));
-        }
-        if let Some(path) = ns.path() {
-            if !path.is_absolute() {
-                return Err(Error::config(
-                    format!("linux.namespaces[{i}].path"),
-                    format!("must be an absolute path, got {path:?}"),
-                ));
-            }
-        }
-    }
-    let has = |kind| seen.contains(&kind);
-    let new = |kind| {
-        namespaces(spec)
-            .iter()
-            .any(|ns| ns.typ() == kind && ns.path().is_none())
-    };
+    crate::namespaces::validate(namespaces(spec))?;
+    let has = |kind| namespaces(spec).iter().any(|ns| ns.typ() == kind);
+    let new = |kind| crate::namespaces::is_new(namespaces(spec), kind);
     let linux = spec.linux().as_ref();
     let maps = linux.is_some_and(|l| l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
     let gid_maps = linux.is_some_and(|l| l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
@@ -236,6 +271,21 @@ fn validate_namespaces(spec: &Spec) -> Result<()> {
             "linux.uidMappings",
             "id mappings are given but linux.namespaces has no user namespace",
         ));
+    }
+    // The kernel's limit (__NEW_UTS_LEN); sethostname would fail with EINVAL inside init.
+    for (field, name) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if let Some(name) = name.as_deref().filter(|n| n.len() > UTS_NAME_MAX) {
+            return Err(Error::config(
+                field,
+                format!(
+                    "is {} bytes long: the kernel allows at most {UTS_NAME_MAX}",
+                    name.len()
+                ),
+            ));
+        }
     }
     // A uts namespace of the container's own, new or joined by path, may be renamed (runc's
     // rule); without a uts entry the names would be the host's.
@@ -324,31 +374,11 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    if linux.intel_rdt().is_some() && crate::intel_rdt::resctrl_mount().is_none() {
-        return Err(Error::config(
-            "linux.intelRdt",
-            "resctrl is not mounted on this host (no Intel RDT)",
-        ));
+    if let Some(rdt) = linux.intel_rdt() {
+        crate::intel_rdt::validate(rdt)?;
     }
     if let Some(offsets) = linux.time_offsets() {
-        let new_time_ns = namespaces(spec)
-            .iter()
-            .any(|ns| ns.typ() == LinuxNamespaceType::Time && ns.path().is_none());
-        if !offsets.is_empty() && !new_time_ns {
-            return Err(Error::config(
-                "linux.timeOffsets",
-                "needs a new time namespace in linux.namespaces",
-            ));
-        }
-        if let Some(clock) = offsets
-            .keys()
-            .find(|k| !matches!(k.as_str(), "monotonic" | "boottime"))
-        {
-            return Err(Error::config(
-                format!("linux.timeOffsets.{clock}"),
-                "only monotonic and boottime clocks can be offset",
-            ));
-        }
+        crate::namespaces::validate_time_offsets(offsets, namespaces(spec))?;
     }
     if linux
         .mount_label()

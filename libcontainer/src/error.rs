@@ -18,6 +18,14 @@ pub enum Error {
     #[error("{field}: {reason}")]
     Config { field: String, reason: String },
 
+    /// An option the caller gave (or left out) is wrong; `option` is the library's own name for
+    /// it (`console_socket`, `sub_cgroups`): a CLI names its flag instead.
+    #[error("{option}: {reason}")]
+    Option {
+        option: &'static str,
+        reason: String,
+    },
+
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
 
@@ -51,6 +59,13 @@ impl Error {
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn option(option: &'static str, reason: impl Into<String>) -> Self {
+        Error::Option {
+            option,
             reason: reason.into(),
         }
     }

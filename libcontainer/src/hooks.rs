@@ -127,14 +127,7 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     }
     // A hook does not outlive the brig waiting for it, and gets stdin, stdout and stderr only
     // (runc's hooks see no other descriptor): whatever brig holds open stays out of it.
-    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, close_range, fcntl).
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            close_on_exec_from(3);
-            Ok(())
-        });
-    }
+    crate::sys::process::spawn_tied_to_parent(&mut cmd);
     cmd.env_clear();
     for entry in hook.env().iter().flatten() {
         if let Some((key, value)) = entry.split_once('=') {
@@ -147,14 +140,20 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
         .stdout(Stdio::from(out_fd))
         .stderr(Stdio::from(err_fd));
     let mut child = cmd.spawn().ctx(|| what.clone())?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: that is not a failure.
-        let _ = stdin.write_all(state);
-    }
+    // Written from a thread so the timeout covers a hook that never reads a state larger than
+    // the pipe buffer. A hook may exit without reading its stdin: that is not a failure, and
+    // the thread ends with EPIPE (or with brig).
+    let writer = child.stdin.take().map(|mut stdin| {
+        let state = state.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&state);
+        })
+    });
     let timeout = hook.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match wait_with_timeout(&mut child, timeout)? {
         Some(status) => status,
         None => {
+            // The writer is left behind: it ends with EPIPE now that the hook is gone.
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Hook(format!(
@@ -163,6 +162,11 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
             )));
         }
     };
+    // The hook has exited, so the writer is done or about to fail with EPIPE; joined so that
+    // init goes on single-threaded (setns into a user namespace needs that).
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     if status.success() {
         return Ok(());
     }
@@ -186,46 +190,11 @@ fn run_hook(hook: &Hook, kind: HookKind, index: usize, state: &[u8]) -> Result<(
     }))
 }
 
-/// Mark every descriptor from `first` up close-on-exec. Best effort: a seccomp profile may
-/// refuse close_range (a hook inherits init's filter), then each open one is marked by fcntl.
-/// Only async-signal-safe calls: this runs between fork and exec.
-fn close_on_exec_from(first: u32) {
-    if crate::utils::close_range_cloexec(first).is_ok() {
-        return;
-    }
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we own.
-    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur.min(65536) as i32
-    } else {
-        1024
-    };
-    for fd in first as i32..max {
-        // SAFETY: fcntl on a descriptor number; EBADF for the ones not open.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
-    }
-}
-
 /// What a signal is called ("bad system call" for SIGSYS: a seccomp kill), lowercase.
 fn signal_name(sig: i32) -> String {
-    // SAFETY: strsignal returns a pointer to a NUL-terminated string that stays valid until the
-    // next call; it is copied at once, and brig calls it from this thread only.
-    let text = unsafe {
-        let ptr = libc::strsignal(sig);
-        if ptr.is_null() {
-            return format!("signal {sig}");
-        }
-        std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned()
-    };
-    text.to_lowercase()
+    crate::sys::signal::describe(sig)
+        .unwrap_or_else(|| format!("signal {sig}"))
+        .to_lowercase()
 }
 
 fn output_file() -> nix::Result<std::fs::File> {
@@ -243,7 +212,10 @@ fn wait_with_timeout(
         return child.wait().map(Some).ctx(|| "wait for hook");
     };
     let pidfd = crate::sys::pidfd::pidfd_open(child.id() as i32).ctx(|| "open pidfd of hook")?;
-    let deadline = Instant::now() + timeout;
+    // A timeout past what the clock can represent is no timeout at all.
+    let Some(deadline) = Instant::now().checked_add(timeout) else {
+        return child.wait().map(Some).ctx(|| "wait for hook");
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

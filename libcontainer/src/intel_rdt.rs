@@ -35,6 +35,17 @@ pub fn resctrl_mount() -> Option<PathBuf> {
         .map(|m| PathBuf::from(m.mount_point))
 }
 
+/// `linux.intelRdt` before anything is made: resctrl present, schemata lines well formed.
+pub fn validate(rdt: &LinuxIntelRdt) -> Result<()> {
+    if resctrl_mount().is_none() {
+        return Err(Error::config(
+            "linux.intelRdt",
+            "resctrl is not mounted on this host (no Intel RDT)",
+        ));
+    }
+    schemata_lines(rdt).map(drop)
+}
+
 fn field(name: &str) -> String {
     format!("linux.intelRdt.{name}")
 }

@@ -1,6 +1,8 @@
 //! libcontainer: everything the brig OCI runtime does, usable without the CLI.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Raw syscalls live in `sys`, behind safe wrappers; nowhere else.
+#![deny(unsafe_code)]
 
 pub mod capabilities;
 pub mod cgroups;
@@ -21,6 +23,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec_template;
 pub mod state;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod sysctl;
 pub mod tty;

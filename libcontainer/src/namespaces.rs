@@ -2,13 +2,14 @@
 
 use std::os::fd::OwnedFd;
 
+use std::collections::{HashMap, HashSet};
+
 use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::LinuxNamespaceType;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, LinuxTimeOffset};
 
-use crate::config::Config;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 
 /// A namespace to join, opened before the clone so a bad path fails early and cleanly.
 #[derive(Debug)]
@@ -22,27 +23,70 @@ pub fn clone_flag(kind: LinuxNamespaceType) -> CloneFlags {
     CloneFlags::from_bits_retain(kind as i32)
 }
 
-/// The `CLONE_NEW*` flags for every namespace the config lists without a path.
-pub fn new_namespace_flags(config: &Config) -> u64 {
-    namespaces(config)
+/// The `CLONE_NEW*` flags for every namespace in `namespaces` listed without a path.
+pub fn new_namespace_flags(namespaces: &[LinuxNamespace]) -> u64 {
+    namespaces
+        .iter()
         .filter(|ns| ns.path().is_none())
         .fold(0u64, |acc, ns| acc | ns.typ() as u64)
 }
 
-fn namespaces(config: &Config) -> impl Iterator<Item = &oci_spec::runtime::LinuxNamespace> {
-    config
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or(&[])
+/// True when `namespaces` gives the container a `kind` namespace of its own (no path).
+pub fn is_new(namespaces: &[LinuxNamespace], kind: LinuxNamespaceType) -> bool {
+    namespaces
         .iter()
+        .any(|ns| ns.typ() == kind && ns.path().is_none())
+}
+
+/// `linux.namespaces`: each type once, joined paths absolute.
+pub fn validate(namespaces: &[LinuxNamespace]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::config(
+                format!("linux.namespaces[{i}]"),
+                format!("namespace {:?} is listed twice", spec_name(ns.typ())),
+            ));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(Error::config(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("must be an absolute path, got {path:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `linux.timeOffsets`: only in a new time namespace, only the clocks the kernel offsets.
+pub fn validate_time_offsets(
+    offsets: &HashMap<String, LinuxTimeOffset>,
+    namespaces: &[LinuxNamespace],
+) -> Result<()> {
+    if !offsets.is_empty() && !is_new(namespaces, LinuxNamespaceType::Time) {
+        return Err(Error::config(
+            "linux.timeOffsets",
+            "needs a new time namespace in linux.namespaces",
+        ));
+    }
+    if let Some(clock) = offsets
+        .keys()
+        .find(|k| !matches!(k.as_str(), "monotonic" | "boottime"))
+    {
+        return Err(Error::config(
+            format!("linux.timeOffsets.{clock}"),
+            "only monotonic and boottime clocks can be offset",
+        ));
+    }
+    Ok(())
 }
 
 /// Open every `linux.namespaces[].path`, user namespace first so it is joined first.
-pub fn open_paths(config: &Config) -> Result<Vec<JoinNamespace>> {
+pub fn open_paths(namespaces: &[LinuxNamespace]) -> Result<Vec<JoinNamespace>> {
     let mut joins = Vec::new();
-    for (index, ns) in namespaces(config).enumerate() {
+    for (index, ns) in namespaces.iter().enumerate() {
         let Some(path) = ns.path() else { continue };
         let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .ctx(|| format!("linux.namespaces[{index}].path {}", path.display()))?;
@@ -69,9 +113,7 @@ pub fn join(ns: &JoinNamespace) -> Result<()> {
 /// A new time namespace with `linux.timeOffsets`: offsets can only be written before any
 /// process is in the namespace, so the parent unshares it (it applies to its children only),
 /// writes the offsets, and clones init into it without CLONE_NEWTIME.
-pub fn unshare_time_with_offsets(
-    offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
-) -> Result<()> {
+pub fn unshare_time_with_offsets(offsets: &HashMap<String, LinuxTimeOffset>) -> Result<()> {
     nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
         .ctx(|| "unshare a time namespace")?;
     let text: String = offsets

@@ -1,45 +1,14 @@
 //! Signals as users and engines write them: `9`, `KILL`, `SIGKILL`, `sigkill`.
 
+use std::str::FromStr;
+
+use nix::sys::signal::Signal;
+
 use crate::error::{Error, Result};
 
-const NAMES: &[(&str, i32)] = &[
-    ("SIGABRT", libc::SIGABRT),
-    ("SIGALRM", libc::SIGALRM),
-    ("SIGBUS", libc::SIGBUS),
-    ("SIGCHLD", libc::SIGCHLD),
-    ("SIGCONT", libc::SIGCONT),
-    ("SIGFPE", libc::SIGFPE),
-    ("SIGHUP", libc::SIGHUP),
-    ("SIGILL", libc::SIGILL),
-    ("SIGINT", libc::SIGINT),
-    ("SIGIO", libc::SIGIO),
-    ("SIGIOT", libc::SIGIOT),
-    ("SIGKILL", libc::SIGKILL),
-    ("SIGPIPE", libc::SIGPIPE),
-    ("SIGPOLL", libc::SIGPOLL),
-    ("SIGPROF", libc::SIGPROF),
-    ("SIGPWR", libc::SIGPWR),
-    ("SIGQUIT", libc::SIGQUIT),
-    ("SIGSEGV", libc::SIGSEGV),
-    ("SIGSTKFLT", libc::SIGSTKFLT),
-    ("SIGSTOP", libc::SIGSTOP),
-    ("SIGSYS", libc::SIGSYS),
-    ("SIGTERM", libc::SIGTERM),
-    ("SIGTRAP", libc::SIGTRAP),
-    ("SIGTSTP", libc::SIGTSTP),
-    ("SIGTTIN", libc::SIGTTIN),
-    ("SIGTTOU", libc::SIGTTOU),
-    ("SIGURG", libc::SIGURG),
-    ("SIGUSR1", libc::SIGUSR1),
-    ("SIGUSR2", libc::SIGUSR2),
-    ("SIGVTALRM", libc::SIGVTALRM),
-    ("SIGWINCH", libc::SIGWINCH),
-    ("SIGXCPU", libc::SIGXCPU),
-    ("SIGXFSZ", libc::SIGXFSZ),
-];
-
-/// Parse a signal number or name; real-time signals as `RTMIN+N`/`RTMAX-N` too. `0` is the
-/// null signal (only checks that the target exists), which `kill` accepts as runc does.
+/// Parse a signal number or name, any case, with or without `SIG` (runc's rules); real-time
+/// signals as `RTMIN+N`/`RTMAX-N` too. `0` is the null signal (only checks that the target
+/// exists), which `kill` accepts as runc does.
 pub fn parse(text: &str) -> Result<i32> {
     let bad = || Error::Other(format!("invalid signal {text:?}"));
     let max = libc::SIGRTMAX();
@@ -78,12 +47,13 @@ pub fn parse(text: &str) -> Result<i32> {
             Err(bad())
         };
     }
-    let full = format!("SIG{name}");
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == full)
-        .map(|(_, s)| *s)
-        .ok_or_else(bad)
+    // nix knows each signal by its one canonical name; these two are the aliases it lacks.
+    let signal = match name {
+        "IOT" => Signal::SIGABRT,
+        "POLL" => Signal::SIGIO,
+        _ => Signal::from_str(&format!("SIG{name}")).map_err(|_| bad())?,
+    };
+    Ok(signal as i32)
 }
 
 #[cfg(test)]
@@ -98,6 +68,10 @@ mod tests {
         assert_eq!(parse("term").unwrap(), 15);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert_eq!(parse("0").unwrap(), 0);
+        assert_eq!(parse("sigiot").unwrap(), libc::SIGABRT);
+        assert_eq!(parse("POLL").unwrap(), libc::SIGIO);
+        assert_eq!(parse("SIGRTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
+        assert_eq!(parse("winch").unwrap(), libc::SIGWINCH);
         for bad in ["65", "-1", "NOPE", "SIG", "RTMIN+x", ""] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -1,14 +1,15 @@
 //! `linux.sysctl`: only keys the container's own namespaces scope; a host-wide key is refused,
 //! since writing it from the container would change the host.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::LinuxNamespaceType;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
-use crate::config::Config;
 use crate::error::{Context, Error, Result};
+use crate::namespaces;
 
 const IPC_KEYS: &[&str] = &[
     "kernel.msgmax",
@@ -34,18 +35,8 @@ pub fn scope(key: &str) -> Option<LinuxNamespaceType> {
     }
 }
 
-fn sysctls(config: &Config) -> Option<&std::collections::HashMap<String, String>> {
-    config
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
-}
-
-pub fn validate(config: &Config) -> Result<()> {
-    let Some(sysctl) = sysctls(config) else {
-        return Ok(());
-    };
+/// `linux.sysctl`: every key a sysctl name scoped by a namespace of the container's own.
+pub fn validate(sysctl: &HashMap<String, String>, namespaces: &[LinuxNamespace]) -> Result<()> {
     for key in sysctl.keys() {
         let field = || format!("linux.sysctl.{key}");
         if key.is_empty()
@@ -61,12 +52,12 @@ pub fn validate(config: &Config) -> Result<()> {
                 "is not namespaced: setting it would change the host",
             ));
         };
-        if !config.new_namespace(ns) {
+        if !namespaces::is_new(namespaces, ns) {
             return Err(Error::config(
                 field(),
                 format!(
                     "needs a new {} namespace in linux.namespaces",
-                    crate::namespaces::spec_name(ns)
+                    namespaces::spec_name(ns)
                 ),
             ));
         }
@@ -75,12 +66,7 @@ pub fn validate(config: &Config) -> Result<()> {
 }
 
 /// Write every key through `proc` (the host's procfs: /proc/sys shows the writer's namespaces).
-pub fn apply(config: &Config, proc: RawFd) -> Result<()> {
-    let Some(sysctl) = sysctls(config) else {
-        return Ok(());
-    };
-    // SAFETY: `proc` stays open for the life of init; we only borrow it.
-    let proc = unsafe { BorrowedFd::borrow_raw(proc) };
+pub fn apply(sysctl: &HashMap<String, String>, proc: BorrowedFd<'_>) -> Result<()> {
     for (key, value) in sysctl {
         let path = format!("sys/{}", key.replace('.', "/"));
         let what = || format!("linux.sysctl.{key}: write {value:?} to /proc/{path}");

@@ -27,8 +27,12 @@ fn duration(text: &str) -> Result<Duration> {
     } else {
         (text, 1000)
     };
-    match digits.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(Duration::from_millis(n * scale)),
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
+        Some(n) if n > 0 => Ok(Duration::from_millis(n)),
         _ => bail!("--interval: {text:?} is not a positive duration like 5s or 500ms"),
     }
 }

@@ -64,3 +64,61 @@ impl Write for Stdout {
         self.gone(result, ())
     }
 }
+
+/// The error line for `err`: the library's option names become this CLI's flags, and control
+/// characters (a NUL in a config string) are escaped so the line stays one readable line.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(
+            |cause| match cause.downcast_ref::<libcontainer::error::Error>() {
+                Some(libcontainer::error::Error::Option { option, reason }) => {
+                    format!("{}: {reason}", flag(option))
+                }
+                _ => cause.to_string(),
+            },
+        )
+        .collect();
+    escape_controls(&parts.join(": "))
+}
+
+/// The flag that sets the library option `option`.
+fn flag(option: &str) -> String {
+    match option {
+        "sub_cgroups" => "--cgroup".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_become_flags_and_controls_are_escaped() {
+        let err = anyhow::Error::new(libcontainer::error::Error::option(
+            "console_socket",
+            "is only for a process with a terminal",
+        ));
+        assert_eq!(
+            error_message(&err),
+            "--console-socket: is only for a process with a terminal"
+        );
+        let err = anyhow::Error::new(libcontainer::error::Error::option("sub_cgroups", "bad"));
+        assert_eq!(error_message(&err), "--cgroup: bad");
+        let err = anyhow::anyhow!("exec a\0b").context("start");
+        assert_eq!(error_message(&err), "start: exec a\\u{0}b");
+    }
+}

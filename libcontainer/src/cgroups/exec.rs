@@ -34,8 +34,8 @@ impl SubCgroups {
             match parts.as_slice() {
                 [path] if args.len() == 1 => return Ok(SubCgroups::All(path.to_string())),
                 [_] => {
-                    return Err(Error::config(
-                        "--cgroup",
+                    return Err(Error::option(
+                        "sub_cgroups",
                         format!("invalid argument {arg:?} (missing <controller>: prefix)"),
                     ))
                 }
@@ -45,8 +45,8 @@ impl SubCgroups {
                         .map(|c| (c.to_string(), path.to_string())),
                 ),
                 _ => {
-                    return Err(Error::config(
-                        "--cgroup",
+                    return Err(Error::option(
+                        "sub_cgroups",
                         format!("invalid argument {arg:?}"),
                     ))
                 }
@@ -69,8 +69,8 @@ fn below(base: &Path, sub: &str) -> Result<PathBuf> {
         }
     }
     if !path.starts_with(base) {
-        return Err(Error::config(
-            "--cgroup",
+        return Err(Error::option(
+            "sub_cgroups",
             format!("{sub} is not a sub cgroup path"),
         ));
     }
@@ -94,8 +94,8 @@ pub fn targets(cgroup: &Cgroup, sub: &SubCgroups) -> Result<Vec<PathBuf>> {
                     .iter()
                     .position(|h| h.controllers.iter().any(|c| c == controller))
                     .ok_or_else(|| {
-                        Error::config(
-                            "--cgroup",
+                        Error::option(
+                            "sub_cgroups",
                             format!("unknown controller {controller} in SubCgroupPaths"),
                         )
                     })?;

@@ -78,15 +78,15 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let terminal = config.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     match (terminal, &options.console_socket) {
         (false, Some(_)) => {
-            return Err(Error::config(
-                "--console-socket",
+            return Err(Error::option(
+                "console_socket",
                 "is only for a container with process.terminal true",
             ))
         }
         (true, None) if !options.keep_console => {
-            return Err(Error::config(
-                "process.terminal",
-                "needs --console-socket to hand the terminal to (or a foreground run)",
+            return Err(Error::option(
+                "console_socket",
+                "missing: process.terminal needs one to hand the terminal to (or a foreground run)",
             ))
         }
         _ => {}
@@ -186,7 +186,7 @@ fn create_in(
     let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
 
     let idmapped = crate::rootfs::idmap::prepare(&config)?;
-    let joins = namespaces::open_paths(&config)?;
+    let joins = namespaces::open_paths(config.namespaces())?;
     for ns in joins
         .iter()
         .filter(|ns| namespaces::applies_to_children(ns.kind))
@@ -196,7 +196,7 @@ fn create_in(
     let new_user_ns = config.new_namespace(LinuxNamespaceType::User);
     let (parent_end, child_end) = sync::pair(Peer::Init)?;
 
-    let mut flags = namespaces::new_namespace_flags(&config);
+    let mut flags = namespaces::new_namespace_flags(config.namespaces());
     let linux = config.spec.linux().as_ref();
     if let Some(offsets) = linux
         .and_then(|l| l.time_offsets().as_ref())

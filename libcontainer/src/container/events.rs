@@ -66,7 +66,7 @@ pub fn events(
             return Ok(());
         }
         // Check for OOM kills several times per interval, so they are reported promptly.
-        let steps = (interval.as_millis() / 100).max(1);
+        let steps = (interval.as_millis() / 100).clamp(1, u32::MAX.into());
         for _ in 0..steps {
             std::thread::sleep(interval / steps as u32);
             let now = cgroup.oom_kills();

@@ -160,15 +160,15 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
     let terminal = process.terminal() == Some(true);
     match (terminal, &options.console_socket) {
         (false, Some(_)) => {
-            return Err(Error::config(
-                "--console-socket",
+            return Err(Error::option(
+                "console_socket",
                 "is only for a process with a terminal",
             ))
         }
         (true, None) if options.detach => {
-            return Err(Error::config(
-                "process.terminal",
-                "a detached exec needs --console-socket for its terminal",
+            return Err(Error::option(
+                "console_socket",
+                "missing: a detached exec with process.terminal needs one for its terminal",
             ))
         }
         _ => {}

@@ -207,7 +207,7 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         args.channel.send_console(pty.master.as_fd())?;
         pty.into_stdio()?;
     }
-    crate::sysctl::apply(config, args.proc.as_raw_fd())?;
+    crate::sysctl::apply(config.sysctl(), args.proc)?;
     rootfs::finish(config)?;
     let linux = config.spec.linux().as_ref();
     if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {

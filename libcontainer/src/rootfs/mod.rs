@@ -417,6 +417,9 @@ fn mount_entry(
                 mount(NONE, fd_path(&target).as_str(), NONE, flags, NONE)
                     .ctx(|| format!("remount {:?} with its options", dest))?;
             }
+            // Options brig does not know go to the filesystem as data: name them.
+            Err(Errno::EINVAL) if data.is_some() => Err(Errno::EINVAL)
+                .ctx(|| format!("{} (mounts[{index}].options {:?})", what(), opts.data))?,
             other => other.ctx(what)?,
         }
         if let Some(covered) = covered {

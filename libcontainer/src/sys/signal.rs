@@ -27,3 +27,13 @@ pub fn reset_to_default(signal: i32) -> nix::Result<()> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// What the C library calls `signal` ("Bad system call" for SIGSYS), or None.
+pub fn describe(signal: i32) -> Option<String> {
+    // SAFETY: strsignal returns a pointer to a NUL-terminated string that stays valid until the
+    // next call; it is copied at once, and brig calls it from one thread only.
+    unsafe {
+        let ptr = libc::strsignal(signal);
+        (!ptr.is_null()).then(|| std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned())
+    }
+}
