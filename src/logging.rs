@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 use libcontainer::error::Context;
 use libcontainer::process::sync::divert_stderr_line;
-use libcontainer::utils::rfc3339_nanos;
+use libcontainer::timestamp::rfc3339_nanos;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};

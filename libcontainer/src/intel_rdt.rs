@@ -30,7 +30,7 @@ pub fn resctrl_mount() -> Option<PathBuf> {
     let mounts = fs::read_to_string("/proc/self/mountinfo").ok()?;
     mounts
         .lines()
-        .filter_map(crate::utils::mountinfo)
+        .filter_map(crate::mountinfo::parse)
         .find(|m| m.fs_type == "resctrl")
         .map(|m| PathBuf::from(m.mount_point))
 }

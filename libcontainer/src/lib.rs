@@ -4,6 +4,7 @@
 // Raw syscalls live in `sys`, behind safe wrappers; nowhere else.
 #![deny(unsafe_code)]
 
+pub mod atomic_file;
 pub mod capabilities;
 pub mod cgroups;
 pub mod config;
@@ -13,12 +14,13 @@ pub mod features;
 pub mod hooks;
 pub mod intel_rdt;
 pub mod lsm;
+pub mod mountinfo;
 pub mod namespaces;
-pub mod notify;
 pub mod process;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sd_notify;
 pub mod seccomp;
 pub mod signal;
 pub mod spec_template;
@@ -26,8 +28,8 @@ pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod sysctl;
+pub mod timestamp;
 pub mod tty;
 pub mod user_ns;
-pub mod utils;
 
 pub use error::{Error, Result};

@@ -113,3 +113,60 @@ mod tests {
         }
     }
 }
+
+/// A process's identity from `/proc/<pid>/stat`: a pid alone may be reused.
+pub mod stat {
+    use std::fs;
+
+    /// What /proc says about a process: enough to tell it apart from a later one with the same pid.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ProcStat {
+        pub state: char,
+        /// Field 22 of /proc/PID/stat: clock ticks after boot when the process started.
+        pub start_time: u64,
+    }
+
+    pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_proc_stat(&text)
+    }
+
+    fn parse_proc_stat(text: &str) -> Option<ProcStat> {
+        // comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        // rest starts at field 3 (state); start time is field 22.
+        let start_time = fields.nth(18)?.parse().ok()?;
+        Some(ProcStat { state, start_time })
+    }
+
+    /// True while `pid` is the very process that started at `start_time` and has not exited.
+    pub fn process_alive(pid: i32, start_time: u64) -> bool {
+        match proc_stat(pid) {
+            Some(stat) => stat.start_time == start_time && stat.state != 'Z' && stat.state != 'X',
+            None => false,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn parses_stat_with_odd_comm() {
+            let line =
+                "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+            let stat = parse_proc_stat(line).unwrap();
+            assert_eq!(stat.state, 'S');
+            assert_eq!(stat.start_time, 98765);
+        }
+        #[test]
+        fn own_process_is_alive_and_identity_is_checked() {
+            let me = std::process::id() as i32;
+            let stat = proc_stat(me).unwrap();
+            assert!(process_alive(me, stat.start_time));
+            assert!(!process_alive(me, stat.start_time + 1));
+        }
+    }
+}

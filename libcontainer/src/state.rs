@@ -11,8 +11,9 @@ use nix::fcntl::{Flock, FlockArg};
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write as write_atomic;
 use crate::error::{Context, Error, Result};
-use crate::utils::{process_alive, write_atomic};
+use crate::procfs::stat::process_alive;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::utils::mountinfo;
+use crate::mountinfo::parse as mountinfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

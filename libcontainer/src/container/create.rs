@@ -13,6 +13,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
 
+use crate::atomic_file::write as write_atomic;
 use crate::cgroups::{self, Cgroup};
 use crate::config::{Config, OCI_VERSION};
 use crate::error::{Context, Error, Result};
@@ -22,10 +23,11 @@ use crate::namespaces;
 use crate::process::clone::{clone_in_user_ns, clone_with_flags, Forked};
 use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, Outcome, Peer, ToChild};
+use crate::procfs::stat::proc_stat;
 use crate::rootfs::RootfsOptions;
 use crate::state::{ContainerDir, State, Status};
+use crate::timestamp::rfc3339_nanos;
 use crate::user_ns;
-use crate::utils::{proc_stat, rfc3339_nanos, write_atomic};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -72,8 +74,8 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         }
     }
     if let Some(host) = &options.notify_socket {
-        crate::notify::validate_host(host)?;
-        crate::notify::setup_spec(&mut config.spec, &options.root.join(&options.id))?;
+        crate::sd_notify::validate_host(host)?;
+        crate::sd_notify::setup_spec(&mut config.spec, &options.root.join(&options.id))?;
     }
     let terminal = config.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     match (terminal, &options.console_socket) {
@@ -104,7 +106,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         .save_cgroup_intent(&cgroup.intent())
         .and_then(|()| cgroup.create(cgroups::needs_unified(resources.as_ref())))
         .and_then(|()| match options.notify_socket {
-            Some(_) => crate::notify::make_dir(&dir.path),
+            Some(_) => crate::sd_notify::make_dir(&dir.path),
             None => Ok(()),
         })
         .and_then(|()| delegate_cgroup(cgroup.record(), &config))

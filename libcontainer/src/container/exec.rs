@@ -15,13 +15,13 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use super::exec_cgroup::{self, SubCgroups};
 use super::pidfd_of_init;
 use super::run::{wait_forwarding, FORWARDED};
+use crate::atomic_file::write as write_atomic;
 use crate::error::{Context, Error, Result};
 use crate::namespaces::{self, JoinNamespace};
 use crate::process::clone::{clone_with_flags, Forked};
 use crate::process::sync::{self, Peer, ToChild};
 use crate::process::tenant::{self, TenantArgs};
 use crate::state::{self, Status};
-use crate::utils::write_atomic;
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {

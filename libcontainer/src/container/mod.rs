@@ -31,9 +31,9 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::cgroups;
 use crate::error::{Context, Error, Result};
+use crate::procfs::stat::process_alive;
 use crate::state::State;
 use crate::sys::pidfd::{pidfd_open, pidfd_send_signal};
-use crate::utils::process_alive;
 
 /// A handle on the container's init that cannot be fooled by a recycled pid.
 pub(crate) fn pidfd_of_init(state: &State) -> Result<Option<OwnedFd>> {

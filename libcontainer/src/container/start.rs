@@ -4,10 +4,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::hooks::{self, HookKind};
-use crate::notify::Relay;
 use crate::process::sync::{self, Started};
+use crate::procfs::stat::process_alive;
+use crate::sd_notify::Relay;
 use crate::state::{ContainerDir, State, Status};
-use crate::utils::process_alive;
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let dir = ContainerDir::open(root, id)?;

@@ -322,7 +322,7 @@ fn give_stdio_to(uid: u32) -> Result<()> {
 /// lacks it (ENOSYS, EINVAL without CLOSE_RANGE_CLOEXEC) or a NOTIFY agent refuses it, one
 /// fcntl per descriptor listed in /proc/self/fd (every one below RLIMIT_NOFILE without /proc).
 fn close_on_exec_from(first: u32) -> Result<()> {
-    match crate::utils::close_range_cloexec(first) {
+    match crate::sys::fd::close_range_cloexec(first) {
         Ok(_) => Ok(()),
         Err(Errno::ENOSYS | Errno::EINVAL | Errno::EPERM) => close_on_exec_each_from(first),
         Err(e) => Err(e).ctx(|| "mark descriptors close-on-exec"),

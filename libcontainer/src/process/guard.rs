@@ -24,7 +24,7 @@ pub fn undumpable() -> Result<()> {
 /// (CVE-2024-21626). A kernel without close_range(2) leaves it to the last step before execve,
 /// which has a fallback; the cwd check below is what stops the escape there.
 pub fn close_on_exec_from(first: u32) {
-    let _ = crate::utils::close_range_cloexec(first);
+    let _ = crate::sys::fd::close_range_cloexec(first);
 }
 
 /// After the chdir to `cwd`: the working directory must be reachable from our root. A cwd

@@ -664,7 +664,7 @@ fn hide_outer_pseudo_filesystems(rootfs: &Path) -> Result<()> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
     let mut points: Vec<PathBuf> = text
         .lines()
-        .filter_map(crate::utils::mountinfo)
+        .filter_map(crate::mountinfo::parse)
         .filter(|m| m.root == "/" && matches!(m.fs_type, "proc" | "sysfs"))
         .map(|m| PathBuf::from(unescape_mount_point(m.mount_point)))
         .filter(|p| !p.starts_with(rootfs))
