@@ -1,64 +1,142 @@
 //! `features`: what this brig implements (runtime-spec features.json), from the tables the
 //! code itself uses.
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use oci_spec::runtime::{
+    Apparmor, Cgroup as CgroupFeature, Features, IDMap, IntelRdt, LinuxFeature, LinuxNamespaceType,
+    LinuxSeccompAction, MemoryPolicy, MountExtensions, NetDevices, Seccomp, Selinux,
+};
+use serde_json::Value;
 
 use crate::config::OCI_VERSION;
 use crate::hooks::HookKind;
-use crate::namespaces::spec_name;
 use crate::process::attrs::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
 use crate::rootfs::options;
 use crate::seccomp;
 
-pub fn features() -> Value {
-    use oci_spec::runtime::LinuxNamespaceType::*;
-    let namespaces: Vec<&str> = [Mount, Cgroup, Uts, Ipc, User, Pid, Network, Time]
-        .into_iter()
-        .map(spec_name)
-        .collect();
+/// features.json as oci-spec's `Features` types it, every list taken from the code's own tables.
+pub fn features() -> Features {
+    let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let mut capabilities: Vec<String> = caps::all().into_iter().map(|c| c.to_string()).collect();
     capabilities.sort();
-    json!({
-        "ociVersionMin": "1.0.0",
-        "ociVersionMax": OCI_VERSION,
-        "hooks": HookKind::ALL.iter().map(|h| h.name()).collect::<Vec<_>>(),
-        "mountOptions": options::known_names(),
-        "linux": {
-            "namespaces": namespaces,
-            "capabilities": capabilities,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": {
-                "enabled": true,
-                "actions": seccomp::ACTIONS,
-                "operators": seccomp::OPERATORS,
-                "archs": seccomp::ARCHS,
-                "knownFlags": seccomp::FLAGS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
-                "supportedFlags": seccomp::supported_flags()
-            },
-            "apparmor": {"enabled": true},
-            "selinux": {"enabled": true},
-            "intelRdt": {"enabled": true},
-            "memoryPolicy": {
-                "modes": MEMORY_POLICY_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-                "flags": MEMORY_POLICY_FLAGS.iter().map(|(n, _)| *n).collect::<Vec<_>>()
-            },
-            "mountExtensions": {"idmap": {"enabled": true}},
-            "netDevices": {"enabled": false}
-        },
-        "annotations": {
-            "io.github.brig.version": env!("CARGO_PKG_VERSION"),
-            "org.opencontainers.runc.checkpoint.enabled": "false"
+
+    let mut cgroup = CgroupFeature::default();
+    cgroup.set_v1(Some(true));
+    cgroup.set_v2(Some(true));
+    cgroup.set_systemd(Some(false));
+    cgroup.set_systemd_user(Some(false));
+    cgroup.set_rdma(Some(true));
+
+    let mut filter = Seccomp::default();
+    filter.set_enabled(Some(true));
+    // Every name brig takes is one oci-spec knows: a name it does not is left out, not faked.
+    filter.set_actions(Some(
+        seccomp::ACTIONS
+            .iter()
+            .filter_map(|a| serde_json::from_value::<LinuxSeccompAction>(Value::from(*a)).ok())
+            .collect(),
+    ));
+    filter.set_operators(Some(strings(seccomp::OPERATORS)));
+    filter.set_archs(Some(
+        seccomp::ARCHS
+            .iter()
+            .filter_map(|a| serde_json::from_value(Value::from(*a)).ok())
+            .collect(),
+    ));
+    let known: Vec<&str> = seccomp::FLAGS.iter().map(|(name, _)| *name).collect();
+    filter.set_known_flags(Some(strings(&known)));
+    filter.set_supported_flags(Some(strings(&seccomp::supported_flags())));
+
+    let mut apparmor = Apparmor::default();
+    apparmor.set_enabled(Some(true));
+    let mut selinux = Selinux::default();
+    selinux.set_enabled(Some(true));
+    let mut intel_rdt = IntelRdt::default();
+    intel_rdt.set_enabled(Some(true));
+    let mut memory_policy = MemoryPolicy::default();
+    let names = |table: &[(&str, _)]| table.iter().map(|(n, _)| n.to_string()).collect();
+    memory_policy.set_modes(Some(names(MEMORY_POLICY_MODES)));
+    memory_policy.set_flags(Some(names(MEMORY_POLICY_FLAGS)));
+    let mut idmap = IDMap::default();
+    idmap.set_enabled(Some(true));
+    let mut mount_extensions = MountExtensions::default();
+    mount_extensions.set_idmap(Some(idmap));
+    let mut net_devices = NetDevices::default();
+    net_devices.set_enabled(Some(false));
+
+    let mut linux = LinuxFeature::default();
+    linux.set_namespaces(Some(
+        [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::User,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Time,
+        ]
+        .to_vec(),
+    ));
+    linux.set_capabilities(Some(capabilities));
+    linux.set_cgroup(Some(cgroup));
+    linux.set_seccomp(Some(filter));
+    linux.set_apparmor(Some(apparmor));
+    linux.set_selinux(Some(selinux));
+    linux.set_intel_rdt(Some(intel_rdt));
+    linux.set_memory_policy(Some(memory_policy));
+    linux.set_mount_extensions(Some(mount_extensions));
+    linux.set_net_devices(Some(net_devices));
+
+    let mut features = Features::default();
+    features.set_oci_version_min("1.0.0".to_string());
+    features.set_oci_version_max(OCI_VERSION.to_string());
+    features.set_hooks(Some(
+        HookKind::ALL.iter().map(|h| h.name().to_string()).collect(),
+    ));
+    features.set_mount_options(Some(strings(&options::known_names())));
+    features.set_linux(Some(linux));
+    features.set_annotations(Some(HashMap::from([
+        (
+            "io.github.brig.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            "org.opencontainers.runc.checkpoint.enabled".to_string(),
+            "false".to_string(),
+        ),
+    ])));
+    features
+}
+
+/// `features()` as JSON: members left unset are absent, not `null` (oci-spec's types would
+/// print them as null), and object keys sorted.
+pub fn features_json() -> Value {
+    let mut value = serde_json::to_value(features()).unwrap_or(Value::Null);
+    drop_nulls(&mut value);
+    value
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
         }
-    })
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn lists_what_the_code_knows() {
-        let f = features();
+        let f = features_json();
         assert_eq!(f["ociVersionMax"], OCI_VERSION);
         let hooks = f["hooks"].as_array().unwrap();
         assert!(hooks.contains(&json!("createContainer")) && hooks.len() == 6);

@@ -13,7 +13,7 @@ pub fn run(_cli: &Cli, _args: &Args) -> Result<u8> {
     writeln!(
         out,
         "{}",
-        serde_json::to_string_pretty(&libcontainer::features::features())?
+        serde_json::to_string_pretty(&libcontainer::features::features_json())?
     )?;
     out.flush()?;
     Ok(0)
