@@ -4,15 +4,17 @@
 pub mod console;
 pub mod devices;
 pub mod idmap;
+pub mod masks;
 pub mod options;
 pub mod resolve;
+pub mod switch;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
 use oci_spec::runtime::{LinuxNamespaceType, Mount};
@@ -188,11 +190,11 @@ fn make_parent_mount(path: &Path, flags: MsFlags) -> Result<()> {
 /// Without a mount namespace only chroot: the caller's namespace keeps its root (runc).
 pub fn switch_root(config: &Config, options: RootfsOptions) -> Result<()> {
     if !has_mount_namespace(config) {
-        chroot(&config.rootfs)
+        switch::chroot(&config.rootfs)
     } else if options.no_pivot {
-        move_root(&config.rootfs)
+        switch::move_root(&config.rootfs)
     } else {
-        pivot_root(&config.rootfs)
+        switch::pivot_root(&config.rootfs)
     }
 }
 
@@ -207,12 +209,12 @@ pub fn finish(config: &Config) -> Result<()> {
     let Some(linux) = config.spec.linux() else {
         return readonly_root(config);
     };
-    mask_paths(
+    masks::mask_paths(
         linux.masked_paths().as_deref().unwrap_or(&[]),
         linux.mount_label().as_deref(),
     )?;
     for path in linux.readonly_paths().as_deref().unwrap_or(&[]) {
-        readonly_path(Path::new(path))?;
+        masks::readonly_path(Path::new(path))?;
     }
     if let Some(name) = linux
         .rootfs_propagation()
@@ -614,7 +616,7 @@ fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd> {
 
 /// Flags a remount must keep: the kernel refuses to drop them in a user namespace, and keeping
 /// them is what the user asked for unless an option cleared them.
-fn locked_flags(stat: &Statvfs) -> MsFlags {
+pub(super) fn locked_flags(stat: &Statvfs) -> MsFlags {
     let have = stat.flags();
     [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -627,213 +629,4 @@ fn locked_flags(stat: &Statvfs) -> MsFlags {
     .into_iter()
     .filter(|(st, _)| have.contains(*st))
     .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
-}
-
-fn pivot_root(rootfs: &Path) -> Result<()> {
-    let new_root = nix::fcntl::open(
-        rootfs,
-        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("open rootfs {}", rootfs.display()))?;
-    nix::unistd::fchdir(&new_root).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
-    // Stack the old root on top of the new one, then detach it: no temporary directory needed.
-    nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root to {}", rootfs.display()))?;
-    // Make sure the detach below cannot propagate back to the host.
-    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
-        .ctx(|| "make the old root a slave")?;
-    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root")?;
-    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
-}
-
-fn move_root(rootfs: &Path) -> Result<()> {
-    hide_outer_pseudo_filesystems(rootfs)?;
-    nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
-    mount(Some(rootfs), "/", NONE, MsFlags::MS_MOVE, NONE)
-        .ctx(|| format!("move rootfs {} to /", rootfs.display()))?;
-    nix::unistd::chroot(".").ctx(|| "chroot to the rootfs")?;
-    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
-}
-
-/// `--no-pivot` leaves the old root's mounts in the container's mount namespace, below the
-/// chroot. The kernel lets a user namespace mount procfs or sysfs when the mount namespace
-/// holds a full, unmasked one: the host's /proc out there would make the container's masks
-/// worthless (`unshare -mrpf mount -t proc`). So every full procfs and sysfs mount outside
-/// the rootfs is detached, or covered by a tmpfs where it cannot be (runc does the same).
-fn hide_outer_pseudo_filesystems(rootfs: &Path) -> Result<()> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
-    let mut points: Vec<PathBuf> = text
-        .lines()
-        .filter_map(crate::mountinfo::parse)
-        .filter(|m| m.root == "/" && matches!(m.fs_type, "proc" | "sysfs"))
-        .map(|m| PathBuf::from(unescape_mount_point(m.mount_point)))
-        .filter(|p| !p.starts_with(rootfs))
-        .collect();
-    // Deepest first, so a parent's detach does not hide a child we still have to handle.
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        // The detach must not reach the namespace this one was copied from.
-        match mount(
-            NONE,
-            &point,
-            NONE,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            NONE,
-        ) {
-            Ok(()) => {}
-            // Gone with a parent already detached.
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(e).ctx(|| format!("make {} a slave mount", point.display())),
-        }
-        match umount2(&point, MntFlags::MNT_DETACH) {
-            Ok(()) => {}
-            Err(Errno::EINVAL | Errno::EPERM) => {
-                mount(Some("tmpfs"), &point, Some("tmpfs"), MsFlags::empty(), NONE)
-                    .ctx(|| format!("cover {} with a tmpfs", point.display()))?
-            }
-            Err(e) => return Err(e).ctx(|| format!("detach {}", point.display())),
-        }
-    }
-    Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_point(text: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
-}
-
-fn chroot(rootfs: &Path) -> Result<()> {
-    nix::unistd::chdir(rootfs).ctx(|| format!("chdir to rootfs {}", rootfs.display()))?;
-    nix::unistd::chroot(".").ctx(|| "chroot to the rootfs")?;
-    nix::unistd::chdir("/").ctx(|| "chdir to / in the container")
-}
-
-/// Hide each masked path: a file under a bind of the container's `/dev/null`, a directory
-/// under an empty read-only tmpfs. Every mount goes by descriptor: `/dev/null` is opened without
-/// following a symlink and checked to be the null device (1:3), so a rootfs whose `/dev/null`
-/// is, or is swapped for, a symlink to a host file cannot turn a mask into a writable bind of
-/// that file (CVE-2025-31133).
-fn mask_paths(paths: &[String], label: Option<&str>) -> Result<()> {
-    let mut null: Option<OwnedFd> = None;
-    for path in paths {
-        let path = Path::new(path);
-        let target = match nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(target) => target,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(e).ctx(|| format!("masked path {}", path.display())),
-        };
-        let stat = nix::sys::stat::fstat(&target).ctx(|| format!("stat {}", path.display()))?;
-        if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            mask_directory(&target, label).ctx(|| format!("mask directory {}", path.display()))?;
-            continue;
-        }
-        let null = match &null {
-            Some(null) => null,
-            None => null.insert(open_dev_null()?),
-        };
-        let tree = sys::mount::open_tree_fd(null.as_fd()).ctx(|| "clone /dev/null to mask")?;
-        sys::mount::move_mount(tree.as_fd(), target.as_fd())
-            .ctx(|| format!("mask {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// The container's `/dev/null`, checked to be the null device itself (not a symlink, not a
-/// file, not another device).
-fn open_dev_null() -> Result<OwnedFd> {
-    let null = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /dev/null to mask paths")?;
-    let stat = nix::sys::stat::fstat(&null).ctx(|| "stat /dev/null")?;
-    check_dev_null(stat.st_mode, stat.st_rdev)?;
-    Ok(null)
-}
-
-fn check_dev_null(mode: u32, rdev: u64) -> Result<()> {
-    if mode & libc::S_IFMT != libc::S_IFCHR || rdev != nix::sys::stat::makedev(1, 3) {
-        return Err(Error::Other(format!(
-            "can't mask paths: the container's /dev/null is not the null device (mode {:o}, device {}:{})",
-            mode & libc::S_IFMT,
-            nix::sys::stat::major(rdev),
-            nix::sys::stat::minor(rdev)
-        )));
-    }
-    Ok(())
-}
-
-/// An empty read-only tmpfs over the directory `target` refers to.
-fn mask_directory(target: &OwnedFd, label: Option<&str>) -> std::io::Result<()> {
-    let fs = sys::mount::fsopen("tmpfs")?;
-    if let Some(label) = label.filter(|l| !l.is_empty() && crate::lsm::selinux_enabled()) {
-        sys::mount::fsconfig_set_string(fs.as_fd(), "context", label)?;
-    }
-    sys::mount::fsconfig_create(fs.as_fd())?;
-    let tree = sys::mount::fsmount(fs.as_fd(), sys::mount::MOUNT_ATTR_RDONLY)?;
-    sys::mount::move_mount(tree.as_fd(), target.as_fd())
-}
-
-fn readonly_path(path: &Path) -> Result<()> {
-    match mount(
-        Some(path),
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
-    ) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("bind read-only path {}", path.display())),
-    }
-    let locked = locked_flags(&statvfs(path).ctx(|| format!("statfs {}", path.display()))?);
-    mount(
-        NONE,
-        path,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
-        NONE,
-    )
-    .ctx(|| format!("make {} read-only", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_null_device_masks() {
-        use nix::sys::stat::makedev;
-        assert!(check_dev_null(libc::S_IFCHR | 0o666, makedev(1, 3)).is_ok());
-        // A symlink, a regular file, /dev/zero, a block device 1:3.
-        for (mode, rdev) in [
-            (libc::S_IFLNK | 0o777, 0),
-            (libc::S_IFREG | 0o644, 0),
-            (libc::S_IFCHR | 0o666, makedev(1, 5)),
-            (libc::S_IFBLK | 0o666, makedev(1, 3)),
-        ] {
-            let err = check_dev_null(mode, rdev).unwrap_err().to_string();
-            assert!(err.contains("is not the null device"), "{err}");
-        }
-    }
 }
