@@ -125,12 +125,7 @@ impl Manager for Cgroup {
         for h in &mut planned.hierarchies {
             if !h.path.exists() {
                 h.created = true;
-                h.created_parents = h
-                    .path
-                    .ancestors()
-                    .skip(1)
-                    .take_while(|p| !p.exists())
-                    .count();
+                h.created_parents = missing_parents(&h.path);
             }
         }
         planned
@@ -146,12 +141,7 @@ impl Manager for Cgroup {
                 Ok(()) => h.created = true,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    h.created_parents = h
-                        .path
-                        .ancestors()
-                        .skip(1)
-                        .take_while(|p| !p.exists())
-                        .count();
+                    h.created_parents = missing_parents(&h.path);
                     fs::create_dir_all(&h.path)
                         .ctx(|| format!("create cgroup {}", h.path.display()))?;
                     h.created = true;
@@ -315,6 +305,11 @@ fn remove_tree(path: &Path, deadline: Instant) -> Result<()> {
             Err(e) => return Err(e).ctx(|| format!("remove cgroup {}", path.display())),
         }
     }
+}
+
+/// How many of `path`'s parents do not exist yet (the ones creating `path` would make).
+fn missing_parents(path: &Path) -> usize {
+    path.ancestors().skip(1).take_while(|p| !p.exists()).count()
 }
 
 #[cfg(test)]
