@@ -2,7 +2,8 @@
 # Run brig's tests on a pure cgroup v2 kernel: Debian's stock kernel under qemu, booted with
 # cgroup_no_v1=all. Run as root.
 #
-#   hack/vm-test.sh [-v] [--test NAME]... [--cgroup PATH]      the workspace's tests in the VM
+#   hack/vm-test.sh [-v] [--test NAME]... [--skip NAME]... [--cgroup PATH]
+#                                                              the workspace's tests in the VM
 #   hack/vm-test.sh [-v] [--cgroup PATH] -- CMD [ARG]...       any command in the VM (same cwd)
 #   hack/vm-test.sh [-v] [--cgroup PATH] --validation          hack/validation.sh in the VM
 #
@@ -16,7 +17,9 @@
 # the job as root in the root cgroup (or in PATH below it with --cgroup).
 #
 # Tests: `hack/build.sh` and `cargo test --no-run` on the host (--test NAME picks
-# integration test targets, as for cargo), the integration rootfs is built on the host, then
+# integration test targets, as for cargo; --skip NAME leaves a test target out, e.g. the load
+# test, which measures nothing about cgroup v2 and is slow under TCG), the integration rootfs
+# is built on the host, then
 # each test executable runs in the guest from its crate's directory with
 # BRIG_BINARY=target/release/brig; VM_TEST_ARGS are passed to every test executable (a name
 # filter, --nocapture...). The last line is `vm-tests: N passed, N failed`.
@@ -55,6 +58,7 @@ usage() {
 verbose=0
 validation=0
 tests=()
+skips=()
 cgroup=
 cmd=()
 while [ $# -gt 0 ]; do
@@ -63,6 +67,11 @@ while [ $# -gt 0 ]; do
     --test)
       [ $# -ge 2 ] || die "--test needs a test target name"
       tests+=("$2")
+      shift
+      ;;
+    --skip)
+      [ $# -ge 2 ] || die "--skip needs a test target name"
+      skips+=("$2")
       shift
       ;;
     --cgroup)
@@ -82,8 +91,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ ${#cmd[@]} -gt 0 ] && [ ${#tests[@]} -gt 0 ]; then
-  die "--test selects tests; it does not go with -- CMD"
+if [ ${#cmd[@]} -gt 0 ] && [ $((${#tests[@]} + ${#skips[@]})) -gt 0 ]; then
+  die "--test and --skip select tests; they do not go with -- CMD"
 fi
 if [ "$validation" = 1 ] && { [ ${#cmd[@]} -gt 0 ] || [ ${#tests[@]} -gt 0 ]; }; then
   die "--validation goes with neither --test nor -- CMD"
@@ -217,7 +226,10 @@ else
   target_args=(--workspace)
   for t in "${tests[@]}"; do target_args+=(--test "$t"); done
   cargo test --locked --no-run --message-format=json "${target_args[@]}" >"$run/artifacts.json"
-  jq -r 'select(.reason == "compiler-artifact" and .profile.test and .executable != null)
+  skip_json=$(printf '%s\n' "${skips[@]}" | jq -R . | jq -s 'map(select(. != ""))')
+  jq -r --argjson skip "$skip_json" \
+    'select(.reason == "compiler-artifact" and .profile.test and .executable != null)
+         | select(.target.name as $n | $skip | index($n) | not)
          | [(.manifest_path | rtrimstr("/Cargo.toml")), .executable] | @tsv' \
     "$run/artifacts.json" >"$run/executables"
   [ -s "$run/executables" ] || die "cargo test --no-run listed no test executable"
