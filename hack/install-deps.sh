@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what building and testing brig needs on a fresh Debian 12 machine (as root).
-# Pass extra package names to install them too (bench.sh adds runc, crun, hyperfine).
+# Pass extra package names to install them too (bench.sh adds runc, crun, strace, perf).
 set -euo pipefail
 
 packages=(busybox-static "$@")
