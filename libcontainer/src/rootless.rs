@@ -42,9 +42,10 @@ pub fn rootless() -> bool {
 }
 
 /// runc's rule for the default `--root`: `$XDG_RUNTIME_DIR` is the caller's when it is not
-/// root, or when it is root only in a user namespace made for a user other than root.
+/// root, or when it is root only in a user namespace and `$USER` does not say root (conmon
+/// passes no `$USER` to the runtime under rootless podman).
 pub fn honor_xdg_runtime_dir() -> bool {
-    unprivileged() || (in_user_namespace() && std::env::var("USER").is_ok_and(|u| u != "root"))
+    unprivileged() || (in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root"))
 }
 
 /// The uid of this process, for messages.
