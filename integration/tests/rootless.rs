@@ -286,6 +286,20 @@ fn subordinate_ranges_through_newuidmap() {
     assert_eq!(made.uid(), subuid + 999);
     assert_eq!(made.gid(), subgid + 999);
     u.assert_nothing_left(&id);
+
+    // Root of the container a subordinate id, the caller not mapped at all.
+    u.edit(|c| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": subuid, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": subgid, "size": 65536}]);
+        c["process"]["user"] = json!({"uid": 0, "gid": 0});
+    });
+    u.set_args(&["sh", "-c", "id -u; touch /tmp/by-root"]);
+    let id = unique_id("rl-sub");
+    let out = ok(&u.brig(&["run", &id]));
+    assert_eq!(out, "0\n");
+    let made = fs::metadata(u.dir().join("rootfs/tmp/by-root")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (subuid, subgid));
+    u.assert_nothing_left(&id);
 }
 
 type Edit = Box<dyn Fn(&mut Value)>;
@@ -298,6 +312,20 @@ fn refused_configs_name_the_field() {
     u.set_args(&["true"]);
     let base = u.bundle.config.clone();
     let uid = u.uid;
+    // A character device of root's that others may neither read nor write.
+    let (device, major, minor) = [
+        "/dev/net/tun",
+        "/dev/fuse",
+        "/dev/console",
+        "/dev/vhost-net",
+    ]
+    .into_iter()
+    .find_map(|path| {
+        let meta = fs::metadata(path).ok()?;
+        (meta.uid() == 0 && meta.mode() & 0o006 == 0 && meta.mode() & 0o170000 == 0o020000)
+            .then(|| (path, libc::major(meta.rdev()), libc::minor(meta.rdev())))
+    })
+    .expect("no root-only character device on this host");
     let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
         (
             "another user's uid",
@@ -323,12 +351,12 @@ fn refused_configs_name_the_field() {
         ),
         (
             "a device the user cannot open",
-            Box::new(|c: &mut Value| {
+            Box::new(move |c: &mut Value| {
                 c["linux"]["devices"] = json!([
-                    {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200}
+                    {"path": device, "type": "c", "major": major, "minor": minor}
                 ]);
             }),
-            vec!["linux.devices[0]", "/dev/net/tun", "cannot open"],
+            vec!["linux.devices[0]", device, "cannot open"],
         ),
         (
             "limits without a delegated cgroup",
@@ -336,6 +364,13 @@ fn refused_configs_name_the_field() {
                 c["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
             }),
             vec!["linux.resources.memory", "no delegated cgroup"],
+        ),
+        (
+            "a cgroup the user cannot create",
+            Box::new(|c: &mut Value| {
+                c["linux"]["cgroupsPath"] = json!("/brig-rootless-not-mine");
+            }),
+            vec!["linux.cgroupsPath", "/brig-rootless-not-mine", "delegated"],
         ),
         (
             "no user namespace",
@@ -389,4 +424,250 @@ fn no_xdg_runtime_dir_and_no_root_is_an_error() {
         u.dir(),
     );
     assert!(fails(&out).contains("none"));
+}
+
+/// A cgroup v2 directory delegated to the user as systemd's `Delegate=yes` does it (the
+/// directory and its cgroup.procs, cgroup.threads and cgroup.subtree_control chowned), with
+/// a leaf for the user's brig, below the test's own cgroup; removed by the guard.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    /// `None` where there is nothing to delegate: not a pure v2 host, or no memory controller
+    /// can be enabled below our cgroup (it has processes of its own).
+    fn new(u: &RootlessUser) -> Option<Delegated> {
+        let root = Path::new("/sys/fs/cgroup");
+        if !root.join("cgroup.controllers").exists() {
+            return None;
+        }
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))?
+            .trim()
+            .to_string();
+        let parent = root.join(own.trim_start_matches('/'));
+        let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
+        let dir = parent.join(format!("brig-rl-{}", unique_id("deleg")));
+        fs::create_dir(&dir).ok()?;
+        let delegated = Delegated { dir };
+        let controllers = fs::read_to_string(delegated.dir.join("cgroup.controllers")).ok()?;
+        if !controllers.split_whitespace().any(|c| c == "memory") {
+            return None;
+        }
+        fs::create_dir(delegated.dir.join("leaf")).ok()?;
+        for path in [
+            delegated.dir.clone(),
+            delegated.dir.join("cgroup.procs"),
+            delegated.dir.join("cgroup.threads"),
+            delegated.dir.join("cgroup.subtree_control"),
+            delegated.dir.join("leaf"),
+            delegated.dir.join("leaf/cgroup.procs"),
+        ] {
+            std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid)).ok()?;
+        }
+        Some(delegated)
+    }
+
+    /// The cgroup path (as `linux.cgroupsPath`, absolute) of `name` in the delegated cgroup.
+    fn cgroups_path(&self, name: &str) -> String {
+        let rel = self.dir.strip_prefix("/sys/fs/cgroup").unwrap();
+        format!("/{}/{name}", rel.display())
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        // Children first (the container's, if delete left it; the leaf), then ours.
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = fs::write(e.path().join("cgroup.kill"), "1");
+                for _ in 0..50 {
+                    if fs::remove_dir(e.path()).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// On a cgroup v2 host with a cgroup delegated to the user, limits apply (issue 17). brig runs
+/// in the delegated cgroup's leaf, as a user's processes run under user@UID.service.
+#[test]
+fn limits_apply_in_a_delegated_cgroup() {
+    let mut u = RootlessUser::new("rl-deleg");
+    let Some(delegated) = Delegated::new(&u) else {
+        eprintln!("skipped: no cgroup v2 hierarchy with a memory controller to delegate here");
+        return;
+    };
+    let id = unique_id("rl-deleg");
+    let path = delegated.cgroups_path(&id);
+    u.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 42}});
+    });
+    u.set_args(&["sh", "-c", "cat /proc/self/cgroup; sleep 1000"]);
+    // brig itself in the delegated leaf: moving init into the container's cgroup needs the
+    // common parent's cgroup.procs, which is the user's.
+    let leaf = delegated.dir.join("leaf/cgroup.procs");
+    let cmd = u.command(&["create", &id]);
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut inner = Command::new("sh");
+    inner
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {} && exec \"$0\" \"$@\"",
+            leaf.display()
+        ))
+        .arg(program)
+        .args(args)
+        .current_dir(u.dir())
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        );
+    ok(&output_via_files(inner.stdin(Stdio::null()), u.dir()));
+    let ctr = delegated.dir.join(&id);
+    let read = |f: &str| fs::read_to_string(ctr.join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), "67108864");
+    assert_eq!(read("pids.max"), "42");
+    let state = ok(&u.brig(&["state", &id]));
+    let pid = serde_json::from_str::<Value>(&state).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let procs = read("cgroup.procs");
+    assert!(procs.lines().any(|p| p == pid.to_string()), "{procs}");
+    ok(&u.brig(&["delete", "--force", &id]));
+    assert!(!ctr.exists(), "the container's cgroup is left");
+    u.assert_nothing_left(&id);
+}
+
+/// A directory on the host made by a test (a mount point or not): unmounted and removed.
+struct HostDir(PathBuf);
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = fs::remove_dir(self.0.join("inner"));
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// What needs host privileges is done as rootless runc does: sysfs asked for as `sysfs`
+/// without a network namespace is bound from the host, and a read-only bind of a host mount
+/// with locked flags (nosuid, nodev, noexec, noatime) keeps them on its remount.
+#[test]
+fn sysfs_without_netns_and_locked_flags() {
+    let mut u = RootlessUser::new("rl-mnt");
+    let locked = HostDir(std::env::temp_dir().join(unique_id("brig-rl-locked")));
+    fs::create_dir(&locked.0).unwrap();
+    let status = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "nosuid,nodev,noexec,noatime,mode=755,size=1m",
+            "tmpfs",
+        ])
+        .arg(&locked.0)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = locked.0.to_str().unwrap().to_string();
+    u.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                            "options": ["nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
+        mounts.push(
+            json!({"destination": "/shm-ro", "type": "bind", "source": source,
+                           "options": ["rbind", "ro"]}),
+        );
+    });
+    u.set_args(&[
+        "sh",
+        "-c",
+        "ls /sys/kernel >/dev/null && echo sys-ok; grep -E ' /(sys|shm-ro) ' /proc/self/mounts; \
+         touch /shm-ro/x 2>/dev/null || echo shm-ro-refused",
+    ]);
+    let id = unique_id("rl-mnt");
+    let out = ok(&u.brig(&["run", &id]));
+    assert!(out.contains("sys-ok"), "{out}");
+    assert!(out.contains("shm-ro-refused"), "{out}");
+    let shm = out.lines().find(|l| l.contains(" /shm-ro ")).unwrap();
+    for flag in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
+        assert!(
+            shm.split(' ').nth(3).unwrap().split(',').any(|f| f == flag),
+            "{shm}"
+        );
+    }
+    u.assert_nothing_left(&id);
+}
+
+/// Failures after the container's setup began (a mount the user may not make, a program
+/// that does not exist) leave no state directory and no mount behind.
+#[test]
+fn failures_during_setup_leave_nothing() {
+    let mut u = RootlessUser::new("rl-fail");
+    let base = u.bundle.config.clone();
+    // A directory only root may enter (made here: /root is not that everywhere).
+    let secret = HostDir(std::env::temp_dir().join(unique_id("brig-rl-secret")));
+    fs::create_dir(&secret.0).unwrap();
+    fs::set_permissions(&secret.0, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::create_dir(secret.0.join("inner")).unwrap();
+    let secret_path = secret.0.join("inner").to_str().unwrap().to_string();
+    let secret_word = secret_path.clone();
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a bind source the user cannot read",
+            Box::new(move |c: &mut Value| {
+                c["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/secret", "type": "bind", "source": secret_path,
+                           "options": ["rbind"]}),
+                );
+            }),
+            &secret_word,
+        ),
+        (
+            "a program that does not exist",
+            Box::new(|c: &mut Value| c["process"]["args"] = json!(["/no/such/program"])),
+            "/no/such/program",
+        ),
+        (
+            "a mount type the user may not mount",
+            Box::new(|c: &mut Value| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"destination": "/ext", "type": "ext4", "source": "/dev/null"}));
+            }),
+            "/ext",
+        ),
+    ];
+    for (what, edit, word) in cases {
+        u.bundle.config = base.clone();
+        u.edit(|c| edit(c));
+        let id = unique_id("rl-fail");
+        let err = fails(&u.brig(&["run", &id]));
+        assert!(err.contains(word), "{what}: {word:?} not in {err}");
+        u.assert_nothing_left(&id);
+        // create too: a refused create leaves nothing either.
+        let id = unique_id("rl-fail");
+        let out = u.brig(&["create", &id]);
+        if out.status.success() {
+            // (a missing program is found at start)
+            let _ = u.brig(&["start", &id]);
+            ok(&u.brig(&["delete", "--force", &id]));
+        }
+        u.assert_nothing_left(&id);
+    }
 }

@@ -101,7 +101,8 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
     let rootless = crate::rootless::rootless();
     if rootless {
-        rootless_cgroup(cgroup.as_mut(), &mut resources)?;
+        let path = linux.and_then(|l| l.cgroups_path().as_deref());
+        rootless_cgroup(cgroup.as_mut(), path, &mut resources)?;
     }
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
@@ -156,6 +157,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
 /// device filter, and the container has only host nodes the user could open anyway.
 fn rootless_cgroup(
     cgroup: &mut dyn cgroups::Manager,
+    cgroups_path: Option<&Path>,
     resources: &mut Option<oci_spec::runtime::LinuxResources>,
 ) -> Result<()> {
     if let Some(r) = resources.as_mut() {
@@ -165,6 +167,26 @@ fn rootless_cgroup(
     if dropped.is_empty() {
         return Ok(());
     }
+    let cannot = || {
+        dropped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // A cgroup asked for by name is not silently done without (runc's rule too).
+    if let Some(path) = cgroups_path {
+        return Err(Error::config(
+            "linux.cgroupsPath",
+            format!(
+                "{}: uid {} cannot create or join it (cannot write {}); a rootless container \
+                 may name only a cgroup delegated to its user",
+                path.display(),
+                crate::rootless::euid(),
+                cannot()
+            ),
+        ));
+    }
     let limits = crate::rootless::limits_requested(resources.as_ref());
     if !limits.is_empty() {
         return Err(Error::config(
@@ -173,11 +195,7 @@ fn rootless_cgroup(
                 "cannot be applied: uid {} has no delegated cgroup here (cannot write {}); \
                  a rootless container may ask for limits only in a cgroup delegated to its user",
                 crate::rootless::euid(),
-                dropped
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                cannot()
             ),
         ));
     }
