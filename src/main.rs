@@ -29,8 +29,12 @@ pub struct Cli {
     /// Print the version
     #[arg(short = 'v', long, action = clap::ArgAction::Version)]
     version: Option<bool>,
-    /// Directory for the state of containers
-    #[arg(long, global = true, default_value = libcontainer::state::DEFAULT_ROOT)]
+    /// Directory for the state of containers (default /run/brig for root, else
+    /// $XDG_RUNTIME_DIR/brig)
+    #[arg(long = "root", global = true)]
+    root_flag: Option<PathBuf>,
+    /// `--root` or its default, resolved once the flags are parsed.
+    #[arg(skip)]
     root: PathBuf,
     /// Write log lines to this file instead of stderr
     #[arg(long, global = true)]
@@ -44,7 +48,8 @@ pub struct Cli {
     /// Use the systemd cgroup manager (not implemented yet: create and run refuse it)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility and ignored (true, false or auto)
+    /// `spec --rootless` writes a rootless config; otherwise accepted for runc compatibility
+    /// and ignored (brig tells rootless from the caller's ids by itself)
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     /// Accepted for runc compatibility and ignored: brig has no checkpoint/restore yet
@@ -79,8 +84,30 @@ enum Command {
     Spec(commands::spec::Args),
 }
 
+/// `--root`, or runc's default: /run/brig for root, `$XDG_RUNTIME_DIR/brig` for anyone else
+/// (and for root in a user namespace that is not the host's, as under rootless podman).
+fn default_root(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(root) = flag {
+        return Ok(root);
+    }
+    if !libcontainer::rootless::honor_xdg_runtime_dir() {
+        return Ok(PathBuf::from(libcontainer::state::DEFAULT_ROOT));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir).join("brig")),
+        None if !libcontainer::rootless::unprivileged() => {
+            Ok(PathBuf::from(libcontainer::state::DEFAULT_ROOT))
+        }
+        None => Err(format!(
+            "--root: not given, and XDG_RUNTIME_DIR is not set: brig run by uid {} needs a \
+             state directory it owns (set XDG_RUNTIME_DIR or pass --root)",
+            libcontainer::rootless::euid()
+        )),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
@@ -101,6 +128,15 @@ fn main() -> ExitCode {
         if let Err(err) = libcontainer::process::cloned_binary::ensure_sealed() {
             let _ = writeln!(std::io::stderr(), "error: {err}");
             return ExitCode::FAILURE;
+        }
+    }
+    if !matches!(cli.command, Command::Spec(_) | Command::Features(_)) {
+        match default_root(cli.root_flag.take()) {
+            Ok(root) => cli.root = root,
+            Err(message) => {
+                let _ = writeln!(std::io::stderr(), "error: {message}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     let format = match cli.log_format {

@@ -20,6 +20,7 @@ pub mod process;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod sd_notify;
 pub mod seccomp;
 pub mod signal;

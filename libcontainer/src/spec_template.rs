@@ -67,15 +67,85 @@ fn mount(
     obj(members)
 }
 
-fn template(cgroup_namespace: bool) -> Node {
+/// The caller's own ids, for `spec --rootless`: root in the container is the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Rootless {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn template(cgroup_namespace: bool, rootless: Option<Rootless>) -> Node {
     let caps = || strs(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    // runc's ToRootless: no network namespace (an unprivileged user could not configure one),
+    // a user namespace last, no gid= on devpts (gid 5 is not mapped), /sys bound from the host
+    // (sysfs can only be mounted by the owner of the network namespace) and no resources.
     let mut namespaces: Vec<Node> = ["pid", "network", "ipc", "uts", "mount"]
         .iter()
+        .filter(|t| rootless.is_none() || **t != "network")
         .map(|t| obj(vec![("type", Node::Str(t))]))
         .collect();
     if cgroup_namespace {
         namespaces.push(obj(vec![("type", Node::Str("cgroup"))]));
     }
+    if rootless.is_some() {
+        namespaces.push(obj(vec![("type", Node::Str("user"))]));
+    }
+    let devpts_options: &[&'static str] = if rootless.is_some() {
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ]
+    } else {
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ]
+    };
+    let sys = match rootless {
+        Some(_) => mount(
+            "/sys",
+            "none",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        ),
+        None => mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+    };
+    let id_map = |id: u32| {
+        Node::Array(vec![obj(vec![
+            ("containerID", Node::Int(0)),
+            ("hostID", Node::Int(i64::from(id))),
+            ("size", Node::Int(1)),
+        ])])
+    };
+    let mut linux = match rootless {
+        Some(ids) => vec![
+            ("uidMappings", id_map(ids.uid)),
+            ("gidMappings", id_map(ids.gid)),
+        ],
+        None => vec![(
+            "resources",
+            obj(vec![(
+                "devices",
+                Node::Array(vec![obj(vec![
+                    ("allow", Node::Bool(false)),
+                    ("access", Node::Str("rwm")),
+                ])]),
+            )]),
+        )],
+    };
+    linux.push(("namespaces", Node::Array(namespaces)));
     obj(vec![
         ("ociVersion", Node::Str(OCI_VERSION)),
         (
@@ -133,19 +203,7 @@ fn template(cgroup_namespace: bool) -> Node {
                     "tmpfs",
                     &["nosuid", "strictatime", "mode=755", "size=65536k"],
                 ),
-                mount(
-                    "/dev/pts",
-                    "devpts",
-                    "devpts",
-                    &[
-                        "nosuid",
-                        "noexec",
-                        "newinstance",
-                        "ptmxmode=0666",
-                        "mode=0620",
-                        "gid=5",
-                    ],
-                ),
+                mount("/dev/pts", "devpts", "devpts", devpts_options),
                 mount(
                     "/dev/shm",
                     "tmpfs",
@@ -158,12 +216,7 @@ fn template(cgroup_namespace: bool) -> Node {
                     "mqueue",
                     &["nosuid", "noexec", "nodev"],
                 ),
-                mount(
-                    "/sys",
-                    "sysfs",
-                    "sysfs",
-                    &["nosuid", "noexec", "nodev", "ro"],
-                ),
+                sys,
                 mount(
                     "/sys/fs/cgroup",
                     "cgroup",
@@ -174,44 +227,36 @@ fn template(cgroup_namespace: bool) -> Node {
         ),
         (
             "linux",
-            obj(vec![
-                (
-                    "resources",
-                    obj(vec![(
-                        "devices",
-                        Node::Array(vec![obj(vec![
-                            ("allow", Node::Bool(false)),
-                            ("access", Node::Str("rwm")),
-                        ])]),
-                    )]),
-                ),
-                ("namespaces", Node::Array(namespaces)),
-                (
-                    "maskedPaths",
-                    strs(&[
-                        "/proc/acpi",
-                        "/proc/asound",
-                        "/proc/kcore",
-                        "/proc/keys",
-                        "/proc/latency_stats",
-                        "/proc/timer_list",
-                        "/proc/timer_stats",
-                        "/proc/sched_debug",
-                        "/sys/firmware",
-                        "/proc/scsi",
-                    ]),
-                ),
-                (
-                    "readonlyPaths",
-                    strs(&[
-                        "/proc/bus",
-                        "/proc/fs",
-                        "/proc/irq",
-                        "/proc/sys",
-                        "/proc/sysrq-trigger",
-                    ]),
-                ),
-            ]),
+            obj(linux
+                .into_iter()
+                .chain([
+                    (
+                        "maskedPaths",
+                        strs(&[
+                            "/proc/acpi",
+                            "/proc/asound",
+                            "/proc/kcore",
+                            "/proc/keys",
+                            "/proc/latency_stats",
+                            "/proc/timer_list",
+                            "/proc/timer_stats",
+                            "/proc/sched_debug",
+                            "/sys/firmware",
+                            "/proc/scsi",
+                        ]),
+                    ),
+                    (
+                        "readonlyPaths",
+                        strs(&[
+                            "/proc/bus",
+                            "/proc/fs",
+                            "/proc/irq",
+                            "/proc/sys",
+                            "/proc/sysrq-trigger",
+                        ]),
+                    ),
+                ])
+                .collect()),
         ),
     ])
 }
@@ -224,13 +269,18 @@ fn wants_cgroup_namespace() -> bool {
 
 /// The default config as a JSON value (members sorted; for code that edits it).
 pub fn default_spec() -> Value {
-    serde_json::to_value(template(wants_cgroup_namespace())).unwrap_or(Value::Null)
+    serde_json::to_value(template(wants_cgroup_namespace(), None)).unwrap_or(Value::Null)
 }
 
 /// The default config.json as `runc spec` lays it out: tab indents, runc's member order, no
 /// final newline.
 pub fn default_spec_text() -> String {
-    render(&template(wants_cgroup_namespace()))
+    render(&template(wants_cgroup_namespace(), None))
+}
+
+/// `spec --rootless`: runc's rootless config for a caller with `ids`.
+pub fn rootless_spec_text(ids: Rootless) -> String {
+    render(&template(wants_cgroup_namespace(), Some(ids)))
 }
 
 fn render(node: &Node) -> String {
@@ -260,14 +310,31 @@ mod tests {
         let expected = RUNC_SPEC
             .replace("\"1.0.2-dev\"", &format!("{OCI_VERSION:?}"))
             .replace("\"hostname\": \"runc\"", "\"hostname\": \"brig\"");
-        assert_eq!(render(&template(false)), expected);
+        assert_eq!(render(&template(false, None)), expected);
     }
 
     #[test]
     fn cgroup_namespace_is_last() {
-        let v: Value = serde_json::from_str(&render(&template(true))).unwrap();
+        let v: Value = serde_json::from_str(&render(&template(true, None))).unwrap();
         let ns = v["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(ns.last().unwrap()["type"], "cgroup");
         assert_eq!(ns.len(), 6);
+    }
+
+    /// What runc 1.1.5's `runc spec --rootless` writes for uid/gid 65534 on a v1 host.
+    const RUNC_ROOTLESS_SPEC: &str = include_str!("testdata/runc-spec-rootless.json");
+
+    #[test]
+    fn rootless_text_is_runcs() {
+        let expected = RUNC_ROOTLESS_SPEC
+            .replace("\"1.0.2-dev\"", &format!("{OCI_VERSION:?}"))
+            .replace("\"hostname\": \"runc\"", "\"hostname\": \"brig\"");
+        let ids = Rootless {
+            uid: 65534,
+            gid: 65534,
+        };
+        assert_eq!(render(&template(false, Some(ids))), expected);
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(&expected).unwrap();
+        crate::config::validate(&spec).unwrap();
     }
 }

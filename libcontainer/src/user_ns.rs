@@ -4,6 +4,7 @@ use oci_spec::runtime::LinuxIdMapping;
 
 use crate::config::Config;
 use crate::error::{Context, Result};
+pub use crate::rootless::MapWriter;
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
@@ -11,16 +12,53 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-pub fn write_maps(pid: i32, config: &Config) -> Result<()> {
+/// Write init's maps, by brig itself or (an unprivileged caller mapping subordinate ids) by
+/// newuidmap/newgidmap; see [`crate::rootless::check_maps`].
+pub fn write_maps(pid: i32, config: &Config, writer: MapWriter) -> Result<()> {
     let Some(linux) = config.spec.linux() else {
         return Ok(());
     };
-    let uid = map_text(linux.uid_mappings().as_deref().unwrap_or(&[]));
-    let gid = map_text(linux.gid_mappings().as_deref().unwrap_or(&[]));
-    std::fs::write(format!("/proc/{pid}/uid_map"), uid)
+    let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
+    if writer == MapWriter::Helper {
+        run_helper("newuidmap", pid, uids)?;
+        return run_helper("newgidmap", pid, gids);
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), map_text(uids))
         .ctx(|| format!("write uid_map of init {pid}"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), gid)
+    if crate::rootless::unprivileged() {
+        // The kernel lets an unprivileged process write a gid map only once setgroups is
+        // denied (or it could drop groups that deny it access).
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+            .ctx(|| format!("write deny to setgroups of init {pid}"))?;
+    }
+    std::fs::write(format!("/proc/{pid}/gid_map"), map_text(gids))
         .ctx(|| format!("write gid_map of init {pid}"))
+}
+
+/// `newuidmap PID container host size...` (the same for gids).
+fn run_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut command = std::process::Command::new(helper);
+    command.arg(pid.to_string());
+    for m in maps {
+        command.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ctx(|| format!("run {helper} for init {pid}"))?;
+    if !output.status.success() {
+        return Err(crate::error::Error::Other(format!(
+            "{helper} for init {pid} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// In a joined user namespace: the config's mappings, if it gives any, must be the ones the

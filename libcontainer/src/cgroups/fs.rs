@@ -94,6 +94,20 @@ impl Cgroup {
     }
 }
 
+/// The caller may make or use the cgroup `path`: it can write the directory (or, when it
+/// does not exist yet, its nearest existing parent) and, when it exists, its cgroup.procs.
+fn writable(path: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    if path.is_dir() {
+        return access(path, AccessFlags::W_OK).is_ok()
+            && access(&path.join("cgroup.procs"), AccessFlags::W_OK).is_ok();
+    }
+    path.ancestors()
+        .skip(1)
+        .find(|p| p.is_dir())
+        .is_some_and(|p| access(p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok())
+}
+
 impl Manager for Cgroup {
     fn record(&self) -> &Cgroup {
         self
@@ -129,6 +143,15 @@ impl Manager for Cgroup {
             }
         }
         planned
+    }
+
+    fn keep_writable(&mut self) -> Vec<PathBuf> {
+        let (keep, dropped): (Vec<Hierarchy>, Vec<Hierarchy>) =
+            std::mem::take(&mut self.hierarchies)
+                .into_iter()
+                .partition(|h| writable(&h.path));
+        self.hierarchies = keep;
+        dropped.into_iter().map(|h| h.path).collect()
     }
 
     /// Make the directories (parents too); remember which ones are ours. In the unified

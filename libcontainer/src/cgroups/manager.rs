@@ -30,6 +30,10 @@ pub trait Manager {
     /// any point leaves `delete --force` what it needs to remove them.
     fn intent(&self) -> Cgroup;
 
+    /// Rootless: keep only the hierarchies this caller may write (a delegated cgroup) and
+    /// return the paths of the others, which the container goes without.
+    fn keep_writable(&mut self) -> Vec<std::path::PathBuf>;
+
     /// Make the cgroup (`unified_controllers`: enable controllers in the unified hierarchy of
     /// a hybrid host, see [`super::needs_unified`]).
     fn create(&mut self, unified_controllers: bool) -> Result<()>;

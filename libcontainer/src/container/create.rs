@@ -93,10 +93,17 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         }
         _ => {}
     }
+    crate::rootless::validate(&config)?;
+    let map_writer = crate::rootless::check_maps(&config)?;
     let linux = config.spec.linux().as_ref();
-    let resources = linux.and_then(|l| l.resources().clone());
+    let mut resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    let rootless = crate::rootless::rootless();
+    if rootless {
+        let path = linux.and_then(|l| l.cgroups_path().as_deref());
+        rootless_cgroup(cgroup.as_mut(), path, &mut resources)?;
+    }
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut rdt = None;
@@ -110,10 +117,18 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             None => Ok(()),
         })
         .and_then(|()| delegate_cgroup(cgroup.record(), &config))
-        .and_then(|()| cgroup.set(resources.as_ref(), &spec_devices, false))
+        // Rootless: written as an update without device rules, so none are (see below).
+        .and_then(|()| cgroup.set(resources.as_ref(), &spec_devices, rootless))
         .and_then(|()| {
             rdt = rdt_group(&config, &options.id)?;
-            create_in(&dir, config, options, cgroup.record().clone(), rdt.clone())
+            create_in(
+                &dir,
+                config,
+                options,
+                cgroup.record().clone(),
+                rdt.clone(),
+                map_writer,
+            )
         });
     match made {
         Ok((state, console)) => Ok(Created {
@@ -134,6 +149,64 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
             Err(err)
         }
     }
+}
+
+/// Rootless (runc's rules): the container goes without the cgroups the caller cannot write,
+/// with a debug line, unless it asks for limits, which could then not be enforced. Device
+/// rules are dropped: an unprivileged user can neither write devices.allow nor load the v2
+/// device filter, and the container has only host nodes the user could open anyway.
+fn rootless_cgroup(
+    cgroup: &mut dyn cgroups::Manager,
+    cgroups_path: Option<&Path>,
+    resources: &mut Option<oci_spec::runtime::LinuxResources>,
+) -> Result<()> {
+    if let Some(r) = resources.as_mut() {
+        r.set_devices(None);
+    }
+    let dropped = cgroup.keep_writable();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let cannot = || {
+        dropped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // A cgroup asked for by name is not silently done without (runc's rule too).
+    if let Some(path) = cgroups_path {
+        return Err(Error::config(
+            "linux.cgroupsPath",
+            format!(
+                "{}: uid {} cannot create or join it (cannot write {}); a rootless container \
+                 may name only a cgroup delegated to its user",
+                path.display(),
+                crate::rootless::euid(),
+                cannot()
+            ),
+        ));
+    }
+    let limits = crate::rootless::limits_requested(resources.as_ref());
+    if !limits.is_empty() {
+        return Err(Error::config(
+            limits.join(", "),
+            format!(
+                "cannot be applied: uid {} has no delegated cgroup here (cannot write {}); \
+                 a rootless container may ask for limits only in a cgroup delegated to its user",
+                crate::rootless::euid(),
+                cannot()
+            ),
+        ));
+    }
+    for path in &dropped {
+        tracing::debug!(
+            "rootless: no cgroup at {} (not writable by uid {}): the container goes without",
+            path.display(),
+            crate::rootless::euid()
+        );
+    }
+    Ok(())
 }
 
 /// `linux.intelRdt`: the container's resctrl group, made or joined before init exists.
@@ -161,6 +234,7 @@ fn create_in(
     options: &CreateOptions,
     cgroup: Cgroup,
     intel_rdt: Option<intel_rdt::RdtGroup>,
+    map_writer: user_ns::MapWriter,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
         oci_version: OCI_VERSION.to_string(),
@@ -245,7 +319,9 @@ fn create_in(
             idmapped: &idmapped,
             rootfs: RootfsOptions {
                 no_pivot: options.no_pivot,
-                user_ns: new_user_ns || joined_user_ns.is_some(),
+                user_ns: new_user_ns
+                    || joined_user_ns.is_some()
+                    || crate::rootless::in_user_namespace(),
             },
             no_new_keyring: options.no_new_keyring,
             preserve_fds: options.listen_fds.saturating_add(options.preserve_fds),
@@ -264,7 +340,7 @@ fn create_in(
     dir.save(&state)?;
 
     if new_user_ns {
-        user_ns::write_maps(pid.as_raw(), &config)?;
+        user_ns::write_maps(pid.as_raw(), &config, map_writer)?;
     }
     if !state.cgroup.hierarchies.is_empty() {
         cgroups::for_state(&state.cgroup).apply(pid.as_raw(), placed)?;

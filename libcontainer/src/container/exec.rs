@@ -179,7 +179,21 @@ pub fn exec(options: &ExecOptions) -> Result<i32> {
         id: options.id.clone(),
         status: Status::Stopped.to_string(),
     })?;
-    let joins = namespaces_of(state.pid)?;
+    let mut joins = namespaces_of(state.pid)?;
+    // An unprivileged caller may join the container's other namespaces only from inside its
+    // user namespace (whose owner it is): there the parent joins it first, before pid and time.
+    if crate::rootless::unprivileged()
+        && joins
+            .iter()
+            .any(|ns| namespaces::applies_to_children(ns.kind))
+    {
+        if let Some(at) = joins
+            .iter()
+            .position(|ns| ns.kind == LinuxNamespaceType::User)
+        {
+            namespaces::join(&joins.remove(at))?;
+        }
+    }
     for ns in joins
         .iter()
         .filter(|ns| namespaces::applies_to_children(ns.kind))

@@ -270,8 +270,20 @@ pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups)
-        .ctx(|| format!("set additional groups {:?}", user.additional_gids()))?;
+    // A user namespace whose gid map an unprivileged user wrote has setgroups denied: the
+    // process keeps no groups but its gid, and asking for more is an error (runc's rule).
+    if setgroups_denied() {
+        if !groups.is_empty() {
+            return Err(Error::config(
+                "process.user.additionalGids",
+                "cannot be set: the user namespace denies setgroups (an unprivileged user's \
+                 own-id gid mapping; map subordinate gids through newgidmap instead)",
+            ));
+        }
+    } else {
+        nix::unistd::setgroups(&groups)
+            .ctx(|| format!("set additional groups {:?}", user.additional_gids()))?;
+    }
     give_stdio_to(user.uid())?;
     let gid = Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("set gid {}", user.gid()))?;
@@ -282,6 +294,10 @@ pub fn switch_user(process: &Process, keep: u64) -> Result<()> {
         caps.apply(keep)?;
     }
     Ok(())
+}
+
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 /// The process's stdio (its terminal, pipes, sockets) becomes its user's, as runc does, so a

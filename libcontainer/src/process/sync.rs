@@ -511,8 +511,12 @@ pub fn make_exec_fifo(path: &Path, owner: (u32, u32)) -> Result<OwnedFd> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))
         .ctx(|| format!("chmod {}", path.display()))?;
     if owner != (0, 0) {
-        std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1))
-            .ctx(|| format!("chown {}", path.display()))?;
+        match std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1)) {
+            // An unprivileged caller whose container root is a subordinate id cannot give it
+            // the FIFO; its mode lets that id write it all the same.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && crate::rootless::unprivileged() => {}
+            other => other.ctx(|| format!("chown {}", path.display()))?,
+        }
     }
     nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", path.display()))

@@ -162,7 +162,10 @@ fn plain_clone(
     };
     match open_tree(&source, recursive) {
         Ok(tree) => Ok(Some(tree)),
+        // An unprivileged caller may not clone a tree of the host's mount namespace (its
+        // owner is the host's user namespace): init binds the path, which the caller can reach.
         Err(Errno::ENOSYS) => Ok(None),
+        Err(Errno::EPERM) if crate::rootless::unprivileged() => Ok(None),
         Err(e) => Err(e).ctx(|| format!("mounts[{index}].source {}", source.display())),
     }
 }
