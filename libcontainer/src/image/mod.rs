@@ -1,0 +1,16 @@
+//! The image stage (issue 14): references, the transports that read an image (OCI layout,
+//! oci-archive, docker-archive, a registry), platform choice, verification of every byte, and
+//! the content-addressed store. It never runs a container and imports no runtime module.
+
+pub mod archive;
+pub mod digest;
+pub mod error;
+pub mod layout;
+pub mod platform;
+pub mod pull;
+pub mod reference;
+pub mod source;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};
