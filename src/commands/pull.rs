@@ -61,8 +61,11 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
     let source = match libcontainer::image::source::open_local(&reference)? {
         Some(source) => source,
         None => {
-            // TODO(integrator): the registry adapter (a `Source` over the `registry` helper's
-            // client, with --authfile, --creds and --plain-http) goes here.
+            // TODO(integrator): with `image::registry` and `image::registry_source` enabled:
+            //   let Reference::Registry(r) = &reference else { unreachable!() };
+            //   let options = libcontainer::image::registry::RegistryOptions::from_env(
+            //       args.creds.as_deref(), args.authfile.as_deref(), args.plain_http)?;
+            //   Box::new(libcontainer::image::registry_source::RegistrySource::new(r, options)?)
             let _ = (&args.authfile, &args.creds, args.plain_http);
             bail!("pull {reference}: pulling from a registry is not implemented in this build yet")
         }

@@ -45,8 +45,8 @@ pub trait Source: Send + Sync {
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
 }
 
-/// The source for a local reference (`oci:`, `oci-archive:`, `docker-archive:`). Registry
-/// references need network options: see [`RegistryOptions`](crate::image::pull) in the CLI.
+/// The source for a local reference (`oci:`, `oci-archive:`, `docker-archive:`); None for a
+/// registry reference, whose source needs the network options (`registry_source`).
 pub fn open_local(reference: &Reference) -> Result<Option<Box<dyn Source>>> {
     Ok(Some(match reference {
         Reference::Layout { dir, name } => Box::new(Layout::new(

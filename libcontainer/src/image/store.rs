@@ -586,3 +586,57 @@ pub fn check(store: &Store) -> Result<Vec<String>> {
     }
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::MediaType;
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("brig-store-{name}-{}", std::process::id()))
+    }
+
+    fn tmp_is_empty(root: &Path) -> bool {
+        fs::read_dir(root.join(".tmp")).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn staged_blobs_are_committed_or_removed() {
+        let root = tmp("staging");
+        let _ = fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        let desc = Descriptor::new(MediaType::ImageLayer, 3, digest::sha256(b"abc"));
+        {
+            let staging = Staging::new(&store);
+            assert_eq!(
+                staging.stage_bytes(&desc, "blob", b"abc").unwrap(),
+                Staged::Fetched(3)
+            );
+            assert!(!store.has_blob(desc.digest()));
+        }
+        assert!(
+            tmp_is_empty(&root),
+            "a dropped staging removes what it staged"
+        );
+        let staging = Staging::new(&store);
+        staging.stage_bytes(&desc, "blob", b"abc").unwrap();
+        assert!(staging.commit_one(desc.digest()).unwrap());
+        drop(staging);
+        assert!(store.has_blob(desc.digest()));
+        let staging = Staging::new(&store);
+        assert_eq!(
+            staging.stage_bytes(&desc, "blob", b"abc").unwrap(),
+            Staged::Present
+        );
+        // A blob that does not match its descriptor leaves nothing.
+        let bad = Descriptor::new(MediaType::ImageLayer, 3, digest::sha256(b"abd"));
+        let err = staging
+            .stage(&bad, "blob", || Ok(Box::new(&b"abc"[..])), &|_| {})
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!store.has_blob(bad.digest()));
+        assert!(tmp_is_empty(&root));
+        assert!(check(&store).unwrap().is_empty());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
