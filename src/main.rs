@@ -77,6 +77,12 @@ enum Command {
     Ps(commands::ps::Args),
     Update(Box<commands::update::Args>),
     Spec(commands::spec::Args),
+    #[cfg(feature = "image")]
+    Pull(Box<commands::pull::Args>),
+    #[cfg(feature = "image")]
+    Images(commands::images::Args),
+    #[cfg(feature = "image")]
+    Rmi(commands::rmi::Args),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +134,12 @@ fn main() -> ExitCode {
         Command::Ps(args) => commands::ps::run(&cli, args),
         Command::Update(args) => commands::update::run(&cli, args),
         Command::Spec(args) => commands::spec::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Pull(args) => commands::pull::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Images(args) => commands::images::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Rmi(args) => commands::rmi::run(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

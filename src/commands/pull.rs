@@ -1,0 +1,160 @@
+//! `brig pull`: an image from a registry, an OCI layout or an archive into the verified store.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use libcontainer::image::pull::{self, Progress, PullOptions};
+use libcontainer::image::reference::Reference;
+use libcontainer::image::store::Store;
+use oci_spec::image::Descriptor;
+
+use crate::Cli;
+
+/// Pull an image into the image store and verify every byte of it
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The platform to take from a multi-platform image: os/arch[/variant] (default: the host's)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Registry credentials file (containers-auth.json / Docker config.json format)
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Registry credentials: user[:password]
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Talk to the registry over plain HTTP
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Print no progress
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images when not root)
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// The image: [host[:port]/]repo[:tag][@digest], oci:DIR[:NAME], oci-archive:FILE[:NAME],
+    /// docker-archive:FILE[:NAME:TAG]
+    pub reference: String,
+    /// A bundle directory to unpack the image into (not implemented yet)
+    pub bundle: Option<PathBuf>,
+}
+
+pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
+    let reference: Reference = args.reference.parse()?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("--platform")?;
+    if let Some(bundle) = &args.bundle {
+        // TODO(integrator): wire the `unpack` helper's code here (issue 15).
+        bail!(
+            "pull into bundle {}: unpacking is not implemented yet; pull without BUNDLE",
+            bundle.display()
+        );
+    }
+    let source = match libcontainer::image::source::open_local(&reference)? {
+        Some(source) => source,
+        None => {
+            // TODO(integrator): with `image::registry` and `image::registry_source` enabled:
+            //   let Reference::Registry(r) = &reference else { unreachable!() };
+            //   let options = libcontainer::image::registry::RegistryOptions::from_env(
+            //       args.creds.as_deref(), args.authfile.as_deref(), args.plain_http)?;
+            //   Box::new(libcontainer::image::registry_source::RegistrySource::new(r, options)?)
+            let _ = (&args.authfile, &args.creds, args.plain_http);
+            bail!("pull {reference}: pulling from a registry is not implemented in this build yet")
+        }
+    };
+    let root = args.store.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root)?;
+    let options = PullOptions {
+        platform,
+        ..PullOptions::default()
+    };
+    let started = Instant::now();
+    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(Bars::new);
+    let progress: &dyn Progress = match &bars {
+        Some(bars) => bars,
+        None => &pull::NoProgress,
+    };
+    let pulled = pull::pull(source.as_ref(), &reference, &store, &options, progress)?;
+    if let Some(bars) = &bars {
+        let _ = bars.multi.clear();
+    }
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        let mb = pulled.fetched_bytes as f64 / 1e6;
+        let _ = writeln!(
+            std::io::stderr(),
+            "pulled {}: {} blobs ({mb:.1} MB) in {secs:.2}s ({:.1} MB/s), {} already in the store",
+            pulled.name,
+            pulled.fetched_blobs,
+            mb / secs.max(1e-6),
+            pulled.present_blobs,
+        );
+    }
+    let mut out = super::stdout();
+    writeln!(out, "manifest {}", pulled.manifest.digest())?;
+    writeln!(out, "config {}", pulled.config)?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// A bar per layer on a terminal.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bar(&self, desc: &Descriptor) -> Option<ProgressBar> {
+        self.bars
+            .lock()
+            .ok()
+            .and_then(|b| b.get(desc.digest().digest()).cloned())
+    }
+}
+
+impl Progress for Bars {
+    fn layer_start(&self, desc: &Descriptor, present: bool) {
+        let bar = self.multi.add(ProgressBar::new(desc.size()));
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(desc.digest().digest().chars().take(12).collect::<String>());
+        if present {
+            bar.finish_with_message("already in the store");
+        }
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(desc.digest().digest().to_string(), bar);
+        }
+    }
+
+    fn layer_bytes(&self, desc: &Descriptor, bytes: u64) {
+        if let Some(bar) = self.bar(desc) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn layer_done(&self, desc: &Descriptor) {
+        if let Some(bar) = self.bar(desc) {
+            if !bar.is_finished() {
+                bar.finish_with_message("done");
+            }
+        }
+    }
+}
