@@ -60,10 +60,43 @@ pub struct TestRegistry {
     pub addr: String,
     pub dir: PathBuf,
     pub htpasswd: bool,
+    /// The CA that signed the registry's certificate, when it serves TLS.
+    pub ca: Option<PathBuf>,
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it (openssl, P-256, one day).
+fn make_certs(dir: &Path) -> PathBuf {
+    let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -keyout ca.key -out ca.pem -subj /CN=brig-test-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+  -extfile server.ext -out server.pem 2>/dev/null
+"#;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("ca.pem")
 }
 
 impl TestRegistry {
     pub fn start(htpasswd: bool) -> TestRegistry {
+        Self::start_with(htpasswd, false)
+    }
+
+    /// With `tls`, the registry serves HTTPS with a certificate from a CA of its own
+    /// (`self.ca`), which clients must be told to trust.
+    pub fn start_with(htpasswd: bool, tls: bool) -> TestRegistry {
         let dir = temp_dir("registry");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -71,6 +104,15 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.join("storage").display()
         );
+        let ca = tls.then(|| {
+            let ca = make_certs(&dir);
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            ));
+            ca
+        });
         if htpasswd {
             fs::write(dir.join("htpasswd"), HTPASSWD).unwrap();
             config.push_str(&format!(
@@ -93,6 +135,7 @@ impl TestRegistry {
             addr,
             dir,
             htpasswd,
+            ca,
         };
         wait_listening(&reg.addr);
         reg

@@ -279,3 +279,34 @@ fn retries_a_503_and_resumes_a_dropped_blob_with_range() {
         .unwrap();
     assert_eq!(tail, layer[100..]);
 }
+
+/// A loopback registry serving TLS with its own CA: trusted through `ca_files` (the option
+/// behind an extra CA file; /etc/containers/certs.d/HOST:PORT/*.crt works the same way), and
+/// refused with a certificate error, not a plain-HTTP fallback, without it.
+#[test]
+fn tls_with_an_extra_ca() {
+    require_tools!();
+    let reg = TestRegistry::start_with(true, true);
+    let layout = registry::build_layout();
+    reg.push(&layout.dir, REPO, "v1");
+    let mut o = opts(Some((USER, PASSWORD)));
+    o.ca_files = vec![reg.ca.clone().unwrap()];
+    let r = Registry::new(&reg.addr, REPO, o).unwrap();
+    pull_all(&r, &layout);
+
+    let untrusted = Registry::new(&reg.addr, REPO, opts(Some((USER, PASSWORD)))).unwrap();
+    let started = std::time::Instant::now();
+    let err = untrusted.manifest("v1", &[]).unwrap_err().to_string();
+    eprintln!("{err}");
+    // A certificate error is not retried.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains(&format!("https://{}", reg.addr)), "{err}");
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
+}

@@ -258,11 +258,21 @@ impl Registry {
         let chosen = if self.inner.opts.plain_http {
             format!("http://{host}")
         } else if is_loopback(host) {
-            let probe = self.inner.agent.get(format!("https://{host}/v2/")).call();
-            if probe.is_ok() {
-                format!("https://{host}")
-            } else {
-                format!("http://{host}")
+            // A loopback registry speaks TLS when the handshake gets as far as its
+            // certificate: then an untrusted certificate is the error to report, not a
+            // plain-HTTP answer to a TLS port.
+            let probe = self
+                .inner
+                .agent
+                .get(format!("https://{host}/v2/"))
+                .config()
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .call();
+            match probe {
+                Ok(_) => format!("https://{host}"),
+                Err(e) if transport::speaks_tls(&e) => format!("https://{host}"),
+                Err(_) => format!("http://{host}"),
             }
         } else {
             format!("https://{host}")
@@ -633,10 +643,13 @@ fn basic_header(c: &Credentials) -> String {
 
 /// Connection-level failures worth another try (not TLS or protocol errors).
 fn transport_retryable(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed
-    )
+    match e {
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_none_or(|inner| inner.downcast_ref::<rustls::Error>().is_none()),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
+        _ => false,
+    }
 }
 
 /// `{"errors":[{"code":..,"message":..}]}` (oci-spec's ErrorResponse, or any code when the

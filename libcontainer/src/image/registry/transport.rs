@@ -143,6 +143,22 @@ fn read_pem(path: &Path) -> Result<Vec<Certificate<'static>>> {
     Ok(out)
 }
 
+/// Whether a failed HTTPS request reached a TLS server (it sent a certificate or an alert), as
+/// opposed to a server that does not speak TLS at all.
+pub fn speaks_tls(e: &ureq::Error) -> bool {
+    let ureq::Error::Io(io) = e else {
+        return false;
+    };
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| {
+            matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_)
+            )
+        })
+}
+
 pub fn agent(roots: RootCerts) -> ureq::Agent {
     let tls = TlsConfig::builder()
         .root_certs(roots)
