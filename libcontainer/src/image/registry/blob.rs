@@ -72,7 +72,7 @@ fn open_at(registry: &Registry, digest: &str, pos: u64) -> Result<Opened> {
     let target = registry.target(digest);
     if !super::valid_component(digest, b":+=") || !digest.contains(':') {
         return Err(RegistryError::Api {
-            target,
+            target: target.into(),
             status: 0,
             code: "DIGEST_INVALID".to_string(),
             message: "not a digest".to_string(),
@@ -98,7 +98,7 @@ fn open_at(registry: &Registry, digest: &str, pos: u64) -> Result<Opened> {
     let content_digest = header(&resp, "docker-content-digest");
     let length = resp.body().content_length();
     let resume_err = |reason: String| RegistryError::Resume {
-        target: target.clone(),
+        target: target.clone().into(),
         offset: pos,
         reason,
     };
@@ -122,7 +122,7 @@ fn open_at(registry: &Registry, digest: &str, pos: u64) -> Result<Opened> {
         // The registry ignored Range: read again what we had.
         let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink()).map_err(|source| {
             RegistryError::Io {
-                target: target.clone(),
+                target: target.clone().into(),
                 what: "skipping to the resume point of",
                 url: url.to_string(),
                 source,

@@ -47,11 +47,11 @@ pub enum RegistryError {
     CaFile { path: PathBuf, reason: String },
 
     #[error("{target}: plain http to {url} refused: the registry is not on a loopback address and plain http was not allowed (--plain-http)")]
-    PlainHttpRefused { target: Target, url: String },
+    PlainHttpRefused { target: Box<Target>, url: String },
 
     #[error("{target}: {what} {url}: {source}")]
     Transport {
-        target: Target,
+        target: Box<Target>,
         what: &'static str,
         url: String,
         #[source]
@@ -60,7 +60,7 @@ pub enum RegistryError {
 
     #[error("{target}: {what} {url}: {source}")]
     Io {
-        target: Target,
+        target: Box<Target>,
         what: &'static str,
         url: String,
         #[source]
@@ -71,39 +71,39 @@ pub enum RegistryError {
     /// (`MANIFEST_UNKNOWN`, `UNAUTHORIZED`, ...) when the body had one, else `HTTP_<status>`.
     #[error("{target}: {code}: {message} (http {status})")]
     Api {
-        target: Target,
+        target: Box<Target>,
         status: u16,
         code: String,
         message: String,
     },
 
     #[error("{target}: manifest larger than {limit} bytes")]
-    ManifestTooLarge { target: Target, limit: u64 },
+    ManifestTooLarge { target: Box<Target>, limit: u64 },
 
     #[error("{target}: cannot parse authentication challenge {header:?}: {reason}")]
     Challenge {
-        target: Target,
+        target: Box<Target>,
         header: String,
         reason: &'static str,
     },
 
     #[error("{target}: token from {realm}: {reason}")]
     Token {
-        target: Target,
+        target: Box<Target>,
         realm: String,
         reason: String,
     },
 
     #[error("{target}: redirect from {url}: {reason}")]
     Redirect {
-        target: Target,
+        target: Box<Target>,
         url: String,
         reason: String,
     },
 
     #[error("{target}: resuming at byte {offset}: {reason}")]
     Resume {
-        target: Target,
+        target: Box<Target>,
         offset: u64,
         reason: String,
     },

@@ -284,7 +284,7 @@ impl Registry {
     fn url(&self, target: &Target, path: &str) -> Result<Uri> {
         let url = format!("{}{path}", self.base());
         url.parse().map_err(|_| RegistryError::Redirect {
-            target: target.clone(),
+            target: target.clone().into(),
             url,
             reason: "not a valid url".to_string(),
         })
@@ -310,7 +310,7 @@ impl Registry {
         let target = self.target(reference);
         if !valid_component(reference, b":+=") {
             return Err(RegistryError::Api {
-                target,
+                target: target.into(),
                 status: 0,
                 code: "NAME_INVALID".to_string(),
                 message: "invalid tag or digest".to_string(),
@@ -342,7 +342,7 @@ impl Registry {
                 .unwrap_or_default();
             let content_digest = header(&resp, "docker-content-digest");
             let too_large = || RegistryError::ManifestTooLarge {
-                target: target.clone(),
+                target: target.clone().into(),
                 limit,
             };
             if resp.body().content_length().is_some_and(|l| l > limit) {
@@ -368,7 +368,7 @@ impl Registry {
                 }
                 Err(e) => {
                     return Err(RegistryError::Transport {
-                        target,
+                        target: target.into(),
                         what: "reading manifest",
                         url: url.to_string(),
                         source: Box::new(e),
@@ -410,7 +410,7 @@ impl Registry {
         loop {
             if !plain_http_allowed(&url, self.inner.opts.plain_http) {
                 return Err(RegistryError::PlainHttpRefused {
-                    target: target.clone(),
+                    target: target.clone().into(),
                     url: url.to_string(),
                 });
             }
@@ -442,7 +442,7 @@ impl Registry {
                 }
                 Err(e) => {
                     return Err(RegistryError::Transport {
-                        target: target.clone(),
+                        target: target.clone().into(),
                         what,
                         url: url.to_string(),
                         source: Box::new(e),
@@ -459,7 +459,7 @@ impl Registry {
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 redirects += 1;
                 let redirect_err = |reason: &str| RegistryError::Redirect {
-                    target: target.clone(),
+                    target: target.clone().into(),
                     url: url.to_string(),
                     reason: reason.to_string(),
                 };
@@ -499,7 +499,7 @@ impl Registry {
         let joined = values.join(", ");
         let challenges =
             auth::parse_challenges(&joined).map_err(|reason| RegistryError::Challenge {
-                target: target.clone(),
+                target: target.clone().into(),
                 header: joined.clone(),
                 reason,
             })?;
@@ -549,7 +549,7 @@ impl Registry {
         scope: &str,
     ) -> Result<(String, Duration)> {
         let token_err = |reason: String| RegistryError::Token {
-            target: target.clone(),
+            target: target.clone().into(),
             realm: realm.to_string(),
             reason,
         };
@@ -625,7 +625,7 @@ impl Registry {
             ));
         }
         RegistryError::Api {
-            target: target.clone(),
+            target: target.clone().into(),
             status: status.as_u16(),
             code,
             message,
