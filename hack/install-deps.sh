@@ -3,7 +3,8 @@
 # Pass extra package names to install them too (bench.sh adds runc, crun, hyperfine).
 set -euo pipefail
 
-packages=(busybox-static "$@")
+# docker-registry and skopeo: the image tests' local registry (integration/src/registry.rs).
+packages=(busybox-static docker-registry skopeo "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

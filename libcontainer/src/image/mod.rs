@@ -9,10 +9,8 @@ pub mod layout;
 pub mod platform;
 pub mod pull;
 pub mod reference;
-// TODO(integrator): once the `registry` helper's `image/registry/` is merged, add
-// `pub mod registry;` and `pub mod registry_source;` (registry_source.rs, in this directory, is
-// the registry as a `Source`; it was built and run against that branch's API) and use it in
-// src/commands/pull.rs (see the TODO there).
+pub mod registry;
+pub mod registry_source;
 pub mod source;
 pub mod store;
 pub mod verify;
