@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use libcontainer::image::pull::{self, Progress, PullOptions};
 use libcontainer::image::reference::Reference;
+use libcontainer::image::registry::RegistryOptions;
+use libcontainer::image::registry_source::RegistrySource;
 use libcontainer::image::store::Store;
 use oci_spec::image::Descriptor;
 
@@ -61,13 +63,16 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
     let source = match libcontainer::image::source::open_local(&reference)? {
         Some(source) => source,
         None => {
-            // TODO(integrator): with `image::registry` and `image::registry_source` enabled:
-            //   let Reference::Registry(r) = &reference else { unreachable!() };
-            //   let options = libcontainer::image::registry::RegistryOptions::from_env(
-            //       args.creds.as_deref(), args.authfile.as_deref(), args.plain_http)?;
-            //   Box::new(libcontainer::image::registry_source::RegistrySource::new(r, options)?)
-            let _ = (&args.authfile, &args.creds, args.plain_http);
-            bail!("pull {reference}: pulling from a registry is not implemented in this build yet")
+            let Reference::Registry(registry) = &reference else {
+                bail!("pull {reference}: no transport for this reference")
+            };
+            let options = RegistryOptions::from_env(
+                args.creds.as_deref(),
+                args.authfile.as_deref(),
+                args.plain_http,
+            )
+            .with_context(|| format!("pull {reference}: registry credentials"))?;
+            Box::new(RegistrySource::new(registry, options)?)
         }
     };
     let root = args.store.clone().unwrap_or_else(Store::default_root);
