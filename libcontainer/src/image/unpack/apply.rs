@@ -15,20 +15,24 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
     fchmod, fchmodat, fstatat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
     UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{
+    fchown, fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags,
+};
 
-use super::path::{classify, normalize, with_ancestors, Action};
+use super::path::{clamp_join, classify, normalize, with_ancestors, Action};
 use super::tar::{Archive, Entry, Kind};
 use super::{LayerStats, UnpackError};
 use crate::sys::xattr;
 
 const COPY_BUF: usize = 256 * 1024;
+/// Dangling symlinks followed while creating one parent directory (the kernel's limit).
+const MAX_SYMLINKS: usize = 40;
 
 /// One layer being applied to one rootfs.
 pub struct Applier<'a> {
@@ -112,9 +116,9 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
 
 /// The names in a directory (not `.`/`..`).
 fn list_dir(fd: BorrowedFd<'_>) -> nix::Result<Vec<std::ffi::OsString>> {
-    let dup = fd.try_clone_to_owned().map_err(|e| {
-        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-    })?;
+    let dup = fd
+        .try_clone_to_owned()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let mut dir = nix::dir::Dir::from_fd(dup)?;
     let mut names = Vec::new();
     for entry in dir.iter() {
@@ -199,33 +203,59 @@ impl<'a> Applier<'a> {
     }
 
     fn open_or_create_dir(&self, entry: &Entry, dir: &Path) -> Result<OwnedFd, UnpackError> {
+        self.mkdir_all(entry, dir, 0)
+    }
+
+    /// `mkdir -p` beneath the rootfs. A dangling symlink on the way (`var/run -> /run` before
+    /// `/run` exists) has its target created, inside the rootfs, as containerd does.
+    fn mkdir_all(&self, entry: &Entry, dir: &Path, depth: usize) -> Result<OwnedFd, UnpackError> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        let fail = |what: &Path, e: Errno| {
+            entry_io(
+                entry,
+                format!("create parent directory {}", what.display()),
+                e,
+            )
+        };
         match open_beneath(self.root, dir, flags) {
             Err(Errno::ENOENT) => {}
-            other => {
-                return other.map_err(|e| {
-                    entry_io(entry, format!("open parent directory {}", dir.display()), e)
-                })
-            }
+            other => return other.map_err(|e| fail(dir, e)),
         }
+        if depth > MAX_SYMLINKS {
+            return Err(fail(dir, Errno::ELOOP));
+        }
+        let components: Vec<&OsStr> = dir.iter().collect();
         let mut walked = PathBuf::new();
-        let mut current = open_beneath(self.root, Path::new(""), flags)
-            .map_err(|e| entry_io(entry, "open the rootfs", e))?;
-        for component in dir.iter() {
+        let mut current =
+            open_beneath(self.root, Path::new(""), flags).map_err(|e| fail(dir, e))?;
+        for (i, component) in components.iter().enumerate() {
             walked.push(component);
-            match mkdirat(current.as_fd(), component, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => {
-                    return Err(entry_io(
-                        entry,
-                        format!("create parent directory {}", walked.display()),
-                        e,
-                    ))
+            match open_beneath(self.root, &walked, flags) {
+                Ok(fd) => {
+                    current = fd;
+                    continue;
                 }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(fail(&walked, e)),
             }
-            current = open_beneath(self.root, &walked, flags).map_err(|e| {
-                entry_io(entry, format!("open parent directory {}", walked.display()), e)
-            })?;
+            match mkdirat(current.as_fd(), *component, Mode::from_bits_truncate(0o755)) {
+                Ok(()) => {}
+                Err(Errno::EEXIST) => {
+                    let target =
+                        readlinkat(current.as_fd(), *component).map_err(|e| fail(&walked, e))?;
+                    // Relative targets are taken from the path as named (lexically): wrong
+                    // only for chains of symlinks, and contained either way, since every
+                    // step below is resolved beneath the rootfs again.
+                    let base = walked.parent().unwrap_or(Path::new(""));
+                    let mut next = clamp_join(base, Path::new(&target));
+                    for rest in &components[i + 1..] {
+                        next.push(rest);
+                    }
+                    return self.mkdir_all(entry, &next, depth + 1);
+                }
+                Err(e) => return Err(fail(&walked, e)),
+            }
+            current = open_beneath(self.root, &walked, flags).map_err(|e| fail(&walked, e))?;
         }
         Ok(current)
     }
@@ -298,8 +328,12 @@ impl<'a> Applier<'a> {
         if entry.kind != Kind::Dir {
             return Err(entry_err(entry, "the root of a layer must be a directory"));
         }
-        let fd = open_beneath(self.root, Path::new(""), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-            .map_err(|e| entry_io(entry, "open the rootfs", e))?;
+        let fd = open_beneath(
+            self.root,
+            Path::new(""),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| entry_io(entry, "open the rootfs", e))?;
         self.fd_attrs(entry, fd.as_fd())?;
         self.dir_times.push((PathBuf::new(), timespec(entry)));
         self.stats.dirs += 1;
@@ -399,11 +433,8 @@ impl<'a> Applier<'a> {
         parent: &Path,
         name: &OsStr,
     ) -> Result<std::fs::File, UnpackError> {
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_EXCL
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = self.create_retrying(entry, parent, name, |dir| {
             openat(dir, name, flags, Mode::from_bits_truncate(0o600))
         })?;
@@ -456,15 +487,17 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let (tparent, tname) = split(&target);
-        let tdir = open_beneath(self.root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(
-            |e| {
+        let tdir =
+            open_beneath(self.root, tparent, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| {
                 entry_io(
                     entry,
-                    format!("open hardlink target {}", String::from_utf8_lossy(&entry.link)),
+                    format!(
+                        "open hardlink target {}",
+                        String::from_utf8_lossy(&entry.link)
+                    ),
                     e,
                 )
-            },
-        )?;
+            })?;
         // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
         self.create_retrying(entry, parent, name, |dir| {
             linkat(tdir.as_fd(), tname, dir, name, AtFlags::empty())
@@ -513,8 +546,12 @@ impl<'a> Applier<'a> {
     /// Owner, then mode (chown clears setuid/setgid), then xattrs (chown clears
     /// security.capability), on an open file or directory.
     fn fd_attrs(&self, entry: &Entry, fd: BorrowedFd<'_>) -> Result<(), UnpackError> {
-        fchown(fd, Some(Uid::from_raw(entry.uid)), Some(Gid::from_raw(entry.gid)))
-            .map_err(|e| entry_io(entry, format!("chown to {}:{}", entry.uid, entry.gid), e))?;
+        fchown(
+            fd,
+            Some(Uid::from_raw(entry.uid)),
+            Some(Gid::from_raw(entry.gid)),
+        )
+        .map_err(|e| entry_io(entry, format!("chown to {}:{}", entry.uid, entry.gid), e))?;
         fchmod(fd, mode_of(entry)).map_err(|e| entry_io(entry, "chmod", e))?;
         for (key, value) in &entry.xattrs {
             let cname = xattr_name(entry, key)?;

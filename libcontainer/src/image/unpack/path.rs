@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -66,8 +66,27 @@ pub fn classify(name: &[u8]) -> Result<Action, String> {
 
 /// `path` and each of its ancestors (not the empty root): what this layer "owns" for
 /// whiteout purposes.
-pub fn with_ancestors(path: &std::path::Path) -> impl Iterator<Item = &std::path::Path> {
+pub fn with_ancestors(path: &Path) -> impl Iterator<Item = &Path> {
     path.ancestors().filter(|p| !p.as_os_str().is_empty())
+}
+
+/// `base/target` with `..` resolved lexically and clamped at the root, an absolute `target`
+/// starting from the root: where a symlink found beneath the rootfs points, beneath it.
+pub fn clamp_join(base: &Path, target: &Path) -> PathBuf {
+    let mut out: Vec<&OsStr> = Vec::new();
+    if !target.has_root() {
+        out.extend(base.iter().filter(|c| *c != OsStr::new("/")));
+    }
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out.iter().collect()
 }
 
 #[cfg(test)]
@@ -106,8 +125,19 @@ mod tests {
     }
 
     #[test]
+    fn clamped() {
+        assert_eq!(clamp_join(Path::new("var"), Path::new("/run")), p("run"));
+        assert_eq!(clamp_join(Path::new("a/b"), Path::new("../c")), p("a/c"));
+        assert_eq!(
+            clamp_join(Path::new("a"), Path::new("../../../../etc")),
+            p("etc")
+        );
+        assert_eq!(clamp_join(Path::new("a"), Path::new("./x/./y")), p("a/x/y"));
+    }
+
+    #[test]
     fn ancestors() {
-        let all: Vec<_> = with_ancestors(std::path::Path::new("a/b/c")).collect();
+        let all: Vec<_> = with_ancestors(Path::new("a/b/c")).collect();
         assert_eq!(all, vec![p("a/b/c"), p("a/b"), p("a")]);
     }
 }

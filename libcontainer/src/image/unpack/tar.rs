@@ -307,8 +307,7 @@ impl<R: Read> Archive<R> {
                 .map_err(|_| self.tar_err(format!("invalid PAX {what} {:?}", text())))
         };
         let id = |what: &str| -> Result<u32, UnpackError> {
-            u32::try_from(num(what)?)
-                .map_err(|_| self.tar_err(format!("PAX {what} out of range")))
+            u32::try_from(num(what)?).map_err(|_| self.tar_err(format!("PAX {what} out of range")))
         };
         match key {
             b"path" => pax.path = Some(value.to_vec()),
@@ -415,7 +414,10 @@ impl<R: Read> Archive<R> {
         };
         let (mtime, mtime_nsec) = match pax.mtime {
             Some(t) => t,
-            None => (parse_signed(&h[136..148]).ok_or_else(|| self.tar_err("invalid mtime"))?, 0),
+            None => (
+                parse_signed(&h[136..148]).ok_or_else(|| self.tar_err("invalid mtime"))?,
+                0,
+            ),
         };
         let (dev_major, dev_minor) = if matches!(kind, Kind::Char | Kind::Block) {
             (id(&h[329..337], "devmajor")?, id(&h[337..345], "devminor")?)
