@@ -13,6 +13,7 @@ pub mod registry;
 pub mod registry_source;
 pub mod source;
 pub mod store;
+pub mod unpack;
 pub mod verify;
 
 pub use error::{Error, Result};
