@@ -3,7 +3,8 @@
 # Pass extra package names to install them too (bench.sh adds runc, crun, hyperfine).
 set -euo pipefail
 
-packages=(busybox-static "$@")
+# skopeo and umoci validate hack/make-image.sh's OCI layout (integration/tests/image_convert.rs).
+packages=(busybox-static skopeo umoci "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
