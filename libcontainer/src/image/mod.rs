@@ -1,11 +1,13 @@
-//! The image stage (issue 14): references, the transports that read an image (OCI layout,
+//! The image stage (issues 14 and 15): references, the transports that read an image (OCI layout,
 //! oci-archive, docker-archive, a registry), platform choice, verification of every byte, and
-//! the content-addressed store. It never runs a container and imports no runtime module.
+//! the content-addressed store, layer unpacking and the image config -> config.json conversion. It never runs a container and imports no runtime module.
 
 pub mod archive;
+pub mod convert;
 pub mod digest;
 pub mod error;
 pub mod layout;
+pub mod passwd;
 pub mod platform;
 pub mod pull;
 pub mod reference;
