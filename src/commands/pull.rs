@@ -2,18 +2,20 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use libcontainer::image::pull::{self, Progress, PullOptions};
+use libcontainer::image::bundle::{self, BundleOptions};
+use libcontainer::image::pull::{self, Progress, PullOptions, Pulled};
 use libcontainer::image::reference::Reference;
 use libcontainer::image::registry::RegistryOptions;
 use libcontainer::image::registry_source::RegistrySource;
 use libcontainer::image::store::Store;
 use oci_spec::image::Descriptor;
+use oci_spec::runtime::Spec;
 
 use crate::Cli;
 
@@ -41,11 +43,94 @@ pub struct Args {
     /// The image: [host[:port]/]repo[:tag][@digest], oci:DIR[:NAME], oci-archive:FILE[:NAME],
     /// docker-archive:FILE[:NAME:TAG]
     pub reference: String,
-    /// A bundle directory to unpack the image into (not implemented yet)
+    /// Write only BUNDLE/rootfs, no config.json
+    #[arg(long, requires = "bundle", conflicts_with = "config_only")]
+    pub rootfs_only: bool,
+    /// Write only BUNDLE/config.json (the layers are unpacked into a temporary directory to
+    /// resolve the image's User)
+    #[arg(long, requires = "bundle")]
+    pub config_only: bool,
+    /// A bundle directory (absent or empty) to write rootfs/ and config.json into
     pub bundle: Option<PathBuf>,
 }
 
+impl Args {
+    /// The flags `run --image` and `spec --image` pull with.
+    pub fn for_reference(reference: &str, store: Option<PathBuf>, quiet: bool) -> Self {
+        Args {
+            platform: None,
+            authfile: None,
+            creds: None,
+            plain_http: false,
+            quiet,
+            store,
+            reference: reference.to_string(),
+            rootfs_only: false,
+            config_only: false,
+            bundle: None,
+        }
+    }
+}
+
 pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
+    let (store, pulled) = pull_image(args)?;
+    let mut out = super::stdout();
+    writeln!(out, "manifest {}", pulled.manifest.digest())?;
+    writeln!(out, "config {}", pulled.config)?;
+    out.flush()?;
+    if let Some(bundle) = &args.bundle {
+        let options = BundleOptions {
+            args: None,
+            rootfs_only: args.rootfs_only,
+            config_only: args.config_only,
+            terminal: None,
+            readonly: None,
+        };
+        write_bundle(&store, &pulled.manifest, bundle, &options, args.quiet)?;
+    }
+    Ok(0)
+}
+
+/// The store's image for `reference` if it has one (no network), else a pull.
+pub fn find_or_pull(args: &Args) -> Result<(Store, Descriptor)> {
+    let reference: Reference = args.reference.parse()?;
+    let root = args.store.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root)?;
+    if let Some(manifest) = bundle::find(&store, &reference)? {
+        return Ok((store, manifest));
+    }
+    let (store, pulled) = pull_image(args)?;
+    Ok((store, pulled.manifest))
+}
+
+/// Unpacks the image into `bundle` and writes its config.json from `brig spec`'s default.
+pub fn write_bundle(
+    store: &Store,
+    manifest: &Descriptor,
+    bundle: &Path,
+    options: &BundleOptions,
+    quiet: bool,
+) -> Result<()> {
+    let base: Spec = serde_json::from_value(libcontainer::spec_template::default_spec())
+        .context("the default config")?;
+    let started = Instant::now();
+    let stats = bundle::write_bundle(store, manifest, bundle, base, options)
+        .with_context(|| format!("write bundle {}", bundle.display()))?;
+    if !quiet {
+        let bytes: u64 = stats.iter().map(|s| s.tar_bytes).sum();
+        let secs = started.elapsed().as_secs_f64();
+        let _ = writeln!(
+            std::io::stderr(),
+            "unpacked {} layers ({:.1} MB) into {} in {secs:.2}s",
+            stats.len(),
+            bytes as f64 / 1e6,
+            bundle.display(),
+        );
+    }
+    Ok(())
+}
+
+fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
     let reference: Reference = args.reference.parse()?;
     let platform = args
         .platform
@@ -53,13 +138,6 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
         .map(str::parse)
         .transpose()
         .context("--platform")?;
-    if let Some(bundle) = &args.bundle {
-        // TODO(integrator): wire the `unpack` helper's code here (issue 15).
-        bail!(
-            "pull into bundle {}: unpacking is not implemented yet; pull without BUNDLE",
-            bundle.display()
-        );
-    }
     let source = match libcontainer::image::source::open_local(&reference)? {
         Some(source) => source,
         None => {
@@ -103,11 +181,7 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
             pulled.present_blobs,
         );
     }
-    let mut out = super::stdout();
-    writeln!(out, "manifest {}", pulled.manifest.digest())?;
-    writeln!(out, "config {}", pulled.config)?;
-    out.flush()?;
-    Ok(0)
+    Ok((store, pulled))
 }
 
 /// A bar per layer on a terminal.

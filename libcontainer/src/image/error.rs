@@ -58,6 +58,11 @@ pub enum Error {
     NotFound { what: String },
     #[error("{0}")]
     Transport(String),
+    #[error("{what}: {source}")]
+    Unpack {
+        what: String,
+        source: Box<super::unpack::UnpackError>,
+    },
 }
 
 impl Error {

@@ -61,7 +61,7 @@ impl Source for RegistrySource {
         let media_type = desc.media_type().to_string();
         let response = self
             .registry
-            .manifest(&desc.digest().to_string(), &[media_type.as_str()])
+            .manifest(desc.digest().as_ref(), &[media_type.as_str()])
             .map_err(transport)?;
         Ok(Box::new(Cursor::new(response.bytes)))
     }
@@ -69,7 +69,7 @@ impl Source for RegistrySource {
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let reader = self
             .registry
-            .blob(&desc.digest().to_string(), 0)
+            .blob(desc.digest().as_ref(), 0)
             .map_err(transport)?;
         Ok(Box::new(reader))
     }
