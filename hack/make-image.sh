@@ -53,7 +53,8 @@ read -r layer_digest layer_size < <(put_blob "$work/layer.tar.gz")
 
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-version=$(/bin/busybox --help 2>/dev/null | head -1 | sed -n 's/^BusyBox v\([^ ]*\).*/\1/p')
+# `|| true`: head closes the pipe early, and busybox's SIGPIPE fails the pipeline (pipefail).
+version=$(/bin/busybox --help 2>/dev/null | head -1 | sed -n 's/^BusyBox v\([^ ]*\).*/\1/p' || true)
 cat >"$work/config.json" <<EOF
 {
   "created": "$created",

@@ -250,18 +250,21 @@ fn run_image_failures_leave_nothing_behind() {
     assert!(err.contains("nope"), "{err}");
     assert!(!s.root().join("bundles").join(&id).exists());
     assert!(!s.root().join(&id).exists());
-    // The container cannot start (no such program): the bundle goes too.
+    // The container cannot be created (its pid file cannot be written): the bundle goes too.
+    let pid_file = s.0.join("no/such/dir/pid");
     let err = fails(&s.brig(&[
         "run",
         "--image",
         &s.image(),
         "--store",
         store.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
         &id,
         "--",
-        "/no/such/program",
+        "true",
     ]));
-    assert!(err.contains("/no/such/program"), "{err}");
+    assert!(err.contains("no/such/dir/pid"), "{err}");
     assert!(!s.root().join("bundles").join(&id).exists());
     assert!(!s.root().join(&id).exists());
     // --rm with --detach is refused.

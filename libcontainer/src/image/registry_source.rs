@@ -24,9 +24,9 @@ fn transport(err: impl std::fmt::Display) -> Error {
 
 impl RegistrySource {
     pub fn new(reference: &RegistryReference, options: RegistryOptions) -> Result<Self> {
-        // docker.io's API is at registry-1.docker.io; credentials match either name.
-        let registry = Registry::new(reference.api_host(), &reference.repository, options)
-            .map_err(transport)?;
+        // The client maps docker.io to its API host, registry-1.docker.io.
+        let registry =
+            Registry::new(&reference.host, &reference.repository, options).map_err(transport)?;
         Ok(RegistrySource {
             registry,
             reference: reference.clone(),
