@@ -736,7 +736,7 @@ fn pull_killed_then_repeated() {
     let scratch = Scratch::new("killed");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
-    let image = layout.image("amd64", &[(70, 8 << 20), (71, 8 << 20), (72, 8 << 20)]);
+    let image = layout.image("amd64", &[(70, 4 << 20), (71, 4 << 20), (72, 4 << 20)]);
     layout.add(image.clone(), Some("big"));
     let reference = layout.reference(Some("big"));
     for delay in [0u64, 5, 15, 40, 100, 250] {
