@@ -698,7 +698,7 @@ fn concurrent_pulls_of_overlapping_images() {
     let scratch = Scratch::new("concurrent");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
-    let shared = [(50, 4 << 20), (51, 4 << 20)];
+    let shared = [(50, 2 << 20), (51, 2 << 20)];
     let a = layout.image("amd64", &[shared[0], shared[1], (52, 1 << 20)]);
     let b = layout.image("amd64", &[shared[0], shared[1], (53, 1 << 20)]);
     layout.add(a, Some("a"));
@@ -736,10 +736,10 @@ fn pull_killed_then_repeated() {
     let scratch = Scratch::new("killed");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
-    let image = layout.image("amd64", &[(70, 24 << 20), (71, 24 << 20), (72, 24 << 20)]);
+    let image = layout.image("amd64", &[(70, 4 << 20), (71, 4 << 20), (72, 4 << 20)]);
     layout.add(image.clone(), Some("big"));
     let reference = layout.reference(Some("big"));
-    for delay in [0u64, 5, 20, 60, 150, 400] {
+    for delay in [0u64, 5, 15, 40, 100, 250] {
         let mut child = Command::new(brig_binary())
             .args([
                 "pull",
