@@ -367,8 +367,8 @@ impl<'a> Applier<'a> {
                 self.create_retrying(entry, parent, name, |dir| {
                     symlinkat(OsStr::from_bytes(&target), dir, name)
                 })?;
-                // A symlink replacing a directory changes where later paths resolve.
-                self.forget_parents();
+                // A symlink replacing a directory changes where later paths resolve:
+                // create_retrying forgets the cached parent when it replaced something.
                 self.path_attrs(entry, parent, name, false)?;
                 self.stats.symlinks += 1;
             }
