@@ -367,8 +367,8 @@ impl<'a> Applier<'a> {
                 self.create_retrying(entry, parent, name, |dir| {
                     symlinkat(OsStr::from_bytes(&target), dir, name)
                 })?;
-                // A symlink replacing a directory changes where later paths resolve.
-                self.forget_parents();
+                // A symlink replacing a directory changes where later paths resolve:
+                // create_retrying forgets the cached parent when it replaced something.
                 self.path_attrs(entry, parent, name, false)?;
                 self.stats.symlinks += 1;
             }
@@ -651,4 +651,67 @@ impl<'a> Applier<'a> {
 
 fn xattr_name(entry: &Entry, key: &[u8]) -> Result<CString, UnpackError> {
     CString::new(key.to_vec()).map_err(|_| entry_err(entry, "xattr name contains NUL"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn marker(name: &str) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            link: Vec::new(),
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            dev_major: 0,
+            dev_minor: 0,
+            size: 0,
+            sparse: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Whiteouts hide what lower layers put there, never this layer's own entries, and of a
+    /// directory this layer merged into only the lower children go.
+    #[test]
+    fn whiteouts_spare_this_layers_entries() {
+        let dir = std::env::temp_dir().join(format!("brig-unpack-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for p in [
+            "o/lower",
+            "o/merged/lower",
+            "o/merged/mine",
+            "o/mine",
+            "w/lower",
+        ] {
+            fs::create_dir_all(dir.join(p).parent().unwrap_or(&dir)).unwrap();
+            fs::write(dir.join(p), "x").unwrap();
+        }
+        let root =
+            nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let mut a = Applier::new(root.as_fd());
+        for p in ["o/mine", "o/merged/mine"] {
+            for q in with_ancestors(Path::new(p)) {
+                a.layer_paths.insert(q.to_path_buf());
+            }
+        }
+        a.opaque(&marker("o/.wh..wh..opq"), Path::new("o")).unwrap();
+        assert!(!dir.join("o/lower").exists());
+        assert!(!dir.join("o/merged/lower").exists());
+        assert!(dir.join("o/merged/mine").exists());
+        assert!(dir.join("o/mine").exists());
+        a.whiteout(&marker("o/.wh.mine"), Path::new("o/mine"))
+            .unwrap();
+        assert!(dir.join("o/mine").exists(), "same-layer entry hidden");
+        a.whiteout(&marker(".wh.w"), Path::new("w")).unwrap();
+        assert!(!dir.join("w").exists());
+        a.whiteout(&marker(".wh.nothing"), Path::new("nothing/here"))
+            .unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

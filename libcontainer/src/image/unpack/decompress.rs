@@ -4,6 +4,8 @@
 //! bytes would let a layer be read as something its digest was not computed over).
 
 use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use sha2::{Digest, Sha256, Sha512};
 
@@ -165,6 +167,134 @@ fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     s
+}
+
+/// Decompressed chunks handed from the reading thread to the applying one.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight: enough to ride out a slow write or a slow read, little memory.
+const IN_FLIGHT: usize = 8;
+
+/// Read, decompress and hash `reader` on a second thread while `consume` applies the
+/// plain stream on this one, so decompression overlaps with writing files. Returns what
+/// `consume` returned and the digest (`algorithm:hex`) and length of the whole plain stream,
+/// which the reading thread drains to its end even after `consume` stops reading (the tar
+/// padding after the end-of-archive marker is part of the digest).
+pub fn read_ahead<R, T>(
+    reader: R,
+    compression: Compression,
+    algorithm: &'static str,
+    consume: impl FnOnce(&mut ChunkReader) -> Result<T, UnpackError>,
+) -> Result<(T, String, u64), UnpackError>
+where
+    R: Read + Send,
+{
+    let abort = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
+        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let abort = &abort;
+        let producer =
+            scope.spawn(move || produce(reader, compression, algorithm, tx, recycle_rx, abort));
+        let mut chunks = ChunkReader {
+            rx,
+            recycle: recycle_tx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        let result = consume(&mut chunks);
+        if result.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        drop(chunks);
+        let digest = producer.join().unwrap_or_else(|_| {
+            Err(UnpackError::Read(io::Error::other(
+                "the layer reading thread panicked",
+            )))
+        });
+        let value = result?;
+        let (digest, bytes) = digest?;
+        Ok((value, digest, bytes))
+    })
+}
+
+fn produce<R: Read>(
+    reader: R,
+    compression: Compression,
+    algorithm: &'static str,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    abort: &AtomicBool,
+) -> Result<(String, u64), UnpackError> {
+    let fail = |tx: &SyncSender<io::Result<Vec<u8>>>, e: UnpackError| {
+        // The applying side reports the error it reads; this copy goes to the joiner.
+        let copy = match &e {
+            UnpackError::Read(inner) => io::Error::new(inner.kind(), inner.to_string()),
+            other => io::Error::other(other.to_string()),
+        };
+        let _ = tx.send(Err(copy));
+        Err(e)
+    };
+    let plain = match decompressor(reader, compression) {
+        Ok(p) => p,
+        Err(e) => return fail(&tx, e),
+    };
+    let mut hashed = DigestReader::new(plain, algorithm);
+    let mut connected = true;
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return Err(UnpackError::Read(io::Error::other("aborted")));
+        }
+        let mut buf = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        buf.resize(CHUNK, 0);
+        // Fill the chunk (decompressors return small pieces).
+        let mut filled = 0;
+        while filled < buf.len() {
+            match hashed.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return fail(&tx, UnpackError::Read(e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        buf.truncate(filled);
+        if connected && tx.send(Ok(buf)).is_err() {
+            connected = false;
+        }
+    }
+    drop(tx);
+    hashed.finish()
+}
+
+/// The plain layer stream, as chunks from the reading thread.
+pub struct ChunkReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    recycle: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.current.len() {
+            let next = match self.rx.recv() {
+                Ok(chunk) => chunk?,
+                // The reading thread is done: end of stream.
+                Err(_) => return Ok(0),
+            };
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.recycle.try_send(used);
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod path;
 mod tar;
 
 use std::fs;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,7 @@ pub struct Layer<R> {
 /// callers that must not keep it use `unpack`, which throws the whole tree away.
 pub fn apply_layer(
     rootfs: &Path,
-    reader: impl Read,
+    reader: impl Read + Send,
     media_type: &str,
     diff_id: &str,
 ) -> Result<LayerStats, UnpackError> {
@@ -110,14 +110,11 @@ pub fn apply_layer(
         source: e.into(),
     })?;
 
-    let plain = decompress::decompressor(reader, compression)?;
-    let hashed = decompress::DigestReader::new(plain, expected.algorithm);
-    let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, hashed));
     let mut applier = apply::Applier::new(root.as_fd());
-    applier.apply_all(&mut archive)?;
-    // Bytes the BufReader holds were hashed already; the rest (end-of-archive padding)
-    // is read by finish.
-    let (actual, tar_bytes) = archive.into_inner().into_inner().finish()?;
+    let ((), actual, tar_bytes) =
+        decompress::read_ahead(reader, compression, expected.algorithm, |plain| {
+            applier.apply_all(&mut tar::Archive::new(plain))
+        })?;
     let wanted = format!("{}:{}", expected.algorithm, expected.hex);
     if actual != wanted {
         return Err(UnpackError::DiffIdMismatch {
@@ -138,7 +135,7 @@ pub fn apply_layer(
 /// downloading) each lazily overlaps the next download with this application.
 pub fn unpack<R, I>(rootfs: &Path, layers: I) -> Result<Vec<LayerStats>, UnpackError>
 where
-    R: Read,
+    R: Read + Send,
     I: IntoIterator<Item = Layer<R>>,
 {
     let io_err = |what: String| move |source: io::Error| UnpackError::Io { what, source };

@@ -102,11 +102,6 @@ impl<R: Read> Archive<R> {
         }
     }
 
-    /// The reader, positioned after the end-of-archive blocks (or where reading stopped).
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-
     fn tar_err(&self, reason: impl Into<String>) -> UnpackError {
         UnpackError::Tar {
             offset: self.offset,
