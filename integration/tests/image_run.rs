@@ -270,3 +270,75 @@ fn run_image_failures_leave_nothing_behind() {
     // --rm with --detach is refused.
     fails(&s.brig(&["run", "--image", &s.image(), "--rm", "--detach", &id]));
 }
+
+/// The whole path from a registry: `brig pull` of a reference on a local registry behind a
+/// front that wants Bearer tokens and redirects blobs to another host; a second pull
+/// transfers no blob; `run --image` of the same reference runs from the store.
+#[test]
+fn pull_and_run_from_a_registry() {
+    use integration::registry::{self, Behaviour, Front, TestRegistry};
+    if !registry::available() {
+        eprintln!("skipped: docker-registry, skopeo or busybox-static not installed (hack/install-deps.sh)");
+        return;
+    }
+    let s = Scratch::new("img-registry");
+    // TestRegistry::push copies the layout's `latest`.
+    let layout = s.0.join("layout-latest");
+    let out = Command::new(workspace().join("hack/make-image.sh"))
+        .arg(&layout)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make-image.sh: {}", stderr(&out));
+    let reg = TestRegistry::start(false);
+    reg.push(&layout, "brig/busybox", "v1");
+    let front = Front::start(
+        &reg.addr,
+        Behaviour {
+            bearer: true,
+            anonymous_tokens: true,
+            redirect_blobs: true,
+            ..Behaviour::default()
+        },
+    );
+    let reference = format!("{}/brig/busybox:v1", front.addr);
+    let store = s.store();
+    let store = store.to_str().unwrap();
+    let out = ok(&s.brig(&["pull", "--quiet", "--store", store, &reference]));
+    assert!(out.contains("manifest sha256:"), "{out}");
+    let blob_gets = |front: &Front| {
+        front
+            .seen()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/blobs/"))
+            .count()
+    };
+    assert!(blob_gets(&front) >= 2, "config and layer were fetched");
+    front.clear();
+    ok(&s.brig(&["pull", "--quiet", "--store", store, &reference]));
+    assert_eq!(blob_gets(&front), 0, "a second pull transfers no blob");
+
+    let id = unique_id("img-reg-run");
+    let out = s.brig(&[
+        "run",
+        "--image",
+        &reference,
+        "--store",
+        store,
+        "--rm",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "id -u; echo $GREETING",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        ["1000", "hello from brig"]
+    );
+    assert_eq!(
+        blob_gets(&front),
+        0,
+        "run --image found the image in the store"
+    );
+}

@@ -428,14 +428,17 @@ fn every_reference_form_through_local_transports() {
     assert!(err.contains("--platform"), "{err}");
     let store_s = store.to_str().unwrap();
     let reference = layout.reference(Some("v1"));
+    // A BUNDLE that is not empty is refused (image_run.rs covers unpacking into one).
+    let bundle = scratch.path("full-bundle");
+    fs::create_dir_all(bundle.join("something")).unwrap();
     let err = fails(&brig(&[
         "pull",
         "--store",
         store_s,
         &reference,
-        "/tmp/bundle",
+        bundle.to_str().unwrap(),
     ]));
-    assert!(err.contains("unpacking is not implemented yet"), "{err}");
+    assert!(err.contains("not empty"), "{err}");
 }
 
 #[test]
