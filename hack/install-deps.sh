@@ -3,7 +3,9 @@
 # Pass extra package names to install them too (bench.sh adds runc, crun, strace, perf).
 set -euo pipefail
 
-packages=(busybox-static "$@")
+# docker-registry and skopeo: the image tests' local registry (integration/src/registry.rs);
+# skopeo and umoci also validate hack/make-image.sh's OCI layout (tests/image_convert.rs).
+packages=(busybox-static docker-registry skopeo umoci "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -82,6 +82,12 @@ enum Command {
     Ps(commands::ps::Args),
     Update(Box<commands::update::Args>),
     Spec(commands::spec::Args),
+    #[cfg(feature = "image")]
+    Pull(Box<commands::pull::Args>),
+    #[cfg(feature = "image")]
+    Images(commands::images::Args),
+    #[cfg(feature = "image")]
+    Rmi(commands::rmi::Args),
 }
 
 /// `--root`, or runc's default: /run/brig for root, `$XDG_RUNTIME_DIR/brig` for anyone else
@@ -164,6 +170,12 @@ fn main() -> ExitCode {
         Command::Ps(args) => commands::ps::run(&cli, args),
         Command::Update(args) => commands::update::run(&cli, args),
         Command::Spec(args) => commands::spec::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Pull(args) => commands::pull::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Images(args) => commands::images::run(&cli, args),
+        #[cfg(feature = "image")]
+        Command::Rmi(args) => commands::rmi::run(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod registry;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn workspace() -> PathBuf {

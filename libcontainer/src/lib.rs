@@ -12,6 +12,8 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod intel_rdt;
 pub mod lsm;
 pub mod mountinfo;

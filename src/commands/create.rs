@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 /// Flags `create` and `run` share, as runc names them.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct CreateFlags {
     /// Path to the bundle (the directory holding config.json)
     #[arg(short, long, default_value = ".")]

@@ -14,5 +14,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     libcontainer::container::delete(&cli.root, &args.id, args.force)?;
+    // The bundle `run --image` unpacked for this container, if it made one.
+    super::run::remove_image_bundle(cli, &args.id);
     Ok(0)
 }

@@ -5,11 +5,17 @@ pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod features;
+#[cfg(feature = "image")]
+pub mod images;
 pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+#[cfg(feature = "image")]
+pub mod pull;
 pub mod resume;
+#[cfg(feature = "image")]
+pub mod rmi;
 pub mod run;
 pub mod spec;
 pub mod start;

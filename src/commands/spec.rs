@@ -11,6 +11,13 @@ pub struct Args {
     /// Bundle directory to write config.json in
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
+    /// Write the config.json for an image (pulled, or found in the image store) instead of
+    /// the default
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// With --image: the image store (default: /var/lib/brig/images)
+    #[arg(long, requires = "image")]
+    pub store: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
@@ -23,6 +30,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     if path.exists() {
         bail!("write {}: the file exists, remove it first", path.display());
     }
+    if let Some(image) = &args.image {
+        if rootless {
+            bail!("spec --image: --rootless is not supported with an image yet");
+        }
+        return spec_for_image(image, args);
+    }
     let text = if rootless {
         spec_template::rootless_spec_text(Rootless {
             uid: libcontainer::rootless::euid(),
@@ -32,5 +45,32 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         spec_template::default_spec_text()
     };
     std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(0)
+}
+
+/// `spec --image`: the image's config.json, converted in a scratch bundle beside the target
+/// (the conversion reads the image's /etc/passwd) and moved into place.
+fn spec_for_image(image: &str, args: &Args) -> Result<u8> {
+    use libcontainer::image::bundle::BundleOptions;
+    let (store, manifest) = super::pull::find_or_pull(&super::pull::Args::for_reference(
+        image,
+        args.store.clone(),
+        true,
+    ))?;
+    let scratch = args
+        .bundle
+        .join(format!(".brig-spec-{}", std::process::id()));
+    let options = BundleOptions {
+        config_only: true,
+        ..BundleOptions::default()
+    };
+    let written =
+        super::pull::write_bundle(&store, &manifest, &scratch, &options, true).and_then(|()| {
+            let path = args.bundle.join("config.json");
+            std::fs::rename(scratch.join("config.json"), &path)
+                .with_context(|| format!("write {}", path.display()))
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    written?;
     Ok(0)
 }

@@ -21,3 +21,4 @@ pub mod signal;
 pub mod socket;
 pub mod tty;
 pub mod uts;
+pub mod xattr;

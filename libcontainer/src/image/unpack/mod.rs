@@ -1,0 +1,230 @@
+//! Layer application: a layer blob (any `Read`: a store file or a network stream) is
+//! decompressed by its media type, hashed on the fly against its `diff_id`, and its tar
+//! entries applied beneath a rootfs, whiteouts included, never writing outside it.
+//!
+//! `unpack` builds a whole rootfs from an image's layers in a temporary directory beside the
+//! destination and renames it into place only when every layer applied and verified, so a
+//! bad layer leaves nothing behind.
+
+mod apply;
+mod decompress;
+mod path;
+mod tar;
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
+pub use decompress::Compression;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("unsupported layer media type {0:?}")]
+    MediaType(String),
+
+    #[error("invalid diff_id {0:?}: want sha256:<64 hex> or sha512:<128 hex>")]
+    BadDiffId(String),
+
+    #[error("layer content does not match its diff_id: expected {expected}, got {actual}")]
+    DiffIdMismatch { expected: String, actual: String },
+
+    /// Reading or decompressing the layer stream failed (truncated gzip, corrupt zstd, ...).
+    #[error("read layer: {0}")]
+    Read(io::Error),
+
+    #[error("malformed tar at byte {offset}: {reason}")]
+    Tar { offset: u64, reason: String },
+
+    #[error("tar entry {entry:?}: {reason}")]
+    Entry { entry: String, reason: String },
+
+    #[error("tar entry {entry:?}: {what}: {source}")]
+    EntryIo {
+        entry: String,
+        what: String,
+        source: io::Error,
+    },
+
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+
+    /// Which layer (0-based, as in the manifest) failed in `unpack`.
+    #[error("layer {index} ({diff_id}): {source}")]
+    Layer {
+        index: usize,
+        diff_id: String,
+        source: Box<UnpackError>,
+    },
+}
+
+/// What one layer did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LayerStats {
+    /// The verified uncompressed digest (equal to the `diff_id` asked for).
+    pub diff_id: String,
+    /// Uncompressed bytes read (the tar stream).
+    pub tar_bytes: u64,
+    pub entries: u64,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub devices: u64,
+    pub whiteouts: u64,
+    /// Device nodes not permitted here (an unprivileged user namespace), skipped with a warning.
+    pub skipped: u64,
+    /// Apparent size of the regular files written.
+    pub bytes_written: u64,
+}
+
+/// One layer to apply: its blob stream, the media type from the manifest descriptor and the
+/// `diff_id` from the image config.
+pub struct Layer<R> {
+    pub reader: R,
+    pub media_type: String,
+    pub diff_id: String,
+}
+
+/// Apply one layer to `rootfs` (an existing directory). The digest is checked at the end of
+/// the stream, so on `DiffIdMismatch` (or any error) the rootfs holds a partly applied layer:
+/// callers that must not keep it use `unpack`, which throws the whole tree away.
+pub fn apply_layer(
+    rootfs: &Path,
+    reader: impl Read + Send,
+    media_type: &str,
+    diff_id: &str,
+) -> Result<LayerStats, UnpackError> {
+    let compression = decompress::compression(media_type)?;
+    let expected = decompress::parse_digest(diff_id)?;
+    let root = open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Io {
+        what: format!("open rootfs {}", rootfs.display()),
+        source: e.into(),
+    })?;
+
+    let mut applier = apply::Applier::new(root.as_fd());
+    let ((), actual, tar_bytes) =
+        decompress::read_ahead(reader, compression, expected.algorithm, |plain| {
+            applier.apply_all(&mut tar::Archive::new(plain))
+        })?;
+    let wanted = format!("{}:{}", expected.algorithm, expected.hex);
+    if actual != wanted {
+        return Err(UnpackError::DiffIdMismatch {
+            expected: wanted,
+            actual,
+        });
+    }
+    let mut stats = applier.stats;
+    stats.diff_id = actual;
+    stats.tar_bytes = tar_bytes;
+    Ok(stats)
+}
+
+/// Build `rootfs` from `layers`, bottom first. `rootfs` must not exist (or be an empty
+/// directory); its parent must. The layers go into a temporary directory beside it, renamed
+/// into place at the end; on any error the temporary directory is removed and `rootfs` is
+/// left as it was. Layers are read one after the other, so an iterator that opens (or starts
+/// downloading) each lazily overlaps the next download with this application.
+pub fn unpack<R, I>(rootfs: &Path, layers: I) -> Result<Vec<LayerStats>, UnpackError>
+where
+    R: Read + Send,
+    I: IntoIterator<Item = Layer<R>>,
+{
+    let io_err = |what: String| move |source: io::Error| UnpackError::Io { what, source };
+    let parent = match rootfs.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = rootfs
+        .file_name()
+        .ok_or_else(|| UnpackError::Io {
+            what: format!("unpack into {}", rootfs.display()),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no final path component"),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    match fs::read_dir(rootfs) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(UnpackError::Io {
+                    what: format!("unpack into {}", rootfs.display()),
+                    source: io::Error::new(io::ErrorKind::AlreadyExists, "directory is not empty"),
+                });
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(format!("unpack into {}", rootfs.display()))(e)),
+    }
+
+    let tmp = TempDir::create(&parent, &base)?;
+    let mut all = Vec::new();
+    for (index, layer) in layers.into_iter().enumerate() {
+        let stats = apply_layer(&tmp.path, layer.reader, &layer.media_type, &layer.diff_id)
+            .map_err(|e| UnpackError::Layer {
+                index,
+                diff_id: layer.diff_id.clone(),
+                source: Box::new(e),
+            })?;
+        tracing::debug!(index, diff_id = %stats.diff_id, entries = stats.entries, "layer applied");
+        all.push(stats);
+    }
+    fs::rename(&tmp.path, rootfs).map_err(io_err(format!(
+        "rename {} to {}",
+        tmp.path.display(),
+        rootfs.display()
+    )))?;
+    tmp.keep();
+    Ok(all)
+}
+
+/// The rootfs being built; removed on drop unless kept.
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    fn create(parent: &Path, base: &str) -> Result<Self, UnpackError> {
+        let pid = std::process::id();
+        for attempt in 0..100u32 {
+            let path = parent.join(format!(".{base}.unpack-{pid}-{attempt}"));
+            match nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o755)) {
+                Ok(()) => return Ok(TempDir { path, keep: false }),
+                Err(nix::errno::Errno::EEXIST) => continue,
+                Err(e) => {
+                    return Err(UnpackError::Io {
+                        what: format!("create {}", path.display()),
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+        Err(UnpackError::Io {
+            what: format!("create a temporary directory in {}", parent.display()),
+            source: io::Error::new(io::ErrorKind::AlreadyExists, "too many leftovers"),
+        })
+    }
+
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            // remove_dir_all does not follow symlinks (the layer may have planted some).
+            if let Err(e) = fs::remove_dir_all(&self.path) {
+                tracing::warn!(path = %self.path.display(), "remove unpack directory: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `brig pull`: an image from a registry, an OCI layout or an archive into the verified store.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use libcontainer::image::bundle::{self, BundleOptions};
+use libcontainer::image::pull::{self, Progress, PullOptions, Pulled};
+use libcontainer::image::reference::Reference;
+use libcontainer::image::registry::RegistryOptions;
+use libcontainer::image::registry_source::RegistrySource;
+use libcontainer::image::store::Store;
+use oci_spec::image::Descriptor;
+use oci_spec::runtime::Spec;
+
+use crate::Cli;
+
+/// Pull an image into the image store and verify every byte of it
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The platform to take from a multi-platform image: os/arch[/variant] (default: the host's)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Registry credentials file (containers-auth.json / Docker config.json format)
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Registry credentials: user[:password]
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Talk to the registry over plain HTTP
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Print no progress
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images when not root)
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// The image: [host[:port]/]repo[:tag][@digest], oci:DIR[:NAME], oci-archive:FILE[:NAME],
+    /// docker-archive:FILE[:NAME:TAG]
+    pub reference: String,
+    /// Write only BUNDLE/rootfs, no config.json
+    #[arg(long, requires = "bundle", conflicts_with = "config_only")]
+    pub rootfs_only: bool,
+    /// Write only BUNDLE/config.json (the layers are unpacked into a temporary directory to
+    /// resolve the image's User)
+    #[arg(long, requires = "bundle")]
+    pub config_only: bool,
+    /// A bundle directory (absent or empty) to write rootfs/ and config.json into
+    pub bundle: Option<PathBuf>,
+}
+
+impl Args {
+    /// The flags `run --image` and `spec --image` pull with.
+    pub fn for_reference(reference: &str, store: Option<PathBuf>, quiet: bool) -> Self {
+        Args {
+            platform: None,
+            authfile: None,
+            creds: None,
+            plain_http: false,
+            quiet,
+            store,
+            reference: reference.to_string(),
+            rootfs_only: false,
+            config_only: false,
+            bundle: None,
+        }
+    }
+}
+
+pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
+    let (store, pulled) = pull_image(args)?;
+    let mut out = super::stdout();
+    writeln!(out, "manifest {}", pulled.manifest.digest())?;
+    writeln!(out, "config {}", pulled.config)?;
+    out.flush()?;
+    if let Some(bundle) = &args.bundle {
+        let options = BundleOptions {
+            args: None,
+            rootfs_only: args.rootfs_only,
+            config_only: args.config_only,
+            terminal: None,
+            readonly: None,
+        };
+        write_bundle(&store, &pulled.manifest, bundle, &options, args.quiet)?;
+    }
+    Ok(0)
+}
+
+/// The store's image for `reference` if it has one (no network), else a pull.
+pub fn find_or_pull(args: &Args) -> Result<(Store, Descriptor)> {
+    let reference: Reference = args.reference.parse()?;
+    let root = args.store.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root)?;
+    if let Some(manifest) = bundle::find(&store, &reference)? {
+        return Ok((store, manifest));
+    }
+    let (store, pulled) = pull_image(args)?;
+    Ok((store, pulled.manifest))
+}
+
+/// Unpacks the image into `bundle` and writes its config.json from `brig spec`'s default.
+pub fn write_bundle(
+    store: &Store,
+    manifest: &Descriptor,
+    bundle: &Path,
+    options: &BundleOptions,
+    quiet: bool,
+) -> Result<()> {
+    let base: Spec = serde_json::from_value(libcontainer::spec_template::default_spec())
+        .context("the default config")?;
+    let started = Instant::now();
+    let stats = bundle::write_bundle(store, manifest, bundle, base, options)
+        .with_context(|| format!("write bundle {}", bundle.display()))?;
+    if !quiet {
+        let bytes: u64 = stats.iter().map(|s| s.tar_bytes).sum();
+        let secs = started.elapsed().as_secs_f64();
+        let _ = writeln!(
+            std::io::stderr(),
+            "unpacked {} layers ({:.1} MB) into {} in {secs:.2}s",
+            stats.len(),
+            bytes as f64 / 1e6,
+            bundle.display(),
+        );
+    }
+    Ok(())
+}
+
+fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
+    let reference: Reference = args.reference.parse()?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("--platform")?;
+    let source = match libcontainer::image::source::open_local(&reference)? {
+        Some(source) => source,
+        None => {
+            let Reference::Registry(registry) = &reference else {
+                bail!("pull {reference}: no transport for this reference")
+            };
+            let options = RegistryOptions::from_env(
+                args.creds.as_deref(),
+                args.authfile.as_deref(),
+                args.plain_http,
+            )
+            .with_context(|| format!("pull {reference}: registry credentials"))?;
+            Box::new(RegistrySource::new(registry, options)?)
+        }
+    };
+    let root = args.store.clone().unwrap_or_else(Store::default_root);
+    let store = Store::open(&root)?;
+    let options = PullOptions {
+        platform,
+        ..PullOptions::default()
+    };
+    let started = Instant::now();
+    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(Bars::new);
+    let progress: &dyn Progress = match &bars {
+        Some(bars) => bars,
+        None => &pull::NoProgress,
+    };
+    let pulled = pull::pull(source.as_ref(), &reference, &store, &options, progress)?;
+    if let Some(bars) = &bars {
+        let _ = bars.multi.clear();
+    }
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        let mb = pulled.fetched_bytes as f64 / 1e6;
+        let _ = writeln!(
+            std::io::stderr(),
+            "pulled {}: {} blobs ({mb:.1} MB) in {secs:.2}s ({:.1} MB/s), {} already in the store",
+            pulled.name,
+            pulled.fetched_blobs,
+            mb / secs.max(1e-6),
+            pulled.present_blobs,
+        );
+    }
+    Ok((store, pulled))
+}
+
+/// A bar per layer on a terminal.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bar(&self, desc: &Descriptor) -> Option<ProgressBar> {
+        self.bars
+            .lock()
+            .ok()
+            .and_then(|b| b.get(desc.digest().digest()).cloned())
+    }
+}
+
+impl Progress for Bars {
+    fn layer_start(&self, desc: &Descriptor, present: bool) {
+        let bar = self.multi.add(ProgressBar::new(desc.size()));
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(desc.digest().digest().chars().take(12).collect::<String>());
+        if present {
+            bar.finish_with_message("already in the store");
+        }
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(desc.digest().digest().to_string(), bar);
+        }
+    }
+
+    fn layer_bytes(&self, desc: &Descriptor, bytes: u64) {
+        if let Some(bar) = self.bar(desc) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn layer_done(&self, desc: &Descriptor) {
+        if let Some(bar) = self.bar(desc) {
+            if !bar.is_finished() {
+                bar.finish_with_message("done");
+            }
+        }
+    }
+}
