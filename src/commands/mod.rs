@@ -1,5 +1,6 @@
 //! One file per subcommand: flags in, a libcontainer call, output and exit code out.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod spec;
