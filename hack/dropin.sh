@@ -32,6 +32,10 @@ NAME=dropin
 dropin_install containerd podman conmon catatonit busybox-static bsdutils
 
 started=$(date +%s)
+# CRIU 4.2 (hack/criu.sh) for checkpoint/restore, found by the engines and the runtime in PATH;
+# Debian's criu 3.17 cannot start on recent kernels.
+criu_bin=${CRIU_CACHE:-/var/cache/criu}/bin
+[ -x "$criu_bin/criu" ] && PATH=$criu_bin:$PATH
 T=$(mktemp -d /tmp/brig-dropin.XXXXXX)
 chmod 755 "$T"
 tag=dropin$$                     # unique per run: ids, namespace, cgroup names
@@ -390,6 +394,58 @@ ctr_stop_kill() {
   c containers delete "$id"
 }
 
+# A counter in a tmpfs, checkpointed and restored: it goes on from where it was.
+COUNT_SCRIPT='i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'
+has_criu() { [ -x "$criu_bin/criu" ] || { echo "skipped: no CRIU 4.2 (hack/criu.sh)"; return 1; }; }
+count_goes_on() { # count_goes_on WHAT BEFORE AFTER
+  [ "$3" -ge "$2" ] && [ "$3" -lt $(($2 + 100)) ] || { echo "FAIL $1: counted $2 before, $3 after"; return 1; }
+  echo "ok   $1: counted $2 before, $3 after"
+}
+
+ctr_checkpoint() {
+  has_criu || return 0
+  local id=$tag-cr ref=localhost/brig-cr:$tag before after
+  ctr_run "$id" -d --mount type=tmpfs,src=tmpfs,dst=/tmp,options=rw -- sh -c "$COUNT_SCRIPT"
+  wait_for "the counter to pass 20" 30 cexec --exec-id w1 "$id" sh -c 'test "$(cat /tmp/count)" -ge 20'
+  before=$(cexec --exec-id c1 "$id" cat /tmp/count)
+  c containers checkpoint --task "$id" "$ref"
+  c tasks kill -s KILL "$id"
+  wait_for "task $id to stop" 20 task_is "$id" STOPPED
+  c tasks delete "$id" >/dev/null
+  c containers delete "$id"
+  c containers restore --live "$id" "$ref"
+  task_is "$id" RUNNING || c tasks start -d --fifo-dir "$T/fifo" "$id" >/dev/null
+  wait_for "restored task running" 20 task_is "$id" RUNNING
+  after=$(cexec --exec-id c2 "$id" cat /tmp/count)
+  count_goes_on "restore --live" "$before" "$after"
+  ctr_kill_rm "$id"
+  c images rm "$ref" >/dev/null 2>&1 || true
+}
+
+podman_checkpoint() {
+  has_criu || return 0
+  local name=$tag-cr before after
+  prun -d --name "$name" "$IMG" sh -c "$COUNT_SCRIPT" >/dev/null
+  wait_for "the counter to pass 20" 30 p exec "$name" sh -c 'test "$(cat /tmp/count)" -ge 20'
+  before=$(p exec "$name" cat /tmp/count)
+  p container checkpoint "$name" >/dev/null
+  want "status after checkpoint" "$(pstatus "$name")" exited
+  sleep 1
+  p container restore "$name" >/dev/null
+  want "status after restore" "$(pstatus "$name")" running
+  after=$(p exec "$name" cat /tmp/count)
+  count_goes_on "restore" "$before" "$after"
+  # --export / --import: the checkpoint as a file, restored as a new container.
+  before=$(p exec "$name" cat /tmp/count)
+  p container checkpoint --export "$T/$name.tar.gz" "$name" >/dev/null
+  p rm "$name" >/dev/null
+  p container restore --import "$T/$name.tar.gz" --name "$name-2" >/dev/null
+  want "status after import" "$(pstatus "$name-2")" running
+  after=$(p exec "$name-2" cat /tmp/count)
+  count_goes_on "restore --import" "$before" "$after"
+  p rm -f "$name-2" >/dev/null
+}
+
 # --- podman scenarios -------------------------------------------------------------------------
 pstatus() { p inspect -f '{{.State.Status}}' "$1"; }
 
@@ -684,6 +740,7 @@ if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "capabilities, no_new_privs, seccomp" ctr_security
   scenario ctr "join another container's net and pid namespaces" ctr_join_ns
   scenario ctr "TERM-ignoring pid 1: SIGTERM, then kill --all SIGKILL" ctr_stop_kill
+  scenario ctr "checkpoint --task, restore --live (CRIU)" ctr_checkpoint
 else
   setup_failed ctr "containerd, image import"
 fi
@@ -713,6 +770,7 @@ if p load -i "$T/busybox.tar" >/dev/null; then
   scenario podman "restart" podman_restart
   scenario podman "stop with a TERM-ignoring pid 1 (SIGKILL after timeout)" podman_stop
   scenario podman "create -> init -> start" podman_create_init_start
+  scenario podman "container checkpoint/restore, --export/--import (CRIU)" podman_checkpoint
 else
   setup_failed podman "load"
 fi

@@ -52,7 +52,7 @@ pub struct Cli {
     /// and ignored (brig tells rootless from the caller's ids by itself)
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Accepted for runc compatibility and ignored: brig has no checkpoint/restore yet
+    /// Path to the criu binary for checkpoint and restore (default: criu in PATH)
     #[arg(long, global = true)]
     criu: Option<PathBuf>,
     #[command(subcommand)]
@@ -88,6 +88,8 @@ enum Command {
     Images(commands::images::Args),
     #[cfg(feature = "image")]
     Rmi(commands::rmi::Args),
+    Checkpoint(Box<commands::checkpoint::Args>),
+    Restore(Box<commands::restore::Args>),
 }
 
 /// `--root`, or runc's default: /run/brig for root, `$XDG_RUNTIME_DIR/brig` for anyone else
@@ -112,11 +114,87 @@ fn default_root(flag: Option<PathBuf>) -> Result<PathBuf, String> {
     }
 }
 
+/// Commands whose callers write long flags with one dash, as Go's flag parsing (and so runc)
+/// accepts: containerd's shim runs `restore -no-subreaper ...`.
+const SINGLE_DASH_COMMANDS: &[&str] = &["checkpoint", "restore"];
+
+/// `-name` and `-name=value` become `--name...` when `name` is a long flag of the command (or
+/// a global one), for the commands in [`SINGLE_DASH_COMMANDS`].
+fn single_dash_long_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let Some(position) = args.iter().position(|a| {
+        a.to_str()
+            .is_some_and(|a| SINGLE_DASH_COMMANDS.contains(&a))
+    }) else {
+        return args;
+    };
+    let name = args[position].to_str().unwrap_or_default().to_string();
+    let longs: Vec<String> = command
+        .get_arguments()
+        .chain(
+            command
+                .find_subcommand(&name)
+                .into_iter()
+                .flat_map(|s| s.get_arguments()),
+        )
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    args.into_iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let Some(text) = arg.to_str().filter(|_| i > position) else {
+                return arg;
+            };
+            match text.strip_prefix('-') {
+                Some(rest) if !rest.starts_with('-') && rest.len() > 1 => {
+                    let flag = rest.split('=').next().unwrap_or_default();
+                    if longs.iter().any(|l| l == flag) {
+                        format!("-{text}").into()
+                    } else {
+                        arg
+                    }
+                }
+                _ => arg,
+            }
+        })
+        .collect()
+}
+
+/// The long flag whose value is missing, when that is what `err` is about.
+fn missing_value(err: &clap::Error) -> Option<String> {
+    if err.kind() != clap::error::ErrorKind::InvalidValue {
+        return None;
+    }
+    let (
+        Some(clap::error::ContextValue::String(arg)),
+        Some(clap::error::ContextValue::String(value)),
+    ) = (
+        err.get(clap::error::ContextKind::InvalidArg),
+        err.get(clap::error::ContextKind::InvalidValue),
+    )
+    else {
+        return None;
+    };
+    if !value.is_empty() {
+        return None;
+    }
+    arg.split_whitespace()
+        .next()
+        .and_then(|a| a.strip_prefix("--"))
+        .map(str::to_string)
+}
+
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse_from(single_dash_long_flags(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
+            // Go's words for a flag without its value: podman probes `restore
+            // --lsm-mount-context` for them.
+            if let Some(name) = missing_value(&err) {
+                eprintln!("flag needs an argument: -{name}");
+            }
             // runc's words for an unknown command, which scripts look for.
             if let Some(clap::error::ContextValue::String(name)) =
                 err.get(clap::error::ContextKind::InvalidSubcommand)
@@ -176,6 +254,8 @@ fn main() -> ExitCode {
         Command::Images(args) => commands::images::run(&cli, args),
         #[cfg(feature = "image")]
         Command::Rmi(args) => commands::rmi::run(&cli, args),
+        Command::Checkpoint(args) => commands::checkpoint::run(&cli, args),
+        Command::Restore(args) => commands::restore::run(&cli, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

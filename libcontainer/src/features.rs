@@ -103,8 +103,9 @@ pub fn features() -> Features {
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         (
+            // `checkpoint` and `restore` through CRIU, as runc says it (engines read this).
             "org.opencontainers.runc.checkpoint.enabled".to_string(),
-            "false".to_string(),
+            "true".to_string(),
         ),
     ])));
     features

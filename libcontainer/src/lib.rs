@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod config;
 pub mod container;
+pub mod criu;
 pub mod error;
 pub mod features;
 pub mod hooks;

@@ -1,5 +1,6 @@
 //! One file per subcommand: flags in, a libcontainer call, output and exit code out.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod pause;
 pub mod ps;
 #[cfg(feature = "image")]
 pub mod pull;
+pub mod restore;
 pub mod resume;
 #[cfg(feature = "image")]
 pub mod rmi;

@@ -454,7 +454,7 @@ impl Drop for KillOnDrop {
 }
 
 /// The name of `uid` in the host's passwd, as runc shows in `list`.
-fn owner_name(uid: u32) -> String {
+pub(crate) fn owner_name(uid: u32) -> String {
     if uid == 0 {
         return "root".to_string();
     }

@@ -1,5 +1,6 @@
 //! The operations on a container, one file each.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -8,16 +9,19 @@ pub mod exec_cgroup;
 mod handoff;
 pub mod kill;
 pub mod pause;
+pub mod restore;
 pub mod run;
 pub mod start;
 pub mod update;
 
+pub use checkpoint::{checkpoint, CheckpointOptions};
 pub use create::{create, CreateOptions};
 pub use delete::delete;
 pub use events::events;
 pub use exec::{exec, ExecOptions};
 pub use kill::kill;
 pub use pause::{pause, resume};
+pub use restore::{restore, RestoreOptions};
 pub use run::run;
 pub use start::start;
 pub use update::update;

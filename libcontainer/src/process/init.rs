@@ -206,6 +206,10 @@ fn setup(args: &InitArgs<'_>) -> Result<Option<Exec>> {
         let pty = crate::tty::open_pty(size, true)?;
         args.channel.send_console(pty.master.as_fd())?;
         pty.into_stdio()?;
+    } else {
+        // A session of its own, as runc's init has (its nsexec calls setsid for every
+        // container process): CRIU refuses to dump a session leader outside the container.
+        nix::unistd::setsid().ctx(|| "start a session for init")?;
     }
     crate::sysctl::apply(config.sysctl(), args.proc)?;
     rootfs::finish(config)?;

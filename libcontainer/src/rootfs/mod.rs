@@ -198,9 +198,48 @@ pub fn switch_root(config: &Config, options: RootfsOptions) -> Result<()> {
     }
 }
 
+/// Init's stdio that is the host's /dev/null becomes the container's /dev/null, as runc's
+/// reOpenDevNull does: a descriptor of a mount the container cannot see is one CRIU cannot dump
+/// (podman and `run -d </dev/null` give init the host's).
+fn reopen_dev_null() -> Result<()> {
+    let null = match nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // A /dev without the node: nothing to reopen onto.
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| "open /dev/null in the container"),
+    };
+    let ours = nix::sys::stat::fstat(&null).ctx(|| "stat /dev/null in the container")?;
+    let is_null = |fd: BorrowedFd<'_>| {
+        nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ours.st_rdev
+        })
+    };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    for (n, fd) in stdio.into_iter().enumerate() {
+        if !is_null(fd) {
+            continue;
+        }
+        let done = match n {
+            0 => nix::unistd::dup2_stdin(&null),
+            1 => nix::unistd::dup2_stdout(&null),
+            _ => nix::unistd::dup2_stderr(&null),
+        };
+        done.ctx(|| format!("reopen fd {n} on the container's /dev/null"))?;
+    }
+    Ok(())
+}
+
 /// Inside the new root: masked and read-only paths, final propagation, read-only `/`.
 pub fn finish(config: &Config) -> Result<()> {
     remount_readonly_late(config)?;
+    if has_mount_namespace(config) {
+        reopen_dev_null()?;
+    }
     // Without a mount namespace validation refused the rest (it would reach the caller's); `/`
     // is the rootfs's own bind.
     if !has_mount_namespace(config) {
