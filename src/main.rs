@@ -41,7 +41,7 @@ pub struct Cli {
     /// Log debug lines too
     #[arg(long, global = true)]
     debug: bool,
-    /// Use the systemd cgroup manager (not implemented yet: create and run refuse it)
+    /// Make the container's cgroup a transient systemd unit (linux.cgroupsPath is slice:prefix:name)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility and ignored (true, false or auto)

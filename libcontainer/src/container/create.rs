@@ -49,6 +49,8 @@ pub struct CreateOptions {
     pub keep_console: bool,
     /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, relayed to it.
     pub notify_socket: Option<String>,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// A container in state `created`, still locked by this process.
@@ -96,7 +98,11 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let linux = config.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    let mut cgroup = cgroups::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &options.id,
+        options.systemd_cgroup,
+    )?;
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut rdt = None;
@@ -113,7 +119,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         .and_then(|()| cgroup.set(resources.as_ref(), &spec_devices, false))
         .and_then(|()| {
             rdt = rdt_group(&config, &options.id)?;
-            create_in(&dir, config, options, cgroup.record().clone(), rdt.clone())
+            create_in(&dir, config, options, cgroup.as_ref(), rdt.clone())
         });
     match made {
         Ok((state, console)) => Ok(Created {
@@ -159,7 +165,7 @@ fn create_in(
     dir: &ContainerDir,
     config: Config,
     options: &CreateOptions,
-    cgroup: Cgroup,
+    manager: &dyn cgroups::Manager,
     intel_rdt: Option<intel_rdt::RdtGroup>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = State {
@@ -179,7 +185,7 @@ fn create_in(
             .unwrap_or_default(),
         init_start_time: 0,
         config: config.spec.clone(),
-        cgroup,
+        cgroup: manager.record().clone(),
         intel_rdt,
         notify_socket: options.notify_socket.clone(),
     };
@@ -210,7 +216,12 @@ fn create_in(
     // On a v2 host init is born in its cgroup (CLONE_INTO_CGROUP): no write to cgroup.procs
     // and no wait for the parent. Otherwise the parent moves it, and a new cgroup namespace
     // must wait for that (init unshares it then), or its root would be our own cgroup.
-    let into_cgroup = match state.cgroup.unified().filter(|_| state.cgroup.is_v2()) {
+    // A systemd unit does not exist before init does: systemd moves init into it.
+    let into_cgroup = match state
+        .cgroup
+        .unified()
+        .filter(|_| state.cgroup.is_v2() && state.cgroup.systemd.is_none())
+    {
         Some(h) => Some(open_path(&h.path, OFlag::O_PATH | OFlag::O_DIRECTORY)?),
         None => None,
     };
@@ -267,7 +278,7 @@ fn create_in(
         user_ns::write_maps(pid.as_raw(), &config)?;
     }
     if !state.cgroup.hierarchies.is_empty() {
-        cgroups::for_state(&state.cgroup).apply(pid.as_raw(), placed)?;
+        manager.apply(pid.as_raw(), placed)?;
     }
     if let Some(group) = &state.intel_rdt {
         intel_rdt::add(group, pid.as_raw())?;
@@ -397,7 +408,11 @@ fn owner_name(uid: u32) -> String {
 /// On v2, a container with its own cgroup namespace and a writable /sys/fs/cgroup mount gets
 /// its cgroup (the runtime spec's "cgroup ownership"), owned by the host id of its user.
 fn delegate_cgroup(cgroup: &Cgroup, config: &Config) -> Result<()> {
-    let Some(h) = cgroup.unified().filter(|h| cgroup.is_v2() && h.created) else {
+    // A systemd unit's cgroup is made later, by systemd.
+    let Some(h) = cgroup
+        .unified()
+        .filter(|h| cgroup.is_v2() && h.created && cgroup.systemd.is_none())
+    else {
         return Ok(());
     };
     let writable_mount = config.spec.mounts().iter().flatten().any(|m| {
