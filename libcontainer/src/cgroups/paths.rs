@@ -245,7 +245,10 @@ mod tests {
             ("a/../b", "must not contain .."),
             ("/", "names no cgroup"),
             (".", "names no cgroup"),
-            ("system.slice:brig:abc", "for the systemd driver (--systemd-cgroup)"),
+            (
+                "system.slice:brig:abc",
+                "for the systemd driver (--systemd-cgroup)",
+            ),
         ] {
             let err = wanted(Some(Path::new(path)), "id").unwrap_err().to_string();
             assert!(
