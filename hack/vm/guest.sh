@@ -46,6 +46,9 @@ exec_systemd() {
     systemd-udev-trigger.service systemd-tmpfiles-clean.timer tmp.mount; do
     $bb ln -sf /dev/null "$units/$u"
   done
+  # No status lines on the console (it is shown on failure).
+  $bb mkdir -p /etc/systemd/system.conf.d
+  printf '[Manager]\nShowStatus=no\n' >/etc/systemd/system.conf.d/vm.conf
   local deps=
   [ ! -x /usr/bin/dbus-daemon ] || deps="dbus.socket dbus.service"
   $bb cat >$units/vm.target <<EOT
