@@ -103,6 +103,9 @@ fn without_systemd_the_flag_is_a_clear_error() {
     assert!(b.containers().is_empty());
 }
 
+/// The unit a container gets, from its id.
+type UnitOf = Box<dyn Fn(&str) -> String>;
+
 #[test]
 #[ignore = "needs systemd as PID 1 (hack/vm-test.sh --systemd)"]
 fn each_cgroups_path_form_lands_where_systemd_says() {
@@ -110,7 +113,7 @@ fn each_cgroups_path_form_lands_where_systemd_says() {
         return;
     }
     let n = std::process::id();
-    let forms: Vec<(Option<String>, Box<dyn Fn(&str) -> String>)> = vec![
+    let forms: Vec<(Option<String>, UnitOf)> = vec![
         (None, Box::new(|id: &str| format!("brig-{id}.scope"))),
         (
             Some(format!(":brigt:x{n}")),
