@@ -108,3 +108,19 @@ pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Box<d
     }
     Ok(Box::new(super::paths::resolve(cgroups_path, id)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_comes_from_the_record() {
+        let fs: Cgroup = serde_json::from_str(r#"{"hierarchies":[]}"#).unwrap();
+        assert!(matches!(for_state(&fs), ForState::Fs(_)));
+        let unit = r#"{"hierarchies":[],"systemd":{"name":"brig-a.scope","slice":"system.slice"}}"#;
+        let sd: Cgroup = serde_json::from_str(unit).unwrap();
+        assert!(matches!(for_state(&sd), ForState::Systemd(_)));
+        assert_eq!(serde_json::to_string(&sd).unwrap(), unit);
+        assert_eq!(serde_json::to_string(&fs).unwrap(), r#"{"hierarchies":[]}"#);
+    }
+}
