@@ -84,7 +84,12 @@ echo "exit $code" >/dev/ttyS2
 $bb stty -F /dev/ttyS2 raw -echo
 $bb poweroff -f
 EOT
-  exec /lib/systemd/systemd --unit=vm.target
+  # systemd.* of the kernel's command line on its own too: a systemd that believes it is in
+  # a container reads its own (systemd.unified_cgroup_hierarchy=0 for --cgroup-v1).
+  # shellcheck disable=SC2046
+  exec /lib/systemd/systemd --unit=vm.target $(for w in $($bb cat /proc/cmdline); do
+    case $w in systemd.*) echo "$w" ;; esac
+  done)
 }
 
 # Both ports raw first: without it the tty layer turns \n into \r\n.
