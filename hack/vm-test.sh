@@ -6,6 +6,7 @@
 #                                                              the workspace's tests in the VM
 #   hack/vm-test.sh [-v] [--cgroup PATH] -- CMD [ARG]...       any command in the VM (same cwd)
 #   hack/vm-test.sh [-v] [--cgroup PATH] --validation          hack/validation.sh in the VM
+#   hack/vm-test.sh --systemd [--cgroup-v1] ...                 any of those with systemd as PID 1
 #
 # The kernel package (linux-image-amd64 and the versioned package it depends on) is fetched
 # with `apt-get download` and unpacked into target/vm/ (never installed on the host); later
@@ -34,6 +35,11 @@
 # (third serial port) is the script's. Messages of this script and, on failure or with -v,
 # the kernel console go to stderr.
 #
+# --systemd: the guest boots the host's /lib/systemd/systemd as PID 1 (lean: only dbus and the
+# job's unit, vm-job.service with Delegate=yes, which reports as above); systemd mounts the
+# cgroups (v2, or v1 with --cgroup-v1: systemd.unified_cgroup_hierarchy=0). --cgroup does not
+# apply there: the job runs in /system.slice/vm-job.service.
+#
 # Environment: VM_TIMEOUT (seconds for the whole VM, default 1800), VM_MEMORY (default 3G),
 # VM_CPUS (default 2), VM_ACCEL (kvm, tcg or auto: kvm with hardware virtualisation, else
 # tcg), VM_BOOT_TIMEOUT (seconds until the guest must have booted, default 180), VM_KEEP=1
@@ -57,6 +63,8 @@ usage() {
 
 verbose=0
 validation=0
+systemd=0
+cgroup_v1=0
 tests=()
 skips=()
 cgroup=
@@ -86,6 +94,8 @@ while [ $# -gt 0 ]; do
       break
       ;;
     --validation) validation=1 ;;
+    --systemd) systemd=1 ;;
+    --cgroup-v1) cgroup_v1=1 ;;
     -h | --help) usage 0 ;;
     *) usage 2 >&2 ;;
   esac
@@ -96,6 +106,15 @@ if [ ${#cmd[@]} -gt 0 ] && [ $((${#tests[@]} + ${#skips[@]})) -gt 0 ]; then
 fi
 if [ "$validation" = 1 ] && { [ ${#cmd[@]} -gt 0 ] || [ ${#tests[@]} -gt 0 ]; }; then
   die "--validation goes with neither --test nor -- CMD"
+fi
+if [ "$cgroup_v1" = 1 ] && [ "$systemd" = 0 ]; then
+  die "--cgroup-v1 needs --systemd (without it the guest mounts cgroup2 alone)"
+fi
+if [ "$systemd" = 1 ] && [ -n "$cgroup" ]; then
+  die "--cgroup does not go with --systemd (the job is a systemd unit)"
+fi
+if [ "$systemd" = 1 ] && [ ! -x /lib/systemd/systemd ]; then
+  die "--systemd needs systemd installed on the host (/lib/systemd/systemd)"
 fi
 case $cgroup in *[!A-Za-z0-9_./-]* | */../* | */.. | */./* | */.) die "--cgroup: bad path $cgroup" ;; esac
 
@@ -299,7 +318,17 @@ fi
 # Warnings and worse on the console (it is shown on failure); everything with -v.
 loglevel=4
 [ "$verbose" = 0 ] || loglevel=7
-append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=$loglevel"
+append="console=ttyS0 panic=-1 loglevel=$loglevel"
+if [ "$systemd" = 1 ]; then
+  append+=" vm.systemd=1 fstab=no systemd.show_status=0 systemd.firstboot=0"
+  if [ "$cgroup_v1" = 1 ]; then
+    append+=" systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1"
+  else
+    append+=" cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+  fi
+else
+  append+=" cgroup_no_v1=all"
+fi
 append+=" vm.stage2=$repo/hack/vm/guest.sh vm.job=$job vm.modules=$moddir"
 [ -z "$cgroup" ] || append+=" vm.cgroup=$cgroup"
 # The guest's /tmp: ext4 on a virtio disk, like a host's disk (tmpfs in Linux 6.1 has no

@@ -45,7 +45,7 @@ pub struct Cli {
     /// Log debug lines too
     #[arg(long, global = true)]
     debug: bool,
-    /// Use the systemd cgroup manager (not implemented yet: create and run refuse it)
+    /// Make the container's cgroup a transient systemd unit (linux.cgroupsPath is slice:prefix:name)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
     /// `spec --rootless` writes a rootless config; otherwise accepted for runc compatibility

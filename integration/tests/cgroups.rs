@@ -459,17 +459,6 @@ fn events_report_stats_and_oom_kills() {
 }
 
 #[test]
-fn systemd_cgroup_is_refused_until_implemented() {
-    let b = Bundle::with_script("systemd", "true");
-    let err = fails(&b.brig(&["--systemd-cgroup", "run", &unique_id("systemd")]));
-    assert!(
-        err.contains("--systemd-cgroup: the systemd cgroup manager is not supported"),
-        "{err}"
-    );
-    assert!(b.containers().is_empty());
-}
-
-#[test]
 fn a_cgroup_mount_shows_the_container_its_own_cgroups_read_only() {
     let systemd_listed =
         !v2() && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists();

@@ -381,7 +381,7 @@ fn features_reports_what_brig_implements() {
         .contains(&serde_json::json!("rro")));
     assert_eq!(f["linux"]["cgroup"]["v1"], true);
     assert_eq!(f["linux"]["cgroup"]["v2"], true);
-    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], true);
     assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
     assert!(f["linux"]["seccomp"]["actions"]
         .as_array()

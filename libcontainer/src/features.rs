@@ -24,7 +24,7 @@ pub fn features() -> Features {
     let mut cgroup = CgroupFeature::default();
     cgroup.set_v1(Some(true));
     cgroup.set_v2(Some(true));
-    cgroup.set_systemd(Some(false));
+    cgroup.set_systemd(Some(true));
     cgroup.set_systemd_user(Some(false));
     cgroup.set_rdma(Some(true));
 

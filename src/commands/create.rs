@@ -42,9 +42,6 @@ pub struct CreateFlags {
 
 impl CreateFlags {
     pub fn options(&self, cli: &Cli, id: &str) -> Result<CreateOptions> {
-        if cli.systemd_cgroup {
-            anyhow::bail!("--systemd-cgroup: the systemd cgroup manager is not supported by this version of brig yet");
-        }
         Ok(CreateOptions {
             root: cli.root.clone(),
             id: id.to_string(),
@@ -73,6 +70,7 @@ impl CreateFlags {
             notify_socket: std::env::var("NOTIFY_SOCKET")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            systemd_cgroup: cli.systemd_cgroup,
         })
     }
 }

@@ -210,6 +210,7 @@ mod tests {
                 hierarchy(&["memory"], "/sys/fs/cgroup/memory/c"),
                 hierarchy(&["cpu", "cpuacct"], "/sys/fs/cgroup/cpu,cpuacct/c"),
             ],
+            systemd: None,
         };
         let t = |sub: &[&str]| targets(&cg, &SubCgroups::parse(&args(sub)).unwrap());
         assert_eq!(

@@ -37,6 +37,10 @@ pub struct Hierarchy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
     pub hierarchies: Vec<Hierarchy>,
+    /// The systemd unit it is (`--systemd-cgroup`); none for the cgroupfs driver (and in
+    /// state files of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<super::systemd::Unit>,
 }
 
 impl Cgroup {
@@ -67,7 +71,8 @@ impl Cgroup {
         self.hierarchy("freezer").or_else(|| self.unified())
     }
 
-    fn kill_all(&self) -> Result<()> {
+    /// Kill every process in the cgroup (cgroup.kill, or frozen then SIGKILL).
+    pub(crate) fn kill_all(&self) -> Result<()> {
         if let Some(h) = self
             .unified()
             .filter(|h| h.path.join("cgroup.kill").exists())
@@ -360,6 +365,7 @@ mod tests {
                     unified: true,
                 },
             ],
+            systemd: None,
         };
         let planned = cg.intent();
         let _ = fs::remove_dir(&scratch);

@@ -1,18 +1,20 @@
 //! The `Manager` trait: a container's cgroup lifecycle, whatever driver keeps it.
 //!
-//! Today there is one driver, cgroupfs ([`super::fs`]), whose record ([`Cgroup`]) is the
-//! `cgroup` field of state.json. The systemd driver (issue 16) comes next: it creates a
-//! transient unit and then writes the unit's cgroup files with the same resource code, so it
-//! implements this trait around the same record (plus its unit name, a new state field with a
-//! serde default so old state files still read as cgroupfs). [`for_state`] is where the driver
-//! is picked from the state, [`new`] from the config and the CLI's choice.
+//! Two drivers: cgroupfs ([`super::fs`]), whose record ([`Cgroup`]) is the `cgroup` field of
+//! state.json, and systemd ([`super::systemd`]), which creates a transient unit and then
+//! writes the unit's cgroup files with the same resource code, around the same record (plus
+//! its unit, a state field with a serde default so old state files still read as cgroupfs).
+//! [`for_state`] is where the driver is picked from the state, [`new`] from the config and the
+//! CLI's choice.
 
+use std::ops::Deref;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
 use super::exec::SubCgroups;
 use super::fs::Cgroup;
+use super::systemd::Systemd;
 use crate::error::Result;
 
 /// A container's cgroup: made at `create`, joined by init (and by `exec`'d processes),
@@ -76,12 +78,53 @@ pub trait Manager {
     fn destroy(&self) -> Result<()>;
 }
 
-/// The manager of a container from its state.
-pub fn for_state(record: &Cgroup) -> &dyn Manager {
-    record
+/// A container's manager from its state: the record itself for cgroupfs (no copy, no
+/// allocation on that path), a systemd manager around it for a unit.
+pub enum ForState<'a> {
+    Fs(&'a Cgroup),
+    Systemd(Box<Systemd>),
 }
 
-/// The manager for a new container: `cgroups_path` is `linux.cgroupsPath`.
-pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
+impl<'a> Deref for ForState<'a> {
+    type Target = dyn Manager + 'a;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            ForState::Fs(cg) => *cg,
+            ForState::Systemd(s) => s.as_ref(),
+        }
+    }
+}
+
+/// The manager of a container from its state.
+pub fn for_state(record: &Cgroup) -> ForState<'_> {
+    match record.systemd {
+        None => ForState::Fs(record),
+        Some(_) => ForState::Systemd(Box::new(Systemd::from_record(record))),
+    }
+}
+
+/// The manager for a new container: `cgroups_path` is `linux.cgroupsPath`; `systemd` is the
+/// CLI's `--systemd-cgroup`.
+pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Box<dyn Manager>> {
+    if systemd {
+        return Ok(Box::new(Systemd::new(cgroups_path, id)?));
+    }
     Ok(Box::new(super::paths::resolve(cgroups_path, id)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_comes_from_the_record() {
+        let fs: Cgroup = serde_json::from_str(r#"{"hierarchies":[]}"#).unwrap();
+        assert!(matches!(for_state(&fs), ForState::Fs(_)));
+        let unit = r#"{"hierarchies":[],"systemd":{"name":"brig-a.scope","slice":"system.slice"}}"#;
+        let sd: Cgroup = serde_json::from_str(unit).unwrap();
+        assert!(matches!(for_state(&sd), ForState::Systemd(_)));
+        assert_eq!(serde_json::to_string(&sd).unwrap(), unit);
+        assert_eq!(serde_json::to_string(&fs).unwrap(), r#"{"hierarchies":[]}"#);
+    }
 }

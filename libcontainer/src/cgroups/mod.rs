@@ -1,7 +1,9 @@
 //! cgroups: the container's cgroup behind one [`Manager`] trait.
 //!
 //! - [`manager`]: the trait and the factory that picks the driver;
-//! - [`fs`]: the cgroupfs driver (today's only one) and its state record, [`Cgroup`];
+//! - [`fs`]: the cgroupfs driver and its state record, [`Cgroup`];
+//! - [`systemd`](mod@systemd): the systemd driver (`--systemd-cgroup`): a transient unit over
+//!   D-Bus, its values written by the cgroupfs code;
 //! - [`detect`](mod@detect): what the host has (v1, hybrid, v2; mounts; our own cgroups);
 //! - [`paths`]: where `linux.cgroupsPath` puts the container's cgroup on each hierarchy;
 //! - [`resources`]: `linux.resources` checked then written, per version in [`v1`] and [`v2`],
@@ -26,6 +28,7 @@ pub mod manager;
 pub mod paths;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 

@@ -3,7 +3,7 @@
 //! Absolute → below each hierarchy's root; relative → below our own cgroup (v1, and a hybrid
 //! host's unified hierarchy, as runc) or beside it, below its parent (v2); empty → named after
 //! the container id, in the same place. runc's `slice:prefix:name` form belongs to the systemd
-//! driver and is refused here.
+//! driver ([`super::systemd::unit`]) and is refused here.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -56,7 +56,7 @@ pub(crate) fn wanted(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     if wanted.as_os_str().to_str().is_some_and(|p| p.contains(':')) {
         return Err(Error::config(
             "linux.cgroupsPath",
-            "slice:prefix:name paths need --systemd-cgroup, which is not supported yet",
+            format!("{wanted:?} looks like runc's slice:prefix:name form, which is for the systemd driver (--systemd-cgroup); the cgroupfs driver takes a path"),
         ));
     }
     Ok(wanted)
@@ -64,10 +64,15 @@ pub(crate) fn wanted(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 
 /// The container's cgroup on every hierarchy of this host.
 pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
-    let wanted = wanted(cgroups_path, id)?;
+    resolve_absolute(&wanted(cgroups_path, id)?)
+}
+
+/// The cgroup at `wanted` (checked already) on every hierarchy of this host; an absolute path
+/// is below each hierarchy's root (where the systemd driver's units are).
+pub(crate) fn resolve_absolute(wanted: &Path) -> Result<Cgroup> {
     let mounts = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     let own_cgroups = fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
-    resolve_in(&wanted, &mounts, &own_cgroups, &detect::known_controllers())
+    resolve_in(wanted, &mounts, &own_cgroups, &detect::known_controllers())
 }
 
 /// [`resolve`] on given mountinfo, /proc/self/cgroup and /proc/cgroups contents. On a hybrid
@@ -114,7 +119,10 @@ pub(crate) fn resolve_in(
             unified: true,
         });
     }
-    Ok(Cgroup { hierarchies })
+    Ok(Cgroup {
+        hierarchies,
+        systemd: None,
+    })
 }
 
 #[cfg(test)]
@@ -237,7 +245,10 @@ mod tests {
             ("a/../b", "must not contain .."),
             ("/", "names no cgroup"),
             (".", "names no cgroup"),
-            ("system.slice:brig:abc", "need --systemd-cgroup"),
+            (
+                "system.slice:brig:abc",
+                "for the systemd driver (--systemd-cgroup)",
+            ),
         ] {
             let err = wanted(Some(Path::new(path)), "id").unwrap_err().to_string();
             assert!(

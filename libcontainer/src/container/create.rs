@@ -49,6 +49,8 @@ pub struct CreateOptions {
     pub keep_console: bool,
     /// The caller's `NOTIFY_SOCKET`: the container gets a socket of its own, relayed to it.
     pub notify_socket: Option<String>,
+    /// `--systemd-cgroup`: the cgroup is a transient systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 /// A container in state `created`, still locked by this process.
@@ -98,7 +100,11 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
     let linux = config.spec.linux().as_ref();
     let mut resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    let mut cgroup = cgroups::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &options.id,
+        options.systemd_cgroup,
+    )?;
     let rootless = crate::rootless::rootless();
     if rootless {
         let path = linux.and_then(|l| l.cgroups_path().as_deref());
@@ -125,7 +131,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
                 &dir,
                 config,
                 options,
-                cgroup.record().clone(),
+                cgroup.as_ref(),
                 rdt.clone(),
                 map_writer,
             )
@@ -232,7 +238,7 @@ fn create_in(
     dir: &ContainerDir,
     config: Config,
     options: &CreateOptions,
-    cgroup: Cgroup,
+    manager: &dyn cgroups::Manager,
     intel_rdt: Option<intel_rdt::RdtGroup>,
     map_writer: user_ns::MapWriter,
 ) -> Result<(State, Option<OwnedFd>)> {
@@ -253,7 +259,7 @@ fn create_in(
             .unwrap_or_default(),
         init_start_time: 0,
         config: config.spec.clone(),
-        cgroup,
+        cgroup: manager.record().clone(),
         intel_rdt,
         notify_socket: options.notify_socket.clone(),
     };
@@ -284,7 +290,12 @@ fn create_in(
     // On a v2 host init is born in its cgroup (CLONE_INTO_CGROUP): no write to cgroup.procs
     // and no wait for the parent. Otherwise the parent moves it, and a new cgroup namespace
     // must wait for that (init unshares it then), or its root would be our own cgroup.
-    let into_cgroup = match state.cgroup.unified().filter(|_| state.cgroup.is_v2()) {
+    // A systemd unit does not exist before init does: systemd moves init into it.
+    let into_cgroup = match state
+        .cgroup
+        .unified()
+        .filter(|_| state.cgroup.is_v2() && state.cgroup.systemd.is_none())
+    {
         Some(h) => Some(open_path(&h.path, OFlag::O_PATH | OFlag::O_DIRECTORY)?),
         None => None,
     };
@@ -343,7 +354,7 @@ fn create_in(
         user_ns::write_maps(pid.as_raw(), &config, map_writer)?;
     }
     if !state.cgroup.hierarchies.is_empty() {
-        cgroups::for_state(&state.cgroup).apply(pid.as_raw(), placed)?;
+        manager.apply(pid.as_raw(), placed)?;
     }
     if let Some(group) = &state.intel_rdt {
         intel_rdt::add(group, pid.as_raw())?;
@@ -473,7 +484,11 @@ pub(crate) fn owner_name(uid: u32) -> String {
 /// On v2, a container with its own cgroup namespace and a writable /sys/fs/cgroup mount gets
 /// its cgroup (the runtime spec's "cgroup ownership"), owned by the host id of its user.
 fn delegate_cgroup(cgroup: &Cgroup, config: &Config) -> Result<()> {
-    let Some(h) = cgroup.unified().filter(|h| cgroup.is_v2() && h.created) else {
+    // A systemd unit's cgroup is made later, by systemd.
+    let Some(h) = cgroup
+        .unified()
+        .filter(|h| cgroup.is_v2() && h.created && cgroup.systemd.is_none())
+    else {
         return Ok(());
     };
     let writable_mount = config.spec.mounts().iter().flatten().any(|m| {

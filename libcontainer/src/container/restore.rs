@@ -89,7 +89,13 @@ pub fn restore(options: &RestoreOptions) -> Result<i32> {
     let linux = config.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), &options.id)?;
+    // Restore recreates the cgroup with the cgroupfs driver (restore under --systemd-cgroup is
+    // not implemented yet).
+    let mut cgroup = cgroups::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        &options.id,
+        false,
+    )?;
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut restored = None;

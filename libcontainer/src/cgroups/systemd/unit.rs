@@ -1,0 +1,182 @@
+//! runc's `[slice]:[prefix]:[name]` form of `linux.cgroupsPath` with `--systemd-cgroup`: which
+//! unit the container gets, in which slice, and where systemd puts its cgroup.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The container's transient unit, as recorded in its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// `<prefix>-<name>.scope`, or `<name>` when it is a `.slice`.
+    pub name: String,
+    /// The slice a scope goes in (`system.slice`, `-.slice` for the root slice); for a
+    /// transient slice, its parent (systemd derives it from the name).
+    pub slice: String,
+}
+
+impl Unit {
+    /// The unit for `linux.cgroupsPath` (empty: `:brig:<id>`, in `system.slice`).
+    pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
+        let path = cgroups_path.unwrap_or("");
+        let (slice, prefix, name) = if path.is_empty() {
+            ("", "brig", id)
+        } else {
+            let parts: Vec<&str> = path.split(':').collect();
+            let [slice, prefix, name] = parts[..] else {
+                return Err(Error::config(
+                    "linux.cgroupsPath",
+                    format!(
+                        "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {path:?} instead"
+                    ),
+                ));
+            };
+            (slice, prefix, name)
+        };
+        if name.is_empty() || name.contains('/') || prefix.contains('/') {
+            return Err(Error::config(
+                "linux.cgroupsPath",
+                format!("{path:?}: the name must be set and neither prefix nor name may hold a slash (slice:prefix:name)"),
+            ));
+        }
+        let slice = match slice {
+            "" => "system.slice".to_string(),
+            "-" => "-.slice".to_string(),
+            s => s.to_string(),
+        };
+        // Checked for its form here, so a bad slice fails before systemd is asked.
+        expand_slice(&slice)?;
+        let name = if name.ends_with(".slice") {
+            expand_slice(name)?;
+            name.to_string()
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        Ok(Unit { name, slice })
+    }
+
+    pub fn is_slice(&self) -> bool {
+        self.name.ends_with(".slice")
+    }
+
+    /// The unit's cgroup below the hierarchy's root, where systemd makes it: a scope in its
+    /// slice, a slice where its dashes put it.
+    pub fn cgroup(&self) -> Result<String> {
+        if self.is_slice() {
+            return expand_slice(&self.name);
+        }
+        let parent = expand_slice(&self.slice)?;
+        Ok(format!("{}/{}", parent.trim_end_matches('/'), self.name))
+    }
+}
+
+/// systemd's path for a slice: `a-b.slice` is `/a.slice/a-b.slice`, `-.slice` the root.
+pub fn expand_slice(slice: &str) -> Result<String> {
+    let bad = |why: &str| {
+        Error::config(
+            "linux.cgroupsPath",
+            format!("invalid slice name {slice:?}: {why}"),
+        )
+    };
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return Err(bad("a slice ends in .slice"));
+    };
+    if slice.contains('/') {
+        return Err(bad(
+            "a slice has no slash (sub-slices are joined by dashes)",
+        ));
+    }
+    if stem == "-" {
+        return Ok("/".to_string());
+    }
+    if stem.is_empty() || stem.starts_with('-') || stem.ends_with('-') || stem.contains("--") {
+        return Err(bad("dashes separate non-empty parts"));
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        path.push('/');
+        path.push_str(&prefix);
+        path.push_str(part);
+        path.push_str(".slice");
+        prefix.push_str(part);
+        prefix.push('-');
+    }
+    Ok(path)
+}
+
+/// A cgroupsPath that is runc's systemd form (for the fs driver's error).
+pub fn looks_like_systemd(path: &str) -> bool {
+    path.split(':').count() == 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_form_names_its_unit_and_cgroup() {
+        let cases = [
+            (
+                None,
+                "brig-c1.scope",
+                "system.slice",
+                "/system.slice/brig-c1.scope",
+            ),
+            (
+                Some(""),
+                "brig-c1.scope",
+                "system.slice",
+                "/system.slice/brig-c1.scope",
+            ),
+            (
+                Some(":p:n"),
+                "p-n.scope",
+                "system.slice",
+                "/system.slice/p-n.scope",
+            ),
+            (Some("-:p:n"), "p-n.scope", "-.slice", "/p-n.scope"),
+            (
+                Some("user-1000.slice:p:n"),
+                "p-n.scope",
+                "user-1000.slice",
+                "/user.slice/user-1000.slice/p-n.scope",
+            ),
+            (
+                Some(":p:a-b.slice"),
+                "a-b.slice",
+                "system.slice",
+                "/a.slice/a-b.slice",
+            ),
+        ];
+        for (path, unit, slice, cgroup) in cases {
+            let u = Unit::parse(path, "c1").unwrap();
+            assert_eq!(
+                (u.name.as_str(), u.slice.as_str()),
+                (unit, slice),
+                "{path:?}"
+            );
+            assert_eq!(u.cgroup().unwrap(), cgroup, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn bad_forms_say_what_is_expected() {
+        for bad in ["/a/b", "a:b", "a:b:c:d", "x"] {
+            let err = Unit::parse(Some(bad), "c").unwrap_err().to_string();
+            assert!(err.contains("slice:prefix:name"), "{bad}: {err}");
+        }
+        for bad in [
+            "a/b.slice:p:n",
+            "nope:p:n",
+            "a--b.slice:p:n",
+            "-a.slice:p:n",
+            ":p:",
+            ":p:a/b",
+        ] {
+            assert!(Unit::parse(Some(bad), "c").is_err(), "{bad}");
+        }
+        assert!(looks_like_systemd("system.slice:brig:x"));
+        assert!(!looks_like_systemd("/a/b"));
+    }
+}
