@@ -18,6 +18,7 @@
 #   exec           `exec` of /bin/true into that running container
 #   100 serial     BENCH_SERIAL (100) runs back to back, timed as a whole
 #   20 parallel    BENCH_PARALLEL (20) runs started at once, until the last one exits
+# and, brig alone, `run --image` of an image in the store against `run` of a ready bundle.
 # The two batches get BENCH_BATCH_ROUNDS rounds (default 5). Then peak RSS of the runtime's
 # own process (GNU time's %M: ru_maxrss, which covers the re-exec) during `create` and `exec`, and
 # the binary's size.
@@ -232,6 +233,32 @@ def table():
             "%12.1f" % (statistics.median(rss[(what, n)]) / 1024) for n in names))
     print(f"{'binary':>19} " + "".join("%12.1f" % (os.path.getsize(bins[n]) / 1e6) for n in names)
           + "   (MB)")
+    image_rows()
+
+def image_rows():
+    """The image stage: `brig run --image` of an image already in the store (it unpacks a
+    bundle, runs, removes the bundle) against `brig run` of a ready bundle, alternated."""
+    layout = os.environ.get("BENCH_IMAGE_LAYOUT")
+    if not layout:
+        return
+    store = f"{work}/store"
+    call([bins["brig"], "pull", "--quiet", "--store", store, f"oci:{layout}:latest"])
+    times = {"run (bundle)": [], "run --image": []}
+    for r in range(RUNS):
+        for k in range(2):
+            what = list(times)[(k + r) % 2]
+            t = time.perf_counter_ns()
+            if what == "run --image":
+                call(cmd("brig", "run", "--image", f"oci:{layout}:latest", "--store", store,
+                         "--rm", uid("brig"), "--", "true"))
+            else:
+                op_run("brig")
+            times[what].append((time.perf_counter_ns() - t) / 1e6)
+    pairs = [i / b for i, b in zip(times["run --image"], times["run (bundle)"])]
+    print(f"\n{'image stage':>19}   wall ms, min / median / max (busybox image, 1 MB layer)")
+    for what, xs in times.items():
+        print(f"{what:>19}   %.1f / %.1f / %.1f" % stats(xs))
+    print(f"{'image/bundle':>19}   %.2f / %.2f / %.2f   (ratio in the same round)" % stats(pairs))
 
 MOUNTS = {"mount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount", "move_mount",
           "open_tree", "mount_setattr"}
@@ -341,6 +368,11 @@ def timeline(n):
 
 table() if mode == "table" else budget()
 PY
+# The image stage's row: a busybox OCI layout, when this brig has `run --image`.
+if "$brig" run --help 2>/dev/null | grep -q -- --image; then
+  hack/make-image.sh "$work/layout" >/dev/null
+  export BENCH_IMAGE_LAYOUT=$work/layout
+fi
 export work mode BENCH_NAMES="${names[*]}" BENCH_BINS="${bins[*]}"
 unshare --mount --propagation private bash -c '
   set -euo pipefail

@@ -230,6 +230,46 @@ fn run_image_runs_what_the_image_says() {
         .exists());
     ok(&s.brig(&["delete", &id2]));
     assert!(!s.root().join("bundles").join(&id2).exists());
+
+    // Detached: the container's cgroup is brig-ID below this test's own, on every hierarchy.
+    let id3 = unique_id("img-detach");
+    // Files, not pipes: the detached container keeps its stdio open.
+    let out = output_via_files(
+        Command::new(brig_binary())
+            .arg("--root")
+            .arg(s.root())
+            .args(["run", "--image", &s.image(), "--store"])
+            .arg(&store)
+            .args(["--detach", &id3, "--", "sleep", "100"]),
+        &s.0,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let state: Value = serde_json::from_str(&ok(&s.brig(&["state", &id3]))).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let theirs = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let suffix = format!("/brig-{id3}");
+    let mut placed = 0;
+    for (mine, line) in own.lines().zip(theirs.lines()) {
+        let (mine, line) = (
+            mine.rsplit(':').next().unwrap(),
+            line.rsplit(':').next().unwrap(),
+        );
+        if line.ends_with(&suffix) {
+            assert_eq!(
+                line,
+                format!("{}{suffix}", mine.trim_end_matches('/')),
+                "{theirs}"
+            );
+            placed += 1;
+        }
+    }
+    assert!(
+        placed > 0,
+        "no hierarchy has the container in brig-{id3}: {theirs}"
+    );
+    ok(&s.brig(&["delete", "--force", &id3]));
+    assert!(!s.root().join("bundles").join(&id3).exists());
 }
 
 #[test]

@@ -435,7 +435,10 @@ struct Delegated {
 
 impl Delegated {
     /// `None` where there is nothing to delegate: not a pure v2 host, or no memory controller
-    /// can be enabled below our cgroup (it has processes of its own).
+    /// can be enabled below our cgroup nor beside it. Below it first; when our cgroup has
+    /// processes of its own (CI's VM runs the tests in one, as a systemd service is), no
+    /// controller can be enabled in it, so the delegated cgroup is made beside it, as systemd
+    /// makes a delegated unit beside the service that asked.
     fn new(u: &RootlessUser) -> Option<Delegated> {
         let root = Path::new("/sys/fs/cgroup");
         if !root.join("cgroup.controllers").exists() {
@@ -447,15 +450,28 @@ impl Delegated {
             .find_map(|l| l.strip_prefix("0::"))?
             .trim()
             .to_string();
-        let parent = root.join(own.trim_start_matches('/'));
-        let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
-        let dir = parent.join(format!("brig-rl-{}", unique_id("deleg")));
-        fs::create_dir(&dir).ok()?;
-        let delegated = Delegated { dir };
-        let controllers = fs::read_to_string(delegated.dir.join("cgroup.controllers")).ok()?;
-        if !controllers.split_whitespace().any(|c| c == "memory") {
-            return None;
-        }
+        let own = root.join(own.trim_start_matches('/'));
+        let beside = own
+            .parent()
+            .filter(|p| p.starts_with(root))
+            .map(Path::to_path_buf);
+        let delegated = [Some(own), beside]
+            .into_iter()
+            .flatten()
+            .find_map(|parent| {
+                let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
+                let delegated = Delegated {
+                    dir: parent.join(format!("brig-rl-{}", unique_id("deleg"))),
+                };
+                fs::create_dir(&delegated.dir).ok()?;
+                let controllers =
+                    fs::read_to_string(delegated.dir.join("cgroup.controllers")).ok()?;
+                // A directory without the controllers is removed by `delegated`'s Drop.
+                controllers
+                    .split_whitespace()
+                    .any(|c| c == "memory")
+                    .then_some(delegated)
+            })?;
         fs::create_dir(delegated.dir.join("leaf")).ok()?;
         for path in [
             delegated.dir.clone(),

@@ -85,6 +85,7 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
             config_only: args.config_only,
             terminal: None,
             readonly: None,
+            cgroups_path: None,
         };
         write_bundle(&store, &pulled.manifest, bundle, &options, args.quiet)?;
     }

@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long)]
     pub no_subreaper: bool,
     /// Run an image (pulled, or found in the image store) instead of a bundle: it is unpacked
-    /// into a bundle under the state directory, ROOT/bundles/ID
+    /// into a bundle under the state directory, ROOT/bundles/ID, and the container's cgroup is
+    /// brig-ID below the caller's own
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
     /// With --image: remove the bundle when the container has exited
@@ -56,6 +57,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         args: (!args.image_args.is_empty()).then(|| args.image_args.clone()),
         terminal: Some(std::io::stdin().is_terminal()),
         readonly: Some(false),
+        cgroups_path: Some(format!("brig-{}", args.id)),
         ..BundleOptions::default()
     };
     pull::write_bundle(&store, &manifest, &bundle, &options, true)?;

@@ -33,6 +33,9 @@ pub struct BundleOptions {
     /// Sets `root.readonly` (`run --image` unpacks a private copy, so it may be written, as
     /// engines run images).
     pub readonly: Option<bool>,
+    /// Sets `linux.cgroupsPath` (`run --image`: relative, so the container's cgroup lands
+    /// below the caller's own, never at a hierarchy's root).
+    pub cgroups_path: Option<String>,
 }
 
 /// The image manifest the store names `reference` (as `pull` named it), if it has one.
@@ -181,6 +184,10 @@ fn fill(
     if let (Some(readonly), Some(mut root)) = (options.readonly, spec.root().clone()) {
         root.set_readonly(Some(readonly));
         spec.set_root(Some(root));
+    }
+    if let (Some(path), Some(mut linux)) = (&options.cgroups_path, spec.linux().clone()) {
+        linux.set_cgroups_path(Some(PathBuf::from(path)));
+        spec.set_linux(Some(linux));
     }
     write_config(bundle, &spec)?;
     Ok(stats)
