@@ -394,15 +394,7 @@ pub fn external_mounts(
             });
         } else if m.typ().as_deref() == Some("cgroup") && !cgroup.is_v2() {
             for h in &cgroup.hierarchies {
-                let name = if h.unified {
-                    "unified".to_string()
-                } else {
-                    h.controllers
-                        .iter()
-                        .map(|c| c.strip_prefix("name=").unwrap_or(c))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
+                let name = h.mount_name();
                 out.push(External {
                     dest: inside(&m.destination().join(name)),
                     source: h.path.clone(),

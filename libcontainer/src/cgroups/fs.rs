@@ -33,6 +33,21 @@ pub struct Hierarchy {
     pub unified: bool,
 }
 
+impl Hierarchy {
+    /// The directory name the hierarchy is mounted under in `/sys/fs/cgroup` (`unified`, or
+    /// its controllers joined by commas; `name=systemd` as `systemd`, where systemd looks).
+    pub fn mount_name(&self) -> String {
+        if self.unified {
+            return "unified".to_string();
+        }
+        self.controllers
+            .iter()
+            .map(|c| c.strip_prefix("name=").unwrap_or(c))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// The container's cgroup, as recorded in its state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {

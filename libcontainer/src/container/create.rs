@@ -242,27 +242,13 @@ fn create_in(
     intel_rdt: Option<intel_rdt::RdtGroup>,
     map_writer: user_ns::MapWriter,
 ) -> Result<(State, Option<OwnedFd>)> {
-    let mut state = State {
-        oci_version: OCI_VERSION.to_string(),
-        id: options.id.clone(),
-        status: Status::Creating,
-        pid: 0,
-        bundle: config.bundle.clone(),
-        rootfs: config.rootfs.clone(),
-        created: rfc3339_nanos(SystemTime::now()),
-        owner: owner_name(nix::unistd::geteuid().as_raw()),
-        annotations: config
-            .spec
-            .annotations()
-            .clone()
-            .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
-            .unwrap_or_default(),
-        init_start_time: 0,
-        config: config.spec.clone(),
-        cgroup: manager.record().clone(),
+    let mut state = new_state(
+        &options.id,
+        &config,
+        manager.record().clone(),
         intel_rdt,
-        notify_socket: options.notify_socket.clone(),
-    };
+        options.notify_socket.clone(),
+    );
 
     let fifo = sync::make_exec_fifo(&dir.fifo_path(), user_ns::host_root(&config))?;
     let proc = open_path(Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY)?;
@@ -465,7 +451,7 @@ impl Drop for KillOnDrop {
 }
 
 /// The name of `uid` in the host's passwd, as runc shows in `list`.
-pub(crate) fn owner_name(uid: u32) -> String {
+fn owner_name(uid: u32) -> String {
     if uid == 0 {
         return "root".to_string();
     }
@@ -507,4 +493,35 @@ fn delegate_cgroup(cgroup: &Cgroup, config: &Config) -> Result<()> {
         return Ok(());
     }
     cgroups::v2::delegate(&h.path, uid, gid)
+}
+
+/// The record of a container being made (`create`, `restore`): status creating, no pid yet.
+pub(crate) fn new_state(
+    id: &str,
+    config: &Config,
+    cgroup: Cgroup,
+    intel_rdt: Option<intel_rdt::RdtGroup>,
+    notify_socket: Option<String>,
+) -> State {
+    State {
+        oci_version: OCI_VERSION.to_string(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: config.bundle.clone(),
+        rootfs: config.rootfs.clone(),
+        created: rfc3339_nanos(SystemTime::now()),
+        owner: owner_name(nix::unistd::geteuid().as_raw()),
+        annotations: config
+            .spec
+            .annotations()
+            .clone()
+            .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
+        init_start_time: 0,
+        config: config.spec.clone(),
+        cgroup,
+        intel_rdt,
+        notify_socket,
+    }
 }

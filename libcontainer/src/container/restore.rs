@@ -1,10 +1,8 @@
 //! `restore`: make a container from a checkpoint's images with CRIU (runc's `Restore`). The
 //! result is an ordinary running container: its state, cgroup and hooks are a create's.
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -16,14 +14,13 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use super::run::{wait_forwarding, FORWARDED};
 use crate::cgroups;
-use crate::config::{Config, OCI_VERSION};
+use crate::config::Config;
 use crate::criu::{self, Common, Notify, Req, ReqType, Swrk};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, HookKind};
 use crate::procfs::stat::proc_stat;
 use crate::rootfs::resolve::{create_file, fd_path, mkdir_all, open_in_root};
 use crate::state::{ContainerDir, State, Status};
-use crate::timestamp::rfc3339_nanos;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -158,27 +155,8 @@ fn restore_in(
     restored: &mut Option<i32>,
 ) -> Result<State> {
     let common = &options.common;
-    let mut state = State {
-        oci_version: OCI_VERSION.to_string(),
-        id: options.id.clone(),
-        status: Status::Creating,
-        pid: 0,
-        bundle: config.bundle.clone(),
-        rootfs: config.rootfs.clone(),
-        created: rfc3339_nanos(SystemTime::now()),
-        owner: super::create::owner_name(nix::unistd::geteuid().as_raw()),
-        annotations: config
-            .spec
-            .annotations()
-            .clone()
-            .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
-            .unwrap_or_default(),
-        init_start_time: 0,
-        config: config.spec.clone(),
-        cgroup: cgroup.record().clone(),
-        intel_rdt: None,
-        notify_socket: None,
-    };
+    let mut state =
+        super::create::new_state(&options.id, config, cgroup.record().clone(), None, None);
     let images = open_dir(&common.image_path)?;
     let work = match &common.work_path {
         Some(path) => {

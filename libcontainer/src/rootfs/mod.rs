@@ -602,16 +602,7 @@ fn mount_cgroups(root: BorrowedFd<'_>, m: &Mount, cgroup: &Cgroup) -> Result<()>
     )
     .ctx(|| format!("mount tmpfs for cgroups on {:?}", dest))?;
     for h in &cgroup.hierarchies {
-        let name = if h.unified {
-            "unified".to_string()
-        } else {
-            // name=systemd is mounted as `systemd`, where systemd looks for it.
-            h.controllers
-                .iter()
-                .map(|c| c.strip_prefix("name=").unwrap_or(c))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let name = h.mount_name();
         let dir = mkdir_all(root, &dest.join(&name), 0o755)?;
         mount(
             Some(&h.path),
