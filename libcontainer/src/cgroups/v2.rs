@@ -436,14 +436,18 @@ pub fn delegate(path: &Path, uid: u32, gid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Frozen: asked to be (cgroup.freeze) and every task got there (cgroup.events).
 pub fn frozen(path: &Path) -> bool {
-    read(path, "cgroup.events")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.trim() == "frozen 1")
+    read(path, "cgroup.freeze").is_some_and(|v| v.trim() == "1")
+        && read(path, "cgroup.events")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.trim() == "frozen 1")
 }
 
-/// Write cgroup.freeze and wait until cgroup.events says every task got there.
+/// Write cgroup.freeze; when freezing, wait until cgroup.events says every task got there.
+/// A thaw is done once written (as runc): the kernel may leave `frozen 1` in cgroup.events of
+/// a cgroup whose sub-cgroup still has dying tasks, until they are gone.
 pub fn set_frozen(path: &Path, frozen_wanted: bool) -> Result<()> {
     let file = path.join("cgroup.freeze");
     let value = if frozen_wanted { "1" } else { "0" };
@@ -456,13 +460,15 @@ pub fn set_frozen(path: &Path, frozen_wanted: bool) -> Result<()> {
         }
         other => other.ctx(|| format!("write {value} to {}", file.display()))?,
     }
+    if !frozen_wanted {
+        return Ok(());
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while frozen(path) != frozen_wanted {
         if Instant::now() > deadline {
             return Err(Error::Other(format!(
-                "{} did not become {} within 10 s",
-                path.display(),
-                if frozen_wanted { "frozen" } else { "thawed" }
+                "{} did not become frozen within 10 s",
+                path.display()
             )));
         }
         std::thread::sleep(Duration::from_millis(1));
