@@ -30,13 +30,25 @@ pub(crate) fn detect_in(mounts: &str) -> Mode {
 }
 
 /// The cgroup2 mount under /sys/fs/cgroup (the whole of it on v2, `unified` on hybrid hosts):
-/// its mount point and the root of the hierarchy it shows.
+/// its mount point and the root of the hierarchy it shows. A later mount on the same point or
+/// above it hides it (mountinfo lists mounts in the order they were made).
 pub(crate) fn unified_mount(mounts: &str) -> Option<(PathBuf, String)> {
-    mounts.lines().filter_map(mountinfo).find_map(|m| {
-        (m.fs_type == "cgroup2"
-            && matches!(m.mount_point, "/sys/fs/cgroup" | "/sys/fs/cgroup/unified"))
-        .then(|| (PathBuf::from(m.mount_point), m.root.to_string()))
-    })
+    let mut visible = None;
+    for m in mounts.lines().filter_map(mountinfo) {
+        if m.fs_type == "cgroup2"
+            && matches!(m.mount_point, "/sys/fs/cgroup" | "/sys/fs/cgroup/unified")
+        {
+            visible = Some(m);
+        } else if visible
+            .as_ref()
+            .is_some_and(|v: &crate::mountinfo::MountInfo| {
+                Path::new(v.mount_point).starts_with(m.mount_point)
+            })
+        {
+            visible = None;
+        }
+    }
+    visible.map(|m| (PathBuf::from(m.mount_point), m.root.to_string()))
 }
 
 /// A mounted v1 hierarchy: its controllers, mount point and our own cgroup in it.
@@ -133,6 +145,24 @@ pub(crate) mod tests {
 ";
     pub(crate) const V2: &str =
         "30 25 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+
+    #[test]
+    fn an_overmounted_cgroup2_is_not_the_unified_hierarchy() {
+        let hidden =
+            format!("{HYBRID}40 31 0:50 / /sys/fs/cgroup/unified rw,relatime - tmpfs tmpfs rw\n");
+        assert_eq!(unified_mount(&hidden), None);
+        let hidden_above = format!("{HYBRID}41 25 0:51 / /sys/fs rw - tmpfs tmpfs rw\n");
+        assert_eq!(unified_mount(&hidden_above), None);
+        let remounted = format!(
+            "{HYBRID}40 31 0:50 / /sys/fs/cgroup/unified rw - tmpfs tmpfs rw\n\
+             42 40 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+        );
+        assert_eq!(
+            unified_mount(&remounted),
+            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/".to_string()))
+        );
+        assert!(unified_mount(HYBRID).is_some());
+    }
 
     #[test]
     fn modes() {
