@@ -3,7 +3,7 @@
 //! and nothing left after delete. Each test checks the files of the host's own cgroup version.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use integration::*;
 use serde_json::json;
@@ -283,14 +283,31 @@ fn update_pause_resume_and_ps() {
     ok(&b.brig(&["update", "--resources", resources.to_str().unwrap(), &id]));
     assert_eq!(read(&cgroup_dir(pid, "pids"), "pids.max"), "25");
 
-    let pids: Vec<i64> =
-        serde_json::from_str(&ok(&b.brig(&["ps", "--format", "json", &id]))).unwrap();
-    assert!(pids.contains(&pid) && pids.len() >= 2, "{pids:?}");
-    let table = ok(&b.brig(&["ps", &id]));
+    // Under load the background sleep may not have exec'd yet: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let table = loop {
+        let table = ok(&b.brig(&["ps", &id]));
+        if table.contains("sleep 1000") || Instant::now() > deadline {
+            break table;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         table.starts_with("UID") && table.contains("sleep 1000"),
         "{table}"
     );
+    let pids: Vec<i64> =
+        serde_json::from_str(&ok(&b.brig(&["ps", "--format", "json", &id]))).unwrap();
+    assert!(pids.contains(&pid) && pids.len() >= 2, "{pids:?}");
+    // The long-lived ones (init and the background sleep), not the loop's short sleeps whose
+    // pids the kernel may hand out again.
+    let pids: Vec<i64> = pids
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| *p == pid || c.contains("1000"))
+        })
+        .collect();
 
     let count = || {
         std::fs::read_to_string(out_dir.join("count"))
@@ -308,7 +325,10 @@ fn update_pause_resume_and_ps() {
     assert_eq!(count(), frozen, "the counter moved while paused");
     ok(&b.brig(&["resume", &id]));
     assert_eq!(b.status(&id).unwrap(), "running");
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() == frozen && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_ne!(count(), frozen, "the counter did not move after resume");
     assert!(fails(&b.brig(&["resume", &id])).contains("it is running"));
 
