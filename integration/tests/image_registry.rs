@@ -1145,3 +1145,68 @@ mod cli {
         }
     }
 }
+
+/// A config whose diff_id does not match its (real, tar) layer: the blobs all match their
+/// digests, so the pull stores them; writing a bundle unpacks the layer through its diff_id,
+/// fails naming the layer and both digests, and leaves no bundle behind.
+#[test]
+fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
+    require_tools!();
+    use cli::{pulled, Scratch};
+    let scratch = Scratch::new("diffid");
+    let root = scratch.path("root/etc");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello"), "hi\n").unwrap();
+    let tar = scratch.path("layer.tar");
+    let st = std::process::Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(scratch.path("root"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let layer = std::fs::read(&tar).unwrap();
+    let reg = TestRegistry::start(false);
+    let repo = "brig/diffid";
+    let layer_digest = reg.put_blob(repo, &layer);
+    let wrong = registry::sha256(b"not the layer");
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [wrong]},
+    }))
+    .unwrap();
+    let config_digest = reg.put_blob(repo, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    reg.put_manifest(repo, "v1", MEDIA_TYPE_OCI_MANIFEST, &manifest);
+    let store = scratch.path("store");
+    let bundle = scratch.path("bundle");
+    let reference = format!("{}/{repo}:v1", reg.addr);
+    let out = std::process::Command::new(integration::brig_binary())
+        .args(["pull", "--quiet", "--store"])
+        .arg(&store)
+        .arg(&reference)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let err = integration::fails(&out);
+    for part in [
+        "does not match its diff_id",
+        wrong.as_str(),
+        &registry::sha256(&layer),
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    assert!(!bundle.exists(), "a bundle was left behind");
+    // Without a bundle the pull itself succeeds: the blobs match their digests.
+    let out = cli::pull(&store, &reference, &[]);
+    assert!(!pulled(&out).is_empty());
+}
