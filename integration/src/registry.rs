@@ -2,8 +2,11 @@
 //! (anonymous or htpasswd Basic) on 127.0.0.1 with its own config and storage, and `Front`, a
 //! small HTTP proxy written here that counts requests and can play a Bearer-token registry
 //! (with its token server), redirect blob GETs to a second port, answer 503 a few times, or
-//! cut a blob download short. Images are pushed with `skopeo` from an OCI layout built here
-//! from Debian's busybox-static. Everything is stopped by Drop.
+//! cut a blob download short, or rewrite any answer (a tampered manifest or blob, a 429 with
+//! `Retry-After`). Images are pushed with `skopeo` from an OCI layout built here from Debian's
+//! busybox-static, or byte for byte through the registry's HTTP API (`put_blob`,
+//! `put_manifest`) when a test needs exact manifests, indexes and configs. Everything is
+//! stopped by Drop.
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use sha2::Digest as _;
 
 /// alice / s3cret, bcrypt (registry 2.8's htpasswd reads bcrypt only).
 pub const HTPASSWD: &str = "alice:$2b$04$OIh5TepeNNPZmiAUxHE/vuPv0AKU046SbZLTqKtKLS33.8zTLyWNC\n";
@@ -159,6 +163,120 @@ impl TestRegistry {
     }
 }
 
+/// One HTTP/1.1 exchange over a new connection (plain HTTP, `Connection: close`): status,
+/// headers (lowercase names) and body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, answer[split + 4..].to_vec())
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+impl TestRegistry {
+    fn auth_header(&self) -> Vec<(&'static str, String)> {
+        if self.htpasswd {
+            vec![(
+                "Authorization",
+                format!("Basic {}", auth_entry(USER, PASSWORD)),
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Uploads `bytes` as a blob of `repo` (POST then PUT); its digest.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        assert!(self.ca.is_none(), "put_blob speaks plain HTTP");
+        let digest = sha256(bytes);
+        let auth = self.auth_header();
+        let (status, headers, body) = http(
+            &self.addr,
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &auth,
+            b"",
+        );
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+        let location = &headers["location"];
+        let path = match location.split_once("://") {
+            Some((_, rest)) => &rest[rest.find('/').unwrap()..],
+            None => location.as_str(),
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut put_headers = auth.clone();
+        put_headers.push(("Content-Type", "application/octet-stream".into()));
+        let (status, _, body) = http(
+            &self.addr,
+            "PUT",
+            &format!("{path}{sep}digest={digest}"),
+            &put_headers,
+            bytes,
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        digest
+    }
+
+    /// Stores a manifest or index as `repo:reference` (a tag or its digest); its digest.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> String {
+        let mut headers = self.auth_header();
+        headers.push(("Content-Type", media_type.to_string()));
+        let (status, _, body) = http(
+            &self.addr,
+            "PUT",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &headers,
+            bytes,
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        sha256(bytes)
+    }
+}
+
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -284,9 +402,41 @@ impl Seen {
     }
 }
 
+/// An answer on its way back from the registry through `Front`, for a rewrite to change.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// `200 OK`, `429 Too Many Requests`, ...
+    pub status: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets (or with None removes) a header.
+    pub fn set_header(&mut self, name: &str, value: Option<String>) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            self.headers.push((name.to_string(), v));
+        }
+    }
+}
+
+/// Changes the registry's answer to a request before the client gets it (Content-Length is
+/// set from the body afterwards).
+pub type Rewrite = Box<dyn Fn(&Seen, &mut Answer) + Send + Sync>;
+
 /// What `Front` does besides forwarding.
 #[derive(Default)]
 pub struct Behaviour {
+    /// Applied to every answer forwarded from the registry.
+    pub rewrite: Mutex<Option<Rewrite>>,
     /// Require `Bearer` tokens from the built-in token server (alice/s3cret, or anonymous
     /// when `anonymous_tokens`).
     pub bearer: bool,
@@ -433,7 +583,7 @@ fn serve(state: &FrontState, listener: &'static str, mut conn: TcpStream) -> std
         path: path.to_string(),
         headers: headers.clone(),
     };
-    state.seen.lock().unwrap().push(seen);
+    state.seen.lock().unwrap().push(seen.clone());
     let b = &state.behaviour;
     let gen = b.token_generation.load(Ordering::SeqCst);
 
@@ -519,19 +669,19 @@ fn serve(state: &FrontState, listener: &'static str, mut conn: TcpStream) -> std
     } else {
         0
     };
-    forward(state, method, path, &raw_headers, &mut conn, cut)
+    forward(state, &seen, &raw_headers, &mut conn, cut)
 }
 
 /// Relays the request to the registry (without the client's Authorization: the registry
 /// behind a Bearer front is anonymous) and its answer back, cut after `cut` body bytes.
 fn forward(
     state: &FrontState,
-    method: &str,
-    path: &str,
+    seen: &Seen,
     headers: &[(String, String)],
     conn: &mut TcpStream,
     cut: u64,
 ) -> std::io::Result<()> {
+    let (method, path) = (seen.method.as_str(), seen.path.as_str());
     let mut up = TcpStream::connect(&state.upstream)?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
@@ -552,17 +702,33 @@ fn forward(
         return Ok(());
     };
     let head = String::from_utf8_lossy(&answer[..split]).to_string();
-    let body = &answer[split + 4..];
-    let mut out = String::new();
-    for (i, l) in head.split("\r\n").enumerate() {
-        if i > 0 && l.to_ascii_lowercase().starts_with("connection:") {
-            continue;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut reply = Answer {
+        status: status_line
+            .split_once(' ')
+            .map(|(_, s)| s.to_string())
+            .unwrap_or_default(),
+        headers: lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("connection"))
+            .collect(),
+        body: answer[split + 4..].to_vec(),
+    };
+    if let Some(rewrite) = &*state.behaviour.rewrite.lock().unwrap() {
+        rewrite(seen, &mut reply);
+        if reply.header("transfer-encoding").is_none() {
+            reply.set_header("Content-Length", Some(reply.body.len().to_string()));
         }
-        out.push_str(l);
-        out.push_str("\r\n");
+    }
+    let mut out = format!("HTTP/1.1 {}\r\n", reply.status);
+    for (k, v) in &reply.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str("Connection: close\r\n\r\n");
     conn.write_all(out.as_bytes())?;
+    let body = &reply.body;
     if cut > 0 && (cut as usize) < body.len() {
         conn.write_all(&body[..cut as usize])?;
         conn.flush()?;

@@ -1,8 +1,13 @@
 //! Where registry credentials come from: `--creds user[:pass]`, then an auth file
 //! (`--authfile`, else `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`
-//! then `~/.docker/config.json`), in the containers-auth.json / docker config format.
+//! then `~/.docker/config.json`), in the containers-auth.json / docker config format, whose
+//! `credHelpers` (per registry) and `credsStore` (for all) name a credential helper:
+//! `docker-credential-NAME get` reads the registry on stdin and answers
+//! `{"ServerURL":..,"Username":..,"Secret":..}`, as docker and containers/image call it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine;
 
@@ -136,33 +141,117 @@ fn lookup_in(
     };
     let doc: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format_err(e.to_string()))?;
-    let Some(auths) = doc.get("auths") else {
-        return Ok(None);
-    };
-    let auths = auths
-        .as_object()
-        .ok_or_else(|| format_err("\"auths\" is not an object".to_string()))?;
-    // Most specific first: host/a/b/c, host/a/b, host/a, host.
     let host = canonical_host(registry);
-    let mut wanted = vec![host.clone()];
-    let mut prefix = host;
-    for part in repository.split('/').filter(|p| !p.is_empty()) {
-        prefix = format!("{prefix}/{part}");
-        wanted.push(prefix.clone());
-    }
-    for want in wanted.iter().rev() {
-        for (key, entry) in auths {
-            if normalize_key(key) != *want {
+    // A helper named for this registry is the only source this file has for it.
+    if let Some(helpers) = doc.get("credHelpers") {
+        let helpers = helpers
+            .as_object()
+            .ok_or_else(|| format_err("\"credHelpers\" is not an object".to_string()))?;
+        for (key, helper) in helpers {
+            if normalize_key(key) != host {
                 continue;
             }
-            if let Some(creds) = entry_credentials(entry)
-                .map_err(|reason| format_err(format!("entry {key:?}: {reason}")))?
-            {
-                return Ok(Some(creds));
+            let helper = helper
+                .as_str()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| format_err(format!("credHelpers entry {key:?} is not a name")))?;
+            return run_helper(path, helper, &host);
+        }
+    }
+    if let Some(auths) = doc.get("auths") {
+        let auths = auths
+            .as_object()
+            .ok_or_else(|| format_err("\"auths\" is not an object".to_string()))?;
+        // Most specific first: host/a/b/c, host/a/b, host/a, host.
+        let mut wanted = vec![host.clone()];
+        let mut prefix = host.clone();
+        for part in repository.split('/').filter(|p| !p.is_empty()) {
+            prefix = format!("{prefix}/{part}");
+            wanted.push(prefix.clone());
+        }
+        for want in wanted.iter().rev() {
+            for (key, entry) in auths {
+                if normalize_key(key) != *want {
+                    continue;
+                }
+                if let Some(creds) = entry_credentials(entry)
+                    .map_err(|reason| format_err(format!("entry {key:?}: {reason}")))?
+                {
+                    return Ok(Some(creds));
+                }
             }
         }
     }
-    Ok(None)
+    // docker keeps only empty placeholders in "auths" when a store holds the credentials.
+    match doc.get("credsStore") {
+        None => Ok(None),
+        Some(serde_json::Value::String(store)) if store.is_empty() => Ok(None),
+        Some(serde_json::Value::String(store)) => run_helper(path, store, &host),
+        Some(_) => Err(format_err("\"credsStore\" is not a name".to_string())),
+    }
+}
+
+/// What a credential helper's `get` prints.
+#[derive(serde::Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// `docker-credential-HELPER get` with `server` on stdin (found on `$PATH`). None when the
+/// helper has nothing for the server.
+fn run_helper(path: &Path, helper: &str, server: &str) -> Result<Option<Credentials>> {
+    let program = format!("docker-credential-{helper}");
+    let err = |reason: String| RegistryError::CredentialHelper {
+        helper: program.clone(),
+        path: path.to_path_buf(),
+        server: server.to_string(),
+        reason,
+    };
+    if helper.contains('/') {
+        return Err(err("a helper is a name, not a path".to_string()));
+    }
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| err(format!("cannot run it: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its stdin is judged by its answer.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| err(format!("waiting for it: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = format!("{} {}", stdout.trim(), stderr.trim());
+        // The helpers' protocol says so on stdout for an unknown server.
+        if said.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(err(format!("{}: {}", out.status, said.trim())));
+    }
+    let reply: HelperReply = serde_json::from_str(stdout.trim())
+        .map_err(|e| err(format!("its answer is not the helper JSON: {e}")))?;
+    if reply.username == "<token>" {
+        // An identity token is exchanged at the token server with an OAuth2 refresh grant,
+        // which this client does not do: go on anonymously rather than send it as a password.
+        tracing::warn!(helper = %program, server, "identity tokens are not supported; pulling anonymously");
+        return Ok(None);
+    }
+    if reply.username.is_empty() && reply.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: reply.username,
+        password: reply.secret,
+    }))
 }
 
 fn entry_credentials(
@@ -268,6 +357,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("base64") && err.contains("\"h\""), "{err}");
+    }
+
+    /// A helper named for the registry is asked (here: one that is not installed, so the
+    /// error shows it was chosen); `auths` wins over `credsStore`; other registries' helpers
+    /// are not run.
+    #[test]
+    fn credential_helpers_chosen_by_registry() {
+        let p = Path::new("/x/config.json");
+        let text = format!(
+            r#"{{"auths": {{"quay.io": {{"auth": "{}"}}, "ghcr.io": {{}}}},
+                "credHelpers": {{"registry.example:5000": "brig-absent-1", "docker.io": "brig-absent-2"}},
+                "credsStore": "brig-absent-3"}}"#,
+            b64("q:1")
+        );
+        let err = lookup_in(p, &text, "registry.example:5000", "a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("docker-credential-brig-absent-1")
+                && err.contains("registry.example:5000")
+                && err.contains("/x/config.json")
+                && err.contains("cannot run it"),
+            "{err}"
+        );
+        let err = lookup_in(p, &text, "index.docker.io", "library/busybox")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("docker-credential-brig-absent-2 "), "{err}");
+        assert_eq!(
+            lookup_in(p, &text, "quay.io", "a")
+                .unwrap()
+                .unwrap()
+                .username,
+            "q"
+        );
+        let err = lookup_in(p, &text, "ghcr.io", "a").unwrap_err().to_string();
+        assert!(err.contains("docker-credential-brig-absent-3"), "{err}");
+        let err = lookup_in(p, r#"{"credsStore": "../evil"}"#, "h", "r")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a path"), "{err}");
+        let err = lookup_in(p, r#"{"credHelpers": []}"#, "h", "r")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("credHelpers"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub enum RegistryError {
     #[error("parsing credentials file {}: {reason}", path.display())]
     AuthFileFormat { path: PathBuf, reason: String },
 
+    #[error("credential helper {helper} (from {}) for {server}: {reason}", path.display())]
+    CredentialHelper {
+        helper: String,
+        path: PathBuf,
+        server: String,
+        reason: String,
+    },
+
     #[error("loading CA certificates from {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
 
@@ -54,6 +62,16 @@ pub enum RegistryError {
         target: Box<Target>,
         what: &'static str,
         url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+
+    #[error("{target}: {what}: cannot reach {host}: {reason}")]
+    Unreachable {
+        target: Box<Target>,
+        what: &'static str,
+        host: String,
+        reason: &'static str,
         #[source]
         source: Box<ureq::Error>,
     },

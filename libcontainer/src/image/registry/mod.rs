@@ -12,6 +12,7 @@ mod auth;
 mod blob;
 pub mod credentials;
 pub mod error;
+mod retry;
 mod transport;
 
 use std::io::Read;
@@ -29,6 +30,7 @@ pub use error::{RegistryError, Result, Target};
 pub use transport::{is_loopback, plain_http_allowed};
 
 use auth::{Scheme, TokenCache};
+use retry::Failure;
 use transport::{origin, Origin};
 
 pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -48,6 +50,9 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 /// The largest manifest or index accepted by default (the distribution spec suggests 4 MiB).
 pub const MANIFEST_LIMIT: u64 = 4 << 20;
 
+/// How long a request waits in all for the retries a registry asks for with `Retry-After`.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
 /// Docker Hub's names; its API lives at `registry-1.docker.io`.
 const DOCKER_HUB_NAMES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -66,8 +71,12 @@ pub struct RegistryOptions {
     pub certs_dirs: Vec<PathBuf>,
     /// Retries after a 5xx answer or a dropped connection (blob reads resume with `Range`).
     pub retries: u32,
-    /// The first retry's delay, doubled at each retry (at most 8 s).
+    /// The first retry's delay, doubled at each retry (at most 8 s), when the registry does
+    /// not say how long to wait.
     pub backoff: Duration,
+    /// The most a request waits in all for its retries; a `Retry-After` that asks for more
+    /// fails at once.
+    pub max_retry_wait: Duration,
     /// Manifests larger than this are refused.
     pub manifest_limit: u64,
 }
@@ -85,6 +94,7 @@ impl Default for RegistryOptions {
             ],
             retries: 4,
             backoff: Duration::from_millis(250),
+            max_retry_wait: MAX_RETRY_WAIT,
             manifest_limit: MANIFEST_LIMIT,
         }
     }
@@ -362,7 +372,7 @@ impl Registry {
                     })
                 }
                 Err(ureq::Error::BodyExceedsLimit(_)) => return Err(too_large()),
-                Err(e) if transport_retryable(&e) && attempt < self.inner.opts.retries => {
+                Err(e) if Failure::of(&e).retryable() && attempt < self.inner.opts.retries => {
                     attempt += 1;
                     self.sleep_backoff(attempt);
                 }
@@ -385,14 +395,19 @@ impl Registry {
         BlobReader::open(self.clone(), digest, offset)
     }
 
-    fn sleep_backoff(&self, attempt: u32) {
+    fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.saturating_sub(1).min(6);
         let delay = self.inner.opts.backoff.saturating_mul(factor);
-        std::thread::sleep(delay.min(Duration::from_secs(8)));
+        delay.min(Duration::from_secs(8))
     }
 
-    /// One GET with everything around it: retries with backoff on 5xx and on connection
-    /// failures, redirects followed by hand, authentication learned from a 401 and tried
+    fn sleep_backoff(&self, attempt: u32) {
+        std::thread::sleep(self.backoff(attempt));
+    }
+
+    /// One GET with everything around it: retries on 429 and 5xx after the `Retry-After` the
+    /// registry asks for (at most `max_retry_wait` in all) or with backoff, and on dropped
+    /// connections and timeouts (not on names that do not resolve or refused connections), redirects followed by hand, authentication learned from a 401 and tried
     /// again once (a cached token is dropped and fetched anew). Returns the last answer,
     /// whatever its status, and the URL that gave it.
     fn send(
@@ -406,6 +421,7 @@ impl Registry {
         let mut attempt = 0;
         let mut redirects = 0;
         let mut auth_retried = false;
+        let mut waited = Duration::ZERO;
         let registry_origin = self.url(target, "/").ok().as_ref().and_then(origin);
         loop {
             if !plain_http_allowed(&url, self.inner.opts.plain_http) {
@@ -434,26 +450,56 @@ impl Registry {
             }
             let resp = match req.call() {
                 Ok(resp) => resp,
-                Err(e) if transport_retryable(&e) && attempt < self.inner.opts.retries => {
-                    tracing::debug!(%url, error = %e, attempt, "retrying");
-                    attempt += 1;
-                    self.sleep_backoff(attempt);
-                    continue;
-                }
                 Err(e) => {
+                    let failure = Failure::of(&e);
+                    if failure.retryable() && attempt < self.inner.opts.retries {
+                        tracing::debug!(%url, error = %e, attempt, "retrying");
+                        attempt += 1;
+                        let delay = self.backoff(attempt);
+                        waited += delay;
+                        std::thread::sleep(delay);
+                        continue;
+                    }
+                    // Not retried: a name that does not resolve or a port nobody listens on
+                    // will not change in a few seconds.
+                    if let Some(reason) = failure.unreachable_reason() {
+                        return Err(RegistryError::Unreachable {
+                            target: target.clone().into(),
+                            what,
+                            host: url.authority().map(|a| a.to_string()).unwrap_or_default(),
+                            reason,
+                            source: Box::new(e),
+                        });
+                    }
                     return Err(RegistryError::Transport {
                         target: target.clone().into(),
                         what,
                         url: url.to_string(),
                         source: Box::new(e),
-                    })
+                    });
                 }
             };
             let status = resp.status().as_u16();
-            if matches!(status, 500 | 502 | 503 | 504) && attempt < self.inner.opts.retries {
-                tracing::debug!(%url, status, attempt, "retrying");
+            if matches!(status, 429 | 500 | 502 | 503 | 504) && attempt < self.inner.opts.retries {
+                let asked = header(&resp, "retry-after")
+                    .and_then(|v| retry::retry_after(&v, std::time::SystemTime::now()));
+                let delay = asked.unwrap_or_else(|| self.backoff(attempt + 1));
+                let budget = self.inner.opts.max_retry_wait;
+                if asked.is_some() && waited + delay > budget {
+                    let mut err = self.api_error(target, resp);
+                    if let RegistryError::Api { message, .. } = &mut err {
+                        message.push_str(&format!(
+                            " (the registry asks to retry after {} s, more than the {} s brig waits)",
+                            delay.as_secs_f64().ceil(),
+                            budget.saturating_sub(waited).as_secs()
+                        ));
+                    }
+                    return Err(err);
+                }
+                tracing::debug!(%url, status, attempt, ?delay, "retrying");
                 attempt += 1;
-                self.sleep_backoff(attempt);
+                waited += delay;
+                std::thread::sleep(delay);
                 continue;
             }
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
@@ -639,17 +685,6 @@ fn basic_header(c: &Credentials) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
-}
-
-/// Connection-level failures worth another try (not TLS or protocol errors).
-fn transport_retryable(e: &ureq::Error) -> bool {
-    match e {
-        ureq::Error::Io(io) => io
-            .get_ref()
-            .is_none_or(|inner| inner.downcast_ref::<rustls::Error>().is_none()),
-        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
-        _ => false,
-    }
 }
 
 /// `{"errors":[{"code":..,"message":..}]}` (oci-spec's ErrorResponse, or any code when the
