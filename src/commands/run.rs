@@ -30,7 +30,8 @@ pub struct Args {
     /// With --image: remove the bundle when the container has exited
     #[arg(long, requires = "image", conflicts_with = "detach")]
     pub rm: bool,
-    /// With --image: the image store (default: /var/lib/brig/images)
+    /// With --image: the image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images
+    /// when not root)
     #[arg(long, requires = "image")]
     pub store: Option<PathBuf>,
     /// Container id

@@ -15,7 +15,8 @@ pub struct Args {
     /// the default
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
-    /// With --image: the image store (default: /var/lib/brig/images)
+    /// With --image: the image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images
+    /// when not root)
     #[arg(long, requires = "image")]
     pub store: Option<std::path::PathBuf>,
 }
