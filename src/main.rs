@@ -48,8 +48,9 @@ pub struct Cli {
     /// Make the container's cgroup a transient systemd unit (linux.cgroupsPath is slice:prefix:name)
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// `spec --rootless` writes a rootless config; otherwise accepted for runc compatibility
-    /// and ignored (brig tells rootless from the caller's ids by itself)
+    /// `spec --rootless` writes a rootless config (and `pull REF BUNDLE`, whose default is the
+    /// caller's: rootless when not root); otherwise accepted for runc compatibility and ignored
+    /// (brig tells rootless from the caller's ids by itself)
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     /// Path to the criu binary for checkpoint and restore (default: criu in PATH)

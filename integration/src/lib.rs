@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod registry;
+pub mod rootless_user;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 

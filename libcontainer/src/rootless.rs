@@ -89,6 +89,12 @@ pub fn subordinate_ranges(text: &str, name: Option<&str>, uid: u32) -> Vec<IdRan
         .collect()
 }
 
+/// The caller's ranges in `file` (/etc/subuid or /etc/subgid), by its name or its uid.
+pub fn caller_ranges(file: &str) -> Vec<IdRange> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    subordinate_ranges(&text, user_name(euid()).as_deref(), euid())
+}
+
 /// How the maps of a new user namespace get written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapWriter {

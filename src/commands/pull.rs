@@ -14,6 +14,7 @@ use libcontainer::image::reference::Reference;
 use libcontainer::image::registry::RegistryOptions;
 use libcontainer::image::registry_source::RegistrySource;
 use libcontainer::image::store::Store;
+use libcontainer::image::unpack;
 use oci_spec::image::Descriptor;
 use oci_spec::runtime::Spec;
 
@@ -72,7 +73,7 @@ impl Args {
     }
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
+pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     let (store, pulled) = pull_image(args)?;
     let mut out = super::stdout();
     writeln!(out, "manifest {}", pulled.manifest.digest())?;
@@ -87,7 +88,15 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
             readonly: None,
             cgroups_path: None,
         };
-        write_bundle(&store, &pulled.manifest, bundle, &options, args.quiet)?;
+        let rootless = rootless_config(cli)?;
+        write_bundle(
+            &store,
+            &pulled.manifest,
+            bundle,
+            &options,
+            args.quiet,
+            rootless,
+        )?;
     }
     Ok(0)
 }
@@ -104,21 +113,64 @@ pub fn find_or_pull(args: &Args) -> Result<(Store, Descriptor)> {
     Ok((store, pulled.manifest))
 }
 
-/// Unpacks the image into `bundle` and writes its config.json from `brig spec`'s default.
+/// Whether `pull REF BUNDLE` writes a rootless config.json: `--rootless` says, else the
+/// caller does (an unprivileged caller could not run the default one).
+pub fn rootless_config(cli: &Cli) -> Result<bool> {
+    match cli.rootless.as_deref() {
+        None => Ok(libcontainer::rootless::unprivileged()),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => bail!("--rootless: {other:?} is not true or false"),
+    }
+}
+
+/// Unpacks the image into `bundle` and writes its config.json from `brig spec`'s default, or
+/// from `brig spec --rootless`'s when `rootless` (see [`fit_rootless_ids`]). The unpack itself
+/// follows the caller: as root, entries get their owners; as anyone else, they stay the
+/// caller's and their owners are recorded (`image::unpack::Ownership`).
 pub fn write_bundle(
     store: &Store,
     manifest: &Descriptor,
     bundle: &Path,
     options: &BundleOptions,
     quiet: bool,
+    rootless: bool,
 ) -> Result<()> {
-    let base: Spec = serde_json::from_value(libcontainer::spec_template::default_spec())
-        .context("the default config")?;
+    let base: Spec = if rootless {
+        serde_json::from_str(&libcontainer::spec_template::rootless_spec_text(
+            libcontainer::spec_template::Rootless {
+                uid: libcontainer::rootless::euid(),
+                gid: libcontainer::rootless::egid(),
+            },
+        ))
+        .context("the default rootless config")?
+    } else {
+        serde_json::from_value(libcontainer::spec_template::default_spec())
+            .context("the default config")?
+    };
+    let existed = bundle.exists();
     let started = Instant::now();
     let stats = bundle::write_bundle(store, manifest, bundle, base, options)
         .with_context(|| format!("write bundle {}", bundle.display()))?;
+    if rootless && !options.rootfs_only {
+        if let Err(e) = fit_rootless_ids(bundle) {
+            // What write_bundle made goes, as on its own failures.
+            if existed {
+                let _ = unpack::remove_tree(&bundle.join("rootfs"));
+                let _ = std::fs::remove_file(bundle.join("config.json"));
+            } else {
+                let _ = unpack::remove_tree(bundle);
+            }
+            return Err(e.context(format!(
+                "write bundle {}: image {}",
+                bundle.display(),
+                manifest.digest()
+            )));
+        }
+    }
     if !quiet {
         let bytes: u64 = stats.iter().map(|s| s.tar_bytes).sum();
+        let recorded: u64 = stats.iter().map(|s| s.owners_recorded).sum();
         let secs = started.elapsed().as_secs_f64();
         let _ = writeln!(
             std::io::stderr(),
@@ -127,7 +179,92 @@ pub fn write_bundle(
             bytes as f64 / 1e6,
             bundle.display(),
         );
+        if recorded > 0 {
+            let _ = writeln!(
+                std::io::stderr(),
+                "rootless: {recorded} entries not owned by root are owned by uid {} (root of a \
+                 rootless container), their owners recorded in user.rootlesscontainers",
+                libcontainer::rootless::euid()
+            );
+        }
     }
+    Ok(())
+}
+
+/// A rootless config maps container root to the caller alone, as runc's does. An image whose
+/// process runs as another uid or gid (its `User`, or groups of it) needs more: the caller's
+/// subordinate ranges then map container ids 1.. (podman's default rootless mapping), and
+/// without ranges large enough the bundle is refused, naming the ids.
+fn fit_rootless_ids(bundle: &Path) -> Result<()> {
+    use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let mut spec: Spec =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+    let Some(user) = spec.process().as_ref().map(|p| p.user().clone()) else {
+        return Ok(());
+    };
+    let max_uid = user.uid();
+    let max_gid = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .copied()
+        .chain([user.gid()])
+        .max()
+        .unwrap_or(0);
+    if max_uid == 0 && max_gid == 0 {
+        return Ok(());
+    }
+    let mapping = |kind: &str, file: &str, own: u32, need: u32| -> Result<Vec<LinuxIdMapping>> {
+        let root = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(own)
+            .size(1u32)
+            .build()?;
+        if need == 0 {
+            return Ok(vec![root]);
+        }
+        let ranges = libcontainer::rootless::caller_ranges(file);
+        let Some(range) = ranges.iter().find(|r| r.count >= u64::from(need)) else {
+            bail!(
+                "the image's process runs as {kind} {need} (its User, or a group of it), \
+                 which a rootless container cannot give: container root is {kind} {own} \
+                 (the caller) alone, and {file} gives {kind} {own} no range of {need} ids or \
+                 more to map container {kind}s from 1 (add one, e.g. usermod --add-sub{kind}s)"
+            )
+        };
+        let size = u32::try_from(range.count.min(u64::from(u32::MAX - 1))).unwrap_or(65536);
+        let start = u32::try_from(range.start).context("subordinate range start")?;
+        Ok(vec![
+            root,
+            LinuxIdMappingBuilder::default()
+                .container_id(1u32)
+                .host_id(start)
+                .size(size)
+                .build()?,
+        ])
+    };
+    let uids = mapping(
+        "uid",
+        "/etc/subuid",
+        libcontainer::rootless::euid(),
+        max_uid,
+    )?;
+    let gids = mapping(
+        "gid",
+        "/etc/subgid",
+        libcontainer::rootless::egid(),
+        max_gid,
+    )?;
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    linux.set_uid_mappings(Some(uids));
+    linux.set_gid_mappings(Some(gids));
+    spec.set_linux(Some(linux));
+    let text = serde_json::to_vec_pretty(&spec).context("serialize config.json")?;
+    libcontainer::atomic_file::write(&path, &text, 0o644)?;
     Ok(())
 }
 

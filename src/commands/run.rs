@@ -30,7 +30,8 @@ pub struct Args {
     /// With --image: remove the bundle when the container has exited
     #[arg(long, requires = "image", conflicts_with = "detach")]
     pub rm: bool,
-    /// With --image: the image store (default: /var/lib/brig/images)
+    /// With --image: the image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images
+    /// when not root)
     #[arg(long, requires = "image")]
     pub store: Option<PathBuf>,
     /// Container id
@@ -53,14 +54,18 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     }
     let (store, manifest) =
         pull::find_or_pull(&pull::Args::for_reference(image, args.store.clone(), false))?;
+    // An unprivileged caller gets runc's rootless config (user namespace with its own ids,
+    // no cgroup limits, no cgroupsPath: only a delegated cgroup could be named) and a rootfs
+    // it owns (image::unpack records the image's owners).
+    let rootless = libcontainer::rootless::unprivileged();
     let options = BundleOptions {
         args: (!args.image_args.is_empty()).then(|| args.image_args.clone()),
         terminal: Some(std::io::stdin().is_terminal()),
         readonly: Some(false),
-        cgroups_path: Some(format!("brig-{}", args.id)),
+        cgroups_path: (!rootless).then(|| format!("brig-{}", args.id)),
         ..BundleOptions::default()
     };
-    pull::write_bundle(&store, &manifest, &bundle, &options, true)?;
+    pull::write_bundle(&store, &manifest, &bundle, &options, true, rootless)?;
     let mut create = args.create.clone();
     create.bundle = bundle.clone();
     let result = create
@@ -79,10 +84,11 @@ pub fn image_bundle(cli: &Cli, id: &str) -> PathBuf {
 }
 
 /// Removes the bundle `run --image` made for `id`, if any. The container is gone by then (or
-/// never ran), so nothing is mounted beneath it.
+/// never ran), so nothing is mounted beneath it. A rootless unpack may have left directories
+/// the caller may not write (an image's 0555 ones): remove_tree opens them up first.
 pub fn remove_image_bundle(cli: &Cli, id: &str) {
     let bundle = image_bundle(cli, id);
-    if let Err(e) = std::fs::remove_dir_all(&bundle) {
+    if let Err(e) = libcontainer::image::unpack::remove_tree(&bundle) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!("remove bundle {}: {e}", bundle.display());
         }

@@ -15,7 +15,8 @@ pub struct Args {
     /// the default
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
-    /// With --image: the image store (default: /var/lib/brig/images)
+    /// With --image: the image store (default: /var/lib/brig/images, $XDG_DATA_HOME/brig/images
+    /// when not root)
     #[arg(long, requires = "image")]
     pub store: Option<std::path::PathBuf>,
 }
@@ -31,10 +32,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         bail!("write {}: the file exists, remove it first", path.display());
     }
     if let Some(image) = &args.image {
-        if rootless {
-            bail!("spec --image: --rootless is not supported with an image yet");
-        }
-        return spec_for_image(image, args);
+        return spec_for_image(image, args, rootless);
     }
     let text = if rootless {
         spec_template::rootless_spec_text(Rootless {
@@ -49,8 +47,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
 }
 
 /// `spec --image`: the image's config.json, converted in a scratch bundle beside the target
-/// (the conversion reads the image's /etc/passwd) and moved into place.
-fn spec_for_image(image: &str, args: &Args) -> Result<u8> {
+/// (the conversion reads the image's /etc/passwd) and moved into place. With `--rootless`, on
+/// `spec --rootless`'s config instead of the default.
+fn spec_for_image(image: &str, args: &Args, rootless: bool) -> Result<u8> {
     use libcontainer::image::bundle::BundleOptions;
     let (store, manifest) = super::pull::find_or_pull(&super::pull::Args::for_reference(
         image,
@@ -64,13 +63,13 @@ fn spec_for_image(image: &str, args: &Args) -> Result<u8> {
         config_only: true,
         ..BundleOptions::default()
     };
-    let written =
-        super::pull::write_bundle(&store, &manifest, &scratch, &options, true).and_then(|()| {
+    let written = super::pull::write_bundle(&store, &manifest, &scratch, &options, true, rootless)
+        .and_then(|()| {
             let path = args.bundle.join("config.json");
             std::fs::rename(scratch.join("config.json"), &path)
                 .with_context(|| format!("write {}", path.display()))
         });
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = libcontainer::image::unpack::remove_tree(&scratch);
     written?;
     Ok(0)
 }

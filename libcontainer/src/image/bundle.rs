@@ -85,10 +85,11 @@ pub fn write_bundle(
     let created = prepare_dir(bundle)?;
     let result = fill(store, manifest, bundle, base, options);
     if result.is_err() {
+        // remove_tree: a rootless unpack can leave directories their owner may not write.
         if created {
-            let _ = fs::remove_dir_all(bundle);
+            let _ = unpack::remove_tree(bundle);
         } else {
-            let _ = fs::remove_dir_all(bundle.join("rootfs"));
+            let _ = unpack::remove_tree(&bundle.join("rootfs"));
             let _ = fs::remove_file(bundle.join("config.json"));
         }
     }
@@ -165,7 +166,7 @@ fn fill(
         source: Box::new(e),
     });
     if let Some(e) = open_error {
-        let _ = fs::remove_dir_all(&rootfs);
+        let _ = unpack::remove_tree(&rootfs);
         return Err(e);
     }
     let stats = stats?;
@@ -174,7 +175,7 @@ fn fill(
     }
     let spec = convert::runtime_config(&config, &rootfs, options.args.clone(), base);
     if options.config_only {
-        fs::remove_dir_all(&rootfs).map_err(|e| Error::io("remove", &rootfs, e))?;
+        unpack::remove_tree(&rootfs).map_err(|e| Error::io("remove", &rootfs, e))?;
     }
     let mut spec = spec.map_err(|e| Error::invalid(what, e.to_string()))?;
     if let (Some(terminal), Some(mut process)) = (options.terminal, spec.process().clone()) {

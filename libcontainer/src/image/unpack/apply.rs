@@ -25,6 +25,7 @@ use nix::unistd::{
     fchown, fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags,
 };
 
+use super::owner::{rootless_xattr, DeferredModes, Ownership, ROOTLESS_XATTR};
 use super::path::{clamp_join, classify, normalize, with_ancestors, Action};
 use super::tar::{Archive, Entry, Kind};
 use super::{LayerStats, UnpackError};
@@ -45,6 +46,11 @@ pub struct Applier<'a> {
     /// The last parent directory resolved: consecutive entries mostly share one.
     cached_parent: Option<(PathBuf, OwnedFd)>,
     buf: Vec<u8>,
+    ownership: Ownership,
+    /// Owners already warned about as unmapped in this user namespace.
+    unmapped_warned: HashSet<(u32, u32)>,
+    /// Rootless: directory modes applied once every layer is in (they outlive the layer).
+    pub deferred: DeferredModes,
     pub stats: LayerStats,
 }
 
@@ -140,13 +146,16 @@ fn mode_of(entry: &Entry) -> Mode {
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(root: BorrowedFd<'a>) -> Self {
+    pub fn new(root: BorrowedFd<'a>, ownership: Ownership, deferred: DeferredModes) -> Self {
         Applier {
             root,
             layer_paths: HashSet::new(),
             dir_times: Vec::new(),
             cached_parent: None,
             buf: vec![0u8; COPY_BUF],
+            ownership,
+            unmapped_warned: HashSet::new(),
+            deferred,
             stats: LayerStats::default(),
         }
     }
@@ -296,13 +305,14 @@ impl<'a> Applier<'a> {
     /// Remove `name` in `dir` unless this layer put it there; of a directory this layer
     /// merged into, remove only the lower layers' children.
     fn remove_lower(
-        &self,
+        &mut self,
         entry: &Entry,
         dir: BorrowedFd<'_>,
         path: &Path,
         name: &OsStr,
     ) -> Result<(), UnpackError> {
         if !self.layer_paths.contains(path) {
+            self.deferred.forget(path, true);
             return remove_all_at(dir, name)
                 .map_err(|e| entry_io(entry, format!("remove {}", path.display()), e));
         }
@@ -334,7 +344,7 @@ impl<'a> Applier<'a> {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY,
         )
         .map_err(|e| entry_io(entry, "open the rootfs", e))?;
-        self.fd_attrs(entry, fd.as_fd())?;
+        self.fd_attrs(entry, fd.as_fd(), Some(Path::new("")))?;
         self.dir_times.push((PathBuf::new(), timespec(entry)));
         self.stats.dirs += 1;
         Ok(())
@@ -351,14 +361,14 @@ impl<'a> Applier<'a> {
             Kind::File => {
                 let file = self.create_file(entry, parent, name)?;
                 self.write_data(entry, &file, archive)?;
-                self.fd_attrs(entry, file.as_fd())?;
+                self.fd_attrs(entry, file.as_fd(), None)?;
                 futimens(&file, &timespec(entry), &timespec(entry))
                     .map_err(|e| entry_io(entry, "set mtime", e))?;
                 self.stats.files += 1;
             }
             Kind::Dir => {
                 let dir = self.create_dir(entry, parent, name)?;
-                self.fd_attrs(entry, dir.as_fd())?;
+                self.fd_attrs(entry, dir.as_fd(), Some(path))?;
                 self.dir_times.push((path.to_path_buf(), timespec(entry)));
                 self.stats.dirs += 1;
             }
@@ -391,8 +401,8 @@ impl<'a> Applier<'a> {
                         if source.raw_os_error() == Some(libc::EPERM) =>
                     {
                         tracing::warn!(
-                            entry = %entry.display_name(),
-                            "skipping device node: not permitted here"
+                            "tar entry {:?}: device node skipped: not permitted here",
+                            entry.display_name()
                         );
                         self.stats.skipped += 1;
                         return Ok(());
@@ -422,8 +432,9 @@ impl<'a> Applier<'a> {
         }
         remove_all_at(dir, name).map_err(|e| entry_io(entry, "remove the existing file", e))?;
         let result = make(dir).map_err(|e| entry_io(entry, "create", e));
-        // The removed name may have been a directory we cached.
+        // The removed name may have been a directory we cached, or one whose mode waits.
         self.forget_parents();
+        self.deferred.forget(&parent.join(name), true);
         result
     }
 
@@ -544,23 +555,83 @@ impl<'a> Applier<'a> {
     }
 
     /// Owner, then mode (chown clears setuid/setgid), then xattrs (chown clears
-    /// security.capability), on an open file or directory.
-    fn fd_attrs(&self, entry: &Entry, fd: BorrowedFd<'_>) -> Result<(), UnpackError> {
-        fchown(
-            fd,
-            Some(Uid::from_raw(entry.uid)),
-            Some(Gid::from_raw(entry.gid)),
-        )
-        .map_err(|e| entry_io(entry, format!("chown to {}:{}", entry.uid, entry.gid), e))?;
-        fchmod(fd, mode_of(entry)).map_err(|e| entry_io(entry, "chmod", e))?;
+    /// security.capability), on an open file or directory (`dir`: its path, for a directory).
+    fn fd_attrs(
+        &mut self,
+        entry: &Entry,
+        fd: BorrowedFd<'_>,
+        dir: Option<&Path>,
+    ) -> Result<(), UnpackError> {
+        let record = match self.ownership {
+            Ownership::Rootless => true,
+            Ownership::Chown => match fchown(
+                fd,
+                Some(Uid::from_raw(entry.uid)),
+                Some(Gid::from_raw(entry.gid)),
+            ) {
+                Ok(()) => false,
+                Err(Errno::EINVAL) => {
+                    self.warn_unmapped(entry);
+                    true
+                }
+                Err(e) => {
+                    return Err(entry_io(
+                        entry,
+                        format!("chown to {}:{}", entry.uid, entry.gid),
+                        e,
+                    ))
+                }
+            },
+        };
+        let mut mode = entry.mode & 0o7777;
+        if let (Ownership::Rootless, Some(path)) = (self.ownership, dir) {
+            // The caller is no root: a directory it may not write or search would stop the
+            // entries below it (this layer's and the next ones').
+            if mode & 0o700 != 0o700 {
+                self.deferred.push(path, mode);
+                mode |= 0o700;
+            }
+        }
+        fchmod(fd, Mode::from_bits_truncate(mode)).map_err(|e| entry_io(entry, "chmod", e))?;
         for (key, value) in &entry.xattrs {
+            if record && key.as_slice() == ROOTLESS_XATTR {
+                tracing::warn!(
+                    "tar entry {:?}: the layer's own user.rootlesscontainers attribute \
+                     ignored: the owner recorded is the tar header's",
+                    entry.display_name()
+                );
+                continue;
+            }
             let cname = xattr_name(entry, key)?;
             Self::xattr_result(entry, key, xattr::fsetxattr(fd, &cname, value))?;
+        }
+        if record {
+            if let Some(value) = rootless_xattr(entry.uid, entry.gid) {
+                let cname = xattr_name(entry, ROOTLESS_XATTR)?;
+                Self::xattr_result(entry, ROOTLESS_XATTR, xattr::fsetxattr(fd, &cname, &value))?;
+                self.stats.owners_recorded += 1;
+            }
         }
         Ok(())
     }
 
+    /// Root of a user namespace whose maps lack the entry's uid or gid: the entry stays owned
+    /// by the namespace's root and its owner is recorded (one warning per owner).
+    fn warn_unmapped(&mut self, entry: &Entry) {
+        if self.unmapped_warned.insert((entry.uid, entry.gid)) {
+            tracing::warn!(
+                "tar entry {:?}: owner {}:{} is not mapped in this user namespace: entries it \
+                 owns are kept as root's and their owner recorded in user.rootlesscontainers",
+                entry.display_name(),
+                entry.uid,
+                entry.gid
+            );
+        }
+    }
+
     /// Attributes of a symlink, device or fifo, by name in its parent: never followed.
+    /// Rootless, their owner is the caller's and goes unrecorded (the kernel allows `user.*`
+    /// attributes on regular files and directories only).
     fn path_attrs(
         &mut self,
         entry: &Entry,
@@ -568,15 +639,27 @@ impl<'a> Applier<'a> {
         name: &OsStr,
         chmod: bool,
     ) -> Result<(), UnpackError> {
+        if self.ownership == Ownership::Chown {
+            let dir = self.parent(entry, parent)?;
+            match fchownat(
+                dir,
+                name,
+                Some(Uid::from_raw(entry.uid)),
+                Some(Gid::from_raw(entry.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(()) => {}
+                Err(Errno::EINVAL) => self.warn_unmapped(entry),
+                Err(e) => {
+                    return Err(entry_io(
+                        entry,
+                        format!("chown to {}:{}", entry.uid, entry.gid),
+                        e,
+                    ))
+                }
+            }
+        }
         let dir = self.parent(entry, parent)?;
-        fchownat(
-            dir,
-            name,
-            Some(Uid::from_raw(entry.uid)),
-            Some(Gid::from_raw(entry.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| entry_io(entry, format!("chown to {}:{}", entry.uid, entry.gid), e))?;
         if chmod {
             // A device or fifo we just made in a directory we hold: the name is not a
             // symlink (fchmodat has no working AT_SYMLINK_NOFOLLOW).
@@ -605,15 +688,26 @@ impl<'a> Applier<'a> {
         .map_err(|e| entry_io(entry, "set mtime", e))
     }
 
-    /// A filesystem without xattrs (or a user namespace without `trusted.*`) only warns.
+    /// A filesystem without xattrs, or one the caller may not set (`trusted.*` and
+    /// `security.capability` need privileges an unprivileged user or a user namespace lacks),
+    /// only warns.
     fn xattr_result(entry: &Entry, key: &[u8], r: nix::Result<()>) -> Result<(), UnpackError> {
         match r {
             Ok(()) => Ok(()),
-            Err(Errno::ENOTSUP) | Err(Errno::EPERM) => {
+            Err(Errno::ENOTSUP) => {
                 tracing::warn!(
-                    entry = %entry.display_name(),
-                    xattr = %String::from_utf8_lossy(key),
-                    "extended attribute not supported here, skipped"
+                    "tar entry {:?}: extended attribute {} not supported by this filesystem, \
+                     skipped",
+                    entry.display_name(),
+                    String::from_utf8_lossy(key)
+                );
+                Ok(())
+            }
+            Err(Errno::EPERM) => {
+                tracing::warn!(
+                    "tar entry {:?}: extended attribute {} not permitted to this user, skipped",
+                    entry.display_name(),
+                    String::from_utf8_lossy(key)
                 );
                 Ok(())
             }
@@ -647,6 +741,31 @@ impl<'a> Applier<'a> {
         }
         Ok(())
     }
+}
+
+/// Rootless: the directory modes held back while the layers went in, deepest first.
+pub fn apply_deferred_modes(
+    root: BorrowedFd<'_>,
+    deferred: &mut DeferredModes,
+) -> Result<(), UnpackError> {
+    for (path, mode) in deferred.take_deepest_first() {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        match open_beneath(root, &path, flags) {
+            Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(|e| UnpackError::Io {
+                what: format!("chmod {} to {mode:o}", in_root(&path).display()),
+                source: e.into(),
+            })?,
+            // Replaced by something else since.
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => {}
+            Err(e) => {
+                return Err(UnpackError::Io {
+                    what: format!("open {} to set its mode", in_root(&path).display()),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 fn xattr_name(entry: &Entry, key: &[u8]) -> Result<CString, UnpackError> {
@@ -694,7 +813,7 @@ mod tests {
         }
         let root =
             nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
-        let mut a = Applier::new(root.as_fd());
+        let mut a = Applier::new(root.as_fd(), Ownership::Chown, DeferredModes::default());
         for p in ["o/mine", "o/merged/mine"] {
             for q in with_ancestors(Path::new(p)) {
                 a.layer_paths.insert(q.to_path_buf());
@@ -712,6 +831,70 @@ mod tests {
         assert!(!dir.join("w").exists());
         a.whiteout(&marker(".wh.nothing"), Path::new("nothing/here"))
             .unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+        let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let n = CString::new(name).unwrap();
+        let mut buf = vec![0u8; 256];
+        match xattr::lgetxattr(&p, &n, &mut buf) {
+            Ok(len) => Some(buf[..len].to_vec()),
+            Err(Errno::ENODATA) => None,
+            Err(e) => panic!("lgetxattr {}: {e}", path.display()),
+        }
+    }
+
+    /// Rootless: no chown (the files stay the caller's), the header's owner recorded, and a
+    /// directory's mode that would lock its owner out held back until the end; a whiteout of
+    /// the directory drops what was held back for it.
+    #[test]
+    fn rootless_records_owners_and_holds_back_dir_modes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("brig-unpack-rl-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let root =
+            nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let mut a = Applier::new(root.as_fd(), Ownership::Rootless, DeferredModes::default());
+        let mut archive = Archive::new(&[][..]);
+        let mut locked = marker("locked");
+        (locked.kind, locked.mode, locked.uid, locked.gid) = (Kind::Dir, 0o555, 1000, 1000);
+        a.put(&locked, Path::new("locked"), &mut archive).unwrap();
+        let mut f = marker("locked/f");
+        (f.mode, f.uid) = (0o4755, 1000);
+        a.put(&f, Path::new("locked/f"), &mut archive).unwrap();
+        let mut gone = marker("gone");
+        (gone.kind, gone.mode) = (Kind::Dir, 0o500);
+        a.put(&gone, Path::new("gone"), &mut archive).unwrap();
+        a.finish().unwrap();
+        let meta = fs::metadata(dir.join("locked")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o755, "held back while layers go in");
+        let fmeta = fs::metadata(dir.join("locked/f")).unwrap();
+        assert_eq!(fmeta.mode() & 0o7777, 0o4755);
+        assert_eq!(
+            (fmeta.uid(), fmeta.gid()),
+            (0, 0),
+            "chowned although rootless"
+        );
+        assert_eq!(
+            lgetxattr(&dir.join("locked/f"), "user.rootlesscontainers"),
+            rootless_xattr(1000, 0)
+        );
+        assert_eq!(
+            lgetxattr(&dir.join("locked"), "user.rootlesscontainers"),
+            rootless_xattr(1000, 1000)
+        );
+        // A later layer: the held-back modes carry over; a whiteout drops one.
+        let deferred = std::mem::take(&mut a.deferred);
+        let mut b = Applier::new(root.as_fd(), Ownership::Rootless, deferred);
+        b.whiteout(&marker(".wh.gone"), Path::new("gone")).unwrap();
+        b.finish().unwrap();
+        let mut deferred = std::mem::take(&mut b.deferred);
+        apply_deferred_modes(root.as_fd(), &mut deferred).unwrap();
+        let meta = fs::metadata(dir.join("locked")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o555);
+        assert!(!dir.join("gone").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

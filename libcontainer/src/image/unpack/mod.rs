@@ -8,18 +8,22 @@
 
 mod apply;
 mod decompress;
+mod owner;
 mod path;
 mod tar;
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
 pub use decompress::Compression;
+use owner::DeferredModes;
+pub use owner::{rootless_xattr, Ownership, ROOTLESS_XATTR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -77,6 +81,9 @@ pub struct LayerStats {
     pub whiteouts: u64,
     /// Device nodes not permitted here (an unprivileged user namespace), skipped with a warning.
     pub skipped: u64,
+    /// Entries whose header owner could not be given and was recorded in
+    /// `user.rootlesscontainers` instead (a rootless unpack; see [`Ownership`]).
+    pub owners_recorded: u64,
     /// Apparent size of the regular files written.
     pub bytes_written: u64,
 }
@@ -89,18 +96,32 @@ pub struct Layer<R> {
     pub diff_id: String,
 }
 
-/// Apply one layer to `rootfs` (an existing directory). The digest is checked at the end of
-/// the stream, so on `DiffIdMismatch` (or any error) the rootfs holds a partly applied layer:
-/// callers that must not keep it use `unpack`, which throws the whole tree away.
+/// Apply one layer to `rootfs` (an existing directory), owned as [`Ownership::for_caller`]
+/// says. The digest is checked at the end of the stream, so on `DiffIdMismatch` (or any error)
+/// the rootfs holds a partly applied layer: callers that must not keep it use `unpack`, which
+/// throws the whole tree away.
 pub fn apply_layer(
     rootfs: &Path,
     reader: impl Read + Send,
     media_type: &str,
     diff_id: &str,
 ) -> Result<LayerStats, UnpackError> {
-    let compression = decompress::compression(media_type)?;
-    let expected = decompress::parse_digest(diff_id)?;
-    let root = open(
+    let root = open_root(rootfs)?;
+    let mut deferred = DeferredModes::default();
+    let stats = apply_one(
+        root.as_fd(),
+        reader,
+        media_type,
+        diff_id,
+        Ownership::for_caller(),
+        &mut deferred,
+    )?;
+    apply::apply_deferred_modes(root.as_fd(), &mut deferred)?;
+    Ok(stats)
+}
+
+fn open_root(rootfs: &Path) -> Result<OwnedFd, UnpackError> {
+    open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -108,13 +129,26 @@ pub fn apply_layer(
     .map_err(|e| UnpackError::Io {
         what: format!("open rootfs {}", rootfs.display()),
         source: e.into(),
-    })?;
+    })
+}
 
-    let mut applier = apply::Applier::new(root.as_fd());
-    let ((), actual, tar_bytes) =
-        decompress::read_ahead(reader, compression, expected.algorithm, |plain| {
-            applier.apply_all(&mut tar::Archive::new(plain))
-        })?;
+/// One layer; directory modes a rootless unpack holds back are added to `deferred`.
+fn apply_one(
+    root: BorrowedFd<'_>,
+    reader: impl Read + Send,
+    media_type: &str,
+    diff_id: &str,
+    ownership: Ownership,
+    deferred: &mut DeferredModes,
+) -> Result<LayerStats, UnpackError> {
+    let compression = decompress::compression(media_type)?;
+    let expected = decompress::parse_digest(diff_id)?;
+    let mut applier = apply::Applier::new(root, ownership, std::mem::take(deferred));
+    let result = decompress::read_ahead(reader, compression, expected.algorithm, |plain| {
+        applier.apply_all(&mut tar::Archive::new(plain))
+    });
+    *deferred = std::mem::take(&mut applier.deferred);
+    let ((), actual, tar_bytes) = result?;
     let wanted = format!("{}:{}", expected.algorithm, expected.hex);
     if actual != wanted {
         return Err(UnpackError::DiffIdMismatch {
@@ -128,12 +162,26 @@ pub fn apply_layer(
     Ok(stats)
 }
 
+/// Build `rootfs` from `layers`, bottom first, owned as [`Ownership::for_caller`] says (see
+/// [`unpack_with`]).
+pub fn unpack<R, I>(rootfs: &Path, layers: I) -> Result<Vec<LayerStats>, UnpackError>
+where
+    R: Read + Send,
+    I: IntoIterator<Item = Layer<R>>,
+{
+    unpack_with(rootfs, layers, Ownership::for_caller())
+}
+
 /// Build `rootfs` from `layers`, bottom first. `rootfs` must not exist (or be an empty
 /// directory); its parent must. The layers go into a temporary directory beside it, renamed
 /// into place at the end; on any error the temporary directory is removed and `rootfs` is
 /// left as it was. Layers are read one after the other, so an iterator that opens (or starts
 /// downloading) each lazily overlaps the next download with this application.
-pub fn unpack<R, I>(rootfs: &Path, layers: I) -> Result<Vec<LayerStats>, UnpackError>
+pub fn unpack_with<R, I>(
+    rootfs: &Path,
+    layers: I,
+    ownership: Ownership,
+) -> Result<Vec<LayerStats>, UnpackError>
 where
     R: Read + Send,
     I: IntoIterator<Item = Layer<R>>,
@@ -165,17 +213,27 @@ where
     }
 
     let tmp = TempDir::create(&parent, &base)?;
+    let root = open_root(&tmp.path)?;
+    let mut deferred = DeferredModes::default();
     let mut all = Vec::new();
     for (index, layer) in layers.into_iter().enumerate() {
-        let stats = apply_layer(&tmp.path, layer.reader, &layer.media_type, &layer.diff_id)
-            .map_err(|e| UnpackError::Layer {
-                index,
-                diff_id: layer.diff_id.clone(),
-                source: Box::new(e),
-            })?;
+        let stats = apply_one(
+            root.as_fd(),
+            layer.reader,
+            &layer.media_type,
+            &layer.diff_id,
+            ownership,
+            &mut deferred,
+        )
+        .map_err(|e| UnpackError::Layer {
+            index,
+            diff_id: layer.diff_id.clone(),
+            source: Box::new(e),
+        })?;
         tracing::debug!(index, diff_id = %stats.diff_id, entries = stats.entries, "layer applied");
         all.push(stats);
     }
+    apply::apply_deferred_modes(root.as_fd(), &mut deferred)?;
     fs::rename(&tmp.path, rootfs).map_err(io_err(format!(
         "rename {} to {}",
         tmp.path.display(),
@@ -183,6 +241,53 @@ where
     )))?;
     tmp.keep();
     Ok(all)
+}
+
+/// Removes `path` and everything beneath it, never following a symlink. A rootfs a rootless
+/// unpack wrote can hold directories whose mode keeps their owner out (an image's 0555
+/// `/usr/bin`): those are made u+rwx first, which the owner may always do.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            unlock_dirs(path)?;
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+/// Gives the owner rwx on every directory at or beneath `path`. Each directory is opened
+/// with `O_NOFOLLOW` and changed through its own fd, so a name swapped for a symlink (by a
+/// container that ran on this tree) changes nothing outside it.
+fn unlock_dirs(path: &Path) -> io::Result<()> {
+    let fd = match open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // Not a directory, a symlink, or gone: nothing to unlock.
+        Err(nix::errno::Errno::ENOTDIR)
+        | Err(nix::errno::Errno::ELOOP)
+        | Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & 0o700 != 0o700 {
+        // An O_PATH fd cannot be fchmod'ed; its /proc magic link names the directory itself.
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        fs::set_permissions(
+            &proc,
+            fs::Permissions::from_mode((st.st_mode & 0o7777) | 0o700),
+        )?;
+    }
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            unlock_dirs(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The rootfs being built; removed on drop unless kept.
@@ -221,8 +326,8 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         if !self.keep {
-            // remove_dir_all does not follow symlinks (the layer may have planted some).
-            if let Err(e) = fs::remove_dir_all(&self.path) {
+            // remove_tree does not follow symlinks (the layer may have planted some).
+            if let Err(e) = remove_tree(&self.path) {
                 tracing::warn!(path = %self.path.display(), "remove unpack directory: {e}");
             }
         }
