@@ -23,9 +23,14 @@
 # own process (GNU time's %M: ru_maxrss, which covers the re-exec) during `create` and `exec`, and
 # the binary's size.
 #
+# The state roots are on a tmpfs of the bench's own, as /run is where engines deploy
+# (BENCH_STATE=disk: on /tmp's file system instead; BENCH_DISK=1 adds brig with a state root
+# on /tmp's file system as the column `brig-disk`, to show what that costs).
+#
 # Environment: BENCH_RUNS, BENCH_SERIAL, BENCH_PARALLEL, BENCH_BATCH_ROUNDS; BRIG (default
 # target/release/brig, built by hack/build.sh unless BENCH_NO_BUILD=1); BEFORE=PATH adds
-# another brig as a column (e.g. the base commit's binary, to measure a change).
+# another brig as a column (e.g. the base commit's binary, to measure a change);
+# BENCH_EXTRA="NAME=PATH ..." more of them.
 #
 # All runtimes get the same config with a relative cgroupsPath, so their cgroups land under
 # this script's own cgroup (never at a hierarchy root). crun 1.8 refuses hybrid cgroup hosts,
@@ -64,15 +69,24 @@ work=$(mktemp -d /tmp/brig-bench.XXXXXX)
 names=(brig runc)
 bins=("$brig" "$(command -v runc)")
 if [ -n "${BEFORE:-}" ]; then names+=(before); bins+=("$BEFORE"); fi
+# BENCH_EXTRA="NAME=PATH ...": more brig builds as columns (variants of a change).
+for extra in ${BENCH_EXTRA:-}; do names+=("${extra%%=*}"); bins+=("${extra#*=}"); done
+# BENCH_DISK=1: brig once more as `brig-disk`, its state root on /tmp's file system rather
+# than tmpfs, to show what the state files cost there.
+if [ -n "${BENCH_DISK:-}" ]; then names+=(brig-disk); bins+=("$brig"); fi
 if command -v crun >/dev/null; then names+=(crun); bins+=("$(command -v crun)"); fi
-cleanup() {
+cleanup_containers() {
   for i in "${!names[@]}"; do
-    state=$work/state-${names[$i]}
+    state=$work/state/${names[$i]}
+    [ "${names[$i]}" != brig-disk ] || state=$work/disk/brig-disk
     [ -d "$state" ] || continue
     for id in $(ls "$state" 2>/dev/null); do
       "${bins[$i]}" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
     done
   done
+}
+cleanup() {
+  cleanup_containers
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -108,7 +122,8 @@ err_file = f"{work}/stderr"
 seq = 0
 
 def cmd(n, *args):
-    return [bins[n], "--root", f"{work}/state-{n}", *args]
+    root = f"{work}/disk/{n}" if n == "brig-disk" else f"{work}/state/{n}"
+    return [bins[n], "--root", root, *args]
 
 def spawn(argv):
     err = os.open(err_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -374,9 +389,19 @@ if "$brig" run --help 2>/dev/null | grep -q -- --image; then
   export BENCH_IMAGE_LAYOUT=$work/layout
 fi
 export work mode BENCH_NAMES="${names[*]}" BENCH_BINS="${bins[*]}"
+export cleanup_inner="$(declare -p names bins work); $(declare -f cleanup_containers); cleanup_containers"
+export BENCH_STATE=${BENCH_STATE:-tmpfs}
+# Deployed engines keep the runtime's state on tmpfs (containerd /run/containerd/runc, Docker
+# /run/docker/runtime-runc, podman /run/runc): so does the bench, on a tmpfs of its own in its
+# private mount namespace (BENCH_STATE=disk keeps it in $work, on whatever /tmp is).
 unshare --mount --propagation private bash -c '
   set -euo pipefail
   # Take the v2 half of a hybrid host away from crun 1.8 (see the header).
   if mountpoint -q /sys/fs/cgroup/unified; then umount -l /sys/fs/cgroup/unified; fi
-  exec python3 "$work/driver.py"
+  if [ "$BENCH_STATE" = tmpfs ]; then
+    mkdir -p "$work/state" && mount -t tmpfs -o mode=0700 bench-state "$work/state"
+  fi
+  # The state is private to this namespace: containers are deleted here, on the way out.
+  trap "$cleanup_inner" EXIT
+  python3 "$work/driver.py"
 '

@@ -186,7 +186,25 @@ fn missing_value(err: &clap::Error) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The commands that put processes into a container: they run from a sealed binary.
+const SEALED_COMMANDS: [&str; 3] = ["create", "run", "exec"];
+
+/// Issue 18: re-execute from the sealed binary before the flags are parsed when any argument
+/// names a sealed command, so the first process does no more than that (parsing costs it
+/// page faults and allocations the re-executed one pays again). A false match (a container
+/// named `run`) costs one re-exec; a failure is left to the check after parsing, which
+/// reports it only for the commands that need it.
+fn seal_early() {
+    let sealed = std::env::args_os()
+        .skip(1)
+        .any(|a| SEALED_COMMANDS.iter().any(|c| a == *c));
+    if sealed {
+        let _ = libcontainer::process::cloned_binary::ensure_sealed();
+    }
+}
+
 fn main() -> ExitCode {
+    seal_early();
     let mut cli = match Cli::try_parse_from(single_dash_long_flags(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(err) => {

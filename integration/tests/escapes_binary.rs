@@ -200,3 +200,21 @@ fn exec_cwd_through_an_inherited_host_descriptor_is_refused() {
     let err = fails(&out);
     assert!(err.contains("outside the container's root"), "{err}");
 }
+
+/// Issue 18: `create`, `run` and `exec` re-execute from the sealed binary before their flags
+/// are parsed when any argument names them. A container named like one of them is still only
+/// a name to the other commands, and a bad flag of a sealed command is still clap's error.
+#[test]
+fn command_words_as_arguments_change_nothing() {
+    let mut b = Bundle::new("esc-words");
+    b.set_args(&["sleep", "1000"]);
+    ok(&b.brig(&["create", "exec"]));
+    assert_eq!(b.status("exec").as_deref(), Some("created"));
+    let text = ok(&b.brig(&["exec", "exec", "echo", "run"]));
+    assert_eq!(text.trim(), "run");
+    ok(&b.brig(&["kill", "exec", "KILL"]));
+    ok(&b.brig(&["delete", "--force", "exec"]));
+    assert_eq!(b.state("exec"), None);
+    let err = fails(&b.brig(&["run", "--no-such-flag", "x"]));
+    assert!(err.contains("--no-such-flag"), "{err}");
+}
