@@ -380,6 +380,9 @@ fn reject_unimplemented(spec: &Spec) -> Result<()> {
     if let Some(offsets) = linux.time_offsets() {
         crate::namespaces::validate_time_offsets(offsets, namespaces(spec))?;
     }
+    if let Some(devices) = linux.net_devices() {
+        crate::netdev::validate(devices, namespaces(spec))?;
+    }
     if linux
         .mount_label()
         .as_deref()

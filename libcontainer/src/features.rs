@@ -63,7 +63,7 @@ pub fn features() -> Features {
     let mut mount_extensions = MountExtensions::default();
     mount_extensions.set_idmap(Some(idmap));
     let mut net_devices = NetDevices::default();
-    net_devices.set_enabled(Some(false));
+    net_devices.set_enabled(Some(true));
 
     let mut linux = LinuxFeature::default();
     linux.set_namespaces(Some(

@@ -19,6 +19,7 @@ pub mod intel_rdt;
 pub mod lsm;
 pub mod mountinfo;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rlimits;

@@ -35,6 +35,9 @@ pub fn checkpoint(options: &CheckpointOptions) -> Result<()> {
         .map(parse_page_server)
         .transpose()?;
     check_parent(&common.image_path, options.parent_path.as_deref())?;
+    if common.lazy_pages && !options.pre_dump {
+        check_lazy_pipe_size()?;
+    }
     if let Some(mode) = &common.manage_cgroups_mode {
         criu::cgroups_mode(mode)?;
     }
@@ -144,13 +147,59 @@ pub fn checkpoint(options: &CheckpointOptions) -> Result<()> {
         stdio: false,
     };
     let mut notify = DumpNotify { status_fd };
-    swrk.run(criu::request(kind, opts), &mut notify)?;
+    let dumped = swrk.run(criu::request(kind, opts), &mut notify);
     drop(dir);
-    if !(options.leave_running || options.pre_dump) {
-        // The processes are gone (CRIU killed them after the dump): remove the rest.
-        super::delete(&options.root, &options.id, true)?;
+    if options.leave_running || options.pre_dump {
+        return dumped.map(drop);
     }
-    Ok(())
+    match dumped {
+        // The processes are gone (CRIU killed them after the dump): remove the rest.
+        Ok(_) => super::delete(&options.root, &options.id, true),
+        // runc destroys the container after a failed dump too, if its processes are gone
+        // (CRIU died, or killed them, part way); one still running is left as it was.
+        Err(err) => {
+            state.refresh();
+            if state.status == Status::Stopped {
+                if let Err(cleanup) = super::delete(&options.root, &options.id, true) {
+                    tracing::warn!("{cleanup}");
+                }
+            } else {
+                tracing::debug!("checkpoint failed: container {} still runs", options.id);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The pipe size CRIU's lazy page server asks for: `PIPE_MAX_SIZE` pages (as many 40-byte
+/// `pipe_buffer`s as fit in 8 pages: 819), which the kernel rounds up to 1024 pages.
+const LAZY_PIPE_BYTES: u64 = 4 << 20;
+
+/// `--lazy-pages`: CRIU 4.2's page server sizes its pipe with F_SETPIPE_SZ to 4 MiB and,
+/// refused (above `fs.pipe-max-size` without CAP_SYS_RESOURCE), goes on without its sink and
+/// fails the first page transfer ("splice: Bad file descriptor"), after the restore side has
+/// started. Refused here instead, before anything is dumped.
+fn check_lazy_pipe_size() -> Result<()> {
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let privileged = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    match max {
+        Some(max) if max < LAZY_PIPE_BYTES && !privileged => Err(Error::option(
+            "lazy_pages",
+            format!(
+                "CRIU's lazy page server needs pipes of {LAZY_PIPE_BYTES} bytes: \
+                 fs.pipe-max-size is {max} and brig lacks CAP_SYS_RESOURCE \
+                 (raise /proc/sys/fs/pipe-max-size to {LAZY_PIPE_BYTES})"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 struct DumpNotify {

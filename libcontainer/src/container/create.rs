@@ -111,6 +111,11 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
         rootless_cgroup(cgroup.as_mut(), path, &mut resources)?;
     }
     cgroup.check_existing()?;
+    let net_devices = crate::netdev::prepare(
+        linux.and_then(|l| l.net_devices().as_ref()),
+        config.namespaces(),
+        rootless,
+    )?;
     let dir = ContainerDir::create(&options.root, &options.id)?;
     let mut rdt = None;
     // Recorded before the first mkdir: a create killed from here on leaves `delete --force`
@@ -134,6 +139,7 @@ pub fn create(options: &CreateOptions) -> Result<Created> {
                 cgroup.as_ref(),
                 rdt.clone(),
                 map_writer,
+                net_devices.as_ref(),
             )
         });
     match made {
@@ -241,6 +247,7 @@ fn create_in(
     manager: &dyn cgroups::Manager,
     intel_rdt: Option<intel_rdt::RdtGroup>,
     map_writer: user_ns::MapWriter,
+    net_devices: Option<&crate::netdev::Plan>,
 ) -> Result<(State, Option<OwnedFd>)> {
     let mut state = new_state(
         &options.id,
@@ -344,6 +351,17 @@ fn create_in(
     }
     if let Some(group) = &state.intel_rdt {
         intel_rdt::add(group, pid.as_raw())?;
+    }
+    // linux.netDevices: init's network namespace exists (cloned new, or the path it joins),
+    // and init runs nothing of the user's before `start`; hooks see the devices.
+    if let Some(plan) = net_devices {
+        match joins.iter().find(|j| j.kind == LinuxNamespaceType::Network) {
+            Some(joined) => plan.apply(joined.fd.as_fd())?,
+            None => {
+                let netns = open_path(Path::new(&format!("/proc/{pid}/ns/net")), OFlag::O_RDONLY)?;
+                plan.apply(netns.as_fd())?;
+            }
+        }
     }
     if new_user_ns || moved_by_parent {
         parent_end.send(ToChild::Proceed)?;

@@ -23,7 +23,8 @@
 //!   |-- clone3(CLONE_NEW*, INTO_CGROUP) ------------------------> I   (joining a user ns:
 //!   |   or clone -> L; L setns(user) and clone3(CLONE_PARENT) -> I    L sends FromLauncher::
 //!   |   <- Launched{pid, placed} on the launcher socket; L exits)    Launched, P reaps L)
-//!   | write state (pid), uid/gid maps, cgroup.procs, resctrl
+//!   | write state (pid), uid/gid maps, cgroup.procs, resctrl,
+//!   | netDevices moved into I's network namespace
 //!   |-- Proceed ---------------------------------------------->  | (only when I waits for
 //!   |                                                             |  maps or cgroup placement)
 //!   |                                                             | namespaces, rootfs mounts
