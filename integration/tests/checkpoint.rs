@@ -228,6 +228,14 @@ fn leave_running_then_restore_a_copy_under_a_new_id() {
         assert!(status.success());
     }
     let new_id = unique_id("crnew");
+    // Its own cgroups: a restore under a new id and cgroupsPath lands there.
+    let config_path = copy.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let old_cgroup = config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let new_cgroup = format!("brig-criu-{new_id}");
+    config["linux"]["cgroupsPath"] = json!(new_cgroup);
+    std::fs::write(&config_path, config.to_string()).unwrap();
     brig_piped(
         &b,
         &pipes,
@@ -247,6 +255,17 @@ fn leave_running_then_restore_a_copy_under_a_new_id() {
     let state = b.state(&new_id).unwrap();
     assert_eq!(state["status"], "running");
     assert_eq!(state["bundle"], copy.to_str().unwrap());
+    // In the new id's cgroups on every hierarchy, the unified one of a hybrid host included.
+    let cgroups =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"].as_i64().unwrap()))
+            .unwrap();
+    assert!(
+        cgroups
+            .lines()
+            .filter(|l| !l.contains("name=systemd"))
+            .all(|l| l.contains(&new_cgroup) && !l.contains(&old_cgroup)),
+        "the restored copy is not in its own cgroups:\n{cgroups}"
+    );
     // The copy counts from the checkpoint, the original has counted on since (it is ahead).
     let restored = count(&b, &new_id);
     let original = count(&b, &id);

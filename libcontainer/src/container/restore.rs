@@ -319,7 +319,8 @@ fn cgroup_lines(text: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-            (!ctrl.is_empty()).then(|| (ctrl.to_string(), path.to_string()))
+            // The unified hierarchy of a hybrid host is "" to CRIU, as in /proc/PID/cgroup.
+            Some((ctrl.to_string(), path.to_string()))
         })
         .collect()
 }
@@ -450,13 +451,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn v1_cgroup_lines() {
+    fn cgroup_lines_with_the_unified_one() {
         let text = "9:name=systemd:/a\n8:pids:/a/b\n0::/c\n";
         assert_eq!(
             cgroup_lines(text),
             vec![
                 ("name=systemd".to_string(), "/a".to_string()),
                 ("pids".to_string(), "/a/b".to_string()),
+                (String::new(), "/c".to_string()),
             ]
         );
     }
