@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use libcontainer::image::bundle::BundleOptions;
+use libcontainer::image::cache::Attach;
 
 use super::create::CreateFlags;
 use super::pull;
@@ -53,7 +54,20 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     }
     let (store, manifest) =
         pull::find_or_pull(&pull::Args::for_reference(image, args.store.clone(), false))?;
+    // The rootfs comes from the store's cache of unpacked trees: an overlay over it, or a
+    // copy of it (BRIG_IMAGE_ROOTFS=auto|overlay|copy; `unpack`: the layers unpacked into
+    // the bundle, no cache).
+    let mode = std::env::var("BRIG_IMAGE_ROOTFS").unwrap_or_default();
+    let cache = match mode.as_str() {
+        "unpack" => None,
+        other => Some(
+            other
+                .parse::<Attach>()
+                .context("run --image: BRIG_IMAGE_ROOTFS")?,
+        ),
+    };
     let options = BundleOptions {
+        cache,
         args: (!args.image_args.is_empty()).then(|| args.image_args.clone()),
         terminal: Some(std::io::stdin().is_terminal()),
         readonly: Some(false),
@@ -78,13 +92,14 @@ pub fn image_bundle(cli: &Cli, id: &str) -> PathBuf {
     cli.root.join("bundles").join(id)
 }
 
-/// Removes the bundle `run --image` made for `id`, if any. The container is gone by then (or
-/// never ran), so nothing is mounted beneath it.
+/// Removes the bundle `run --image` made for `id`, if any: its overlay rootfs unmounted, its
+/// hold on the cached tree dropped. The container is gone by then (or never ran).
 pub fn remove_image_bundle(cli: &Cli, id: &str) {
     let bundle = image_bundle(cli, id);
-    if let Err(e) = std::fs::remove_dir_all(&bundle) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("remove bundle {}: {e}", bundle.display());
-        }
+    if !bundle.exists() {
+        return;
+    }
+    if let Err(e) = libcontainer::image::cache::release(&bundle, false) {
+        tracing::warn!("remove bundle {}: {e}", bundle.display());
     }
 }
