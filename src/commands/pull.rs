@@ -87,6 +87,7 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
             readonly: None,
             cgroups_path: None,
             cache: None,
+            volatile: false,
         };
         write_bundle(&store, &pulled.manifest, bundle, &options, args.quiet)?;
     }

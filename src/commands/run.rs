@@ -68,6 +68,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     };
     let options = BundleOptions {
         cache,
+        volatile: args.rm,
         args: (!args.image_args.is_empty()).then(|| args.image_args.clone()),
         terminal: Some(std::io::stdin().is_terminal()),
         readonly: Some(false),

@@ -40,6 +40,9 @@ pub struct BundleOptions {
     /// this way, instead of the layers unpacked into the bundle (`run --image`). A bundle so
     /// made is removed with [`cache::release`], which unmounts it.
     pub cache: Option<Attach>,
+    /// With `cache`: the container's writes are thrown away with it (`run --rm`), so an
+    /// overlay rootfs skips syncing them ([`cache::attach`]).
+    pub volatile: bool,
 }
 
 /// The image manifest the store names `reference` (as `pull` named it), if it has one.
@@ -133,7 +136,7 @@ fn fill(
     let (rootfs, stats) = if let Some(attach) = options.cache {
         let tree = cache::tree(store, &manifest, &config, &what, progress)?;
         if !options.config_only {
-            cache::attach(store, &tree, bundle, attach)?;
+            cache::attach(store, &tree, bundle, attach, options.volatile)?;
         }
         // The conversion reads the image's /etc/passwd from the tree, never written to.
         (tree.path, tree.unpacked.unwrap_or_default())

@@ -99,6 +99,9 @@ pub struct Tree {
 struct Marker {
     store: PathBuf,
     tree: String,
+    /// The overlay was mounted `volatile` (no syncs, so a plain unmount is cheap).
+    #[serde(default)]
+    volatile: bool,
 }
 
 /// The chain ID (image-spec config.md) of `diff_ids`, as hex: ChainID(L0) = DiffID(L0),
@@ -274,16 +277,24 @@ fn create_cache_dir(dir: &Path) -> Result<()> {
 }
 
 /// Makes `BUNDLE/rootfs` (absent) from `tree`: an overlay mount or a copy, as `mode` says
-/// (`Auto`: overlay as root when the kernel takes it, else a copy). On error nothing of it is
-/// left.
-pub fn attach(store: &Store, tree: &Tree, bundle: &Path, mode: Attach) -> Result<Attached> {
+/// (`Auto`: overlay as root when the kernel takes it, else a copy). `volatile`: the container's
+/// writes are thrown away with it (`run --rm`), so the overlay skips every sync of its upper
+/// directory (overlayfs' `volatile`, Linux 5.10; without it, an unmount syncs the whole upper
+/// filesystem). On error nothing of it is left.
+pub fn attach(
+    store: &Store,
+    tree: &Tree,
+    bundle: &Path,
+    mode: Attach,
+    volatile: bool,
+) -> Result<Attached> {
     let want_overlay = match mode {
         Attach::Copy => false,
         Attach::Overlay => true,
         Attach::Auto => nix::unistd::geteuid().is_root(),
     };
     if want_overlay {
-        match overlay(store, tree, bundle) {
+        match overlay(store, tree, bundle, volatile) {
             Ok(()) => return Ok(Attached::Overlay),
             Err(e) if mode == Attach::Auto => {
                 tracing::debug!("overlay rootfs not possible, copying the tree: {e}");
@@ -318,7 +329,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| Error::io("resolve", path, e))
 }
 
-fn overlay(store: &Store, tree: &Tree, bundle: &Path) -> Result<()> {
+fn overlay(store: &Store, tree: &Tree, bundle: &Path, volatile: bool) -> Result<()> {
     let bundle = absolute(bundle)?;
     let store_root = absolute(store.root())?;
     let rootfs = bundle.join("rootfs");
@@ -353,16 +364,20 @@ fn overlay(store: &Store, tree: &Tree, bundle: &Path) -> Result<()> {
             .map_err(|e| Error::io("chmod", &upper, e))?;
         fs::create_dir(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
         // Registered before the mount: a collection never sees the tree mounted yet unused.
-        let marker = serde_json::to_vec(&Marker {
-            store: store_root.clone(),
-            tree: tree.key.clone(),
-        })
-        .map_err(|source| Error::Json {
-            what: MARKER.into(),
-            source,
-        })?;
         let marker_path = bundle.join(MARKER);
-        fs::write(&marker_path, marker).map_err(|e| Error::io("write", &marker_path, e))?;
+        let write_marker = |volatile: bool| -> Result<()> {
+            let marker = serde_json::to_vec(&Marker {
+                store: store_root.clone(),
+                tree: tree.key.clone(),
+                volatile,
+            })
+            .map_err(|source| Error::Json {
+                what: MARKER.into(),
+                source,
+            })?;
+            fs::write(&marker_path, marker).map_err(|e| Error::io("write", &marker_path, e))
+        };
+        write_marker(volatile)?;
         let users = users_dir(store, &tree.key);
         fs::create_dir_all(&users).map_err(|e| Error::io("create", &users, e))?;
         let user = users.join(user_name(&bundle));
@@ -375,14 +390,28 @@ fn overlay(store: &Store, tree: &Tree, bundle: &Path) -> Result<()> {
             upper.display(),
             work.display()
         );
-        nix::mount::mount(
-            Some("overlay"),
-            &rootfs,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(options.as_str()),
-        )
-        .map_err(|e| Error::io("mount overlay on", &rootfs, e.into()))
+        let mount = |options: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                &rootfs,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options),
+            )
+        };
+        let mounted = if volatile {
+            match mount(&format!("{options},volatile")) {
+                // A kernel before 5.10 does not know `volatile`: mount without it.
+                Err(Errno::EINVAL) => {
+                    write_marker(false)?;
+                    mount(&options)
+                }
+                other => other,
+            }
+        } else {
+            mount(&options)
+        };
+        mounted.map_err(|e| Error::io("mount overlay on", &rootfs, e.into()))
     };
     setup().map_err(undo)
 }
@@ -404,8 +433,18 @@ fn is_mount_point(path: &Path) -> bool {
 /// too, unless a pull or `rmi` holds the store.
 pub fn release(bundle: &Path, keep_dir: bool) -> Result<()> {
     let rootfs = bundle.join("rootfs");
+    let marker = fs::read(bundle.join(MARKER))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
     if is_mount_point(&rootfs) {
-        nix::mount::umount2(&rootfs, MntFlags::MNT_DETACH)
+        // A volatile overlay unmounts at once; another would sync its upper filesystem, which
+        // a lazy unmount leaves to the kernel's writeback.
+        let flags = match &marker {
+            Some(m) if m.volatile => MntFlags::empty(),
+            _ => MntFlags::MNT_DETACH,
+        };
+        nix::mount::umount2(&rootfs, flags)
+            .or_else(|_| nix::mount::umount2(&rootfs, MntFlags::MNT_DETACH))
             .map_err(|e| Error::io("unmount", &rootfs, e.into()))?;
     }
     if is_mount_point(&rootfs) {
@@ -414,9 +453,6 @@ pub fn release(bundle: &Path, keep_dir: bool) -> Result<()> {
             "its rootfs is still mounted",
         ));
     }
-    let marker = fs::read(bundle.join(MARKER))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
     let removed = if keep_dir {
         fs::read_dir(bundle).and_then(|entries| {
             for entry in entries {
