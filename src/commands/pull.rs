@@ -87,6 +87,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
             terminal: None,
             readonly: None,
             cgroups_path: None,
+            cache: None,
+            volatile: false,
         };
         let rootless = rootless_config(cli)?;
         write_bundle(
@@ -150,8 +152,14 @@ pub fn write_bundle(
     };
     let existed = bundle.exists();
     let started = Instant::now();
-    let stats = bundle::write_bundle(store, manifest, bundle, base, options)
-        .with_context(|| format!("write bundle {}", bundle.display()))?;
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars::new(true));
+    let progress: &dyn Progress = match &bars {
+        Some(bars) => bars,
+        None => &pull::NoProgress,
+    };
+    let stats =
+        bundle::write_bundle_with_progress(store, manifest, bundle, base, options, progress)
+            .with_context(|| format!("write bundle {}", bundle.display()))?;
     if rootless && !options.rootfs_only {
         if let Err(e) = fit_rootless_ids(bundle) {
             // What write_bundle made goes, as on its own failures.
@@ -298,15 +306,12 @@ fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
         ..PullOptions::default()
     };
     let started = Instant::now();
-    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(Bars::new);
+    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(|| Bars::new(false));
     let progress: &dyn Progress = match &bars {
         Some(bars) => bars,
         None => &pull::NoProgress,
     };
     let pulled = pull::pull(source.as_ref(), &reference, &store, &options, progress)?;
-    if let Some(bars) = &bars {
-        let _ = bars.multi.clear();
-    }
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
         let mb = pulled.fetched_bytes as f64 / 1e6;
@@ -322,42 +327,59 @@ fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
     Ok((store, pulled))
 }
 
-/// A bar per layer on a terminal.
+/// A bar per layer on a terminal: the digest's first 12 hex digits, bytes done of the blob's
+/// size, then "done" (download) or "unpacked". Left on the screen when finished.
 struct Bars {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Unpack bars: made on a layer's first bytes (the unpacker calls no `layer_start`).
+    unpack: bool,
 }
 
 impl Bars {
-    fn new() -> Self {
+    fn new(unpack: bool) -> Self {
         Bars {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Mutex::new(HashMap::new()),
+            unpack,
         }
     }
 
+    fn add(&self, desc: &Descriptor) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(desc.size()));
+        let template = if self.unpack {
+            "unpack {prefix} [{bar:30}] {bytes}/{total_bytes} {msg}"
+        } else {
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(desc.digest().digest().chars().take(12).collect::<String>());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(desc.digest().digest().to_string(), bar.clone());
+        }
+        bar
+    }
+
     fn bar(&self, desc: &Descriptor) -> Option<ProgressBar> {
-        self.bars
+        let found = self
+            .bars
             .lock()
             .ok()
-            .and_then(|b| b.get(desc.digest().digest()).cloned())
+            .and_then(|b| b.get(desc.digest().digest()).cloned());
+        match found {
+            None if self.unpack => Some(self.add(desc)),
+            found => found,
+        }
     }
 }
 
 impl Progress for Bars {
     fn layer_start(&self, desc: &Descriptor, present: bool) {
-        let bar = self.multi.add(ProgressBar::new(desc.size()));
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_prefix(desc.digest().digest().chars().take(12).collect::<String>());
+        let bar = self.add(desc);
         if present {
             bar.finish_with_message("already in the store");
-        }
-        if let Ok(mut bars) = self.bars.lock() {
-            bars.insert(desc.digest().digest().to_string(), bar);
         }
     }
 
@@ -370,7 +392,8 @@ impl Progress for Bars {
     fn layer_done(&self, desc: &Descriptor) {
         if let Some(bar) = self.bar(desc) {
             if !bar.is_finished() {
-                bar.finish_with_message("done");
+                bar.set_position(desc.size());
+                bar.finish_with_message(if self.unpack { "unpacked" } else { "done" });
             }
         }
     }

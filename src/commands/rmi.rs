@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use libcontainer::image::cache;
 use libcontainer::image::store::Store;
 
 use crate::Cli;
@@ -33,6 +34,18 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
         removed.blobs,
         removed.bytes as f64 / 1e6
     )?;
+    // The unpacked trees of images that went, unless a container's bundle still uses one.
+    let collected = cache::collect(&store)?;
+    if collected.trees > 0 {
+        writeln!(out, "removed {} cached rootfs trees", collected.trees)?;
+    }
+    if collected.in_use > 0 {
+        writeln!(
+            out,
+            "kept {} cached rootfs trees that containers use (removed when they are deleted)",
+            collected.in_use
+        )?;
+    }
     out.flush()?;
     Ok(0)
 }

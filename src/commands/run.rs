@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use libcontainer::image::bundle::BundleOptions;
+use libcontainer::image::cache::Attach;
 
 use super::create::CreateFlags;
 use super::pull;
@@ -58,7 +59,24 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
     // no cgroup limits, no cgroupsPath: only a delegated cgroup could be named) and a rootfs
     // it owns (image::unpack records the image's owners).
     let rootless = libcontainer::rootless::unprivileged();
+    // The rootfs comes from the store's cache of unpacked trees: an overlay over it, or a
+    // copy of it (BRIG_IMAGE_ROOTFS=auto|overlay|copy; `unpack`: the layers unpacked into
+    // the bundle, no cache).
+    let mode = std::env::var("BRIG_IMAGE_ROOTFS").unwrap_or_default();
+    // A rootless caller unpacks into the bundle: it cannot mount an overlay, and a tree a
+    // rootless unpack wrote can hold files its owner may not read, so it cannot be copied.
+    let cache = match mode.as_str() {
+        _ if rootless => None,
+        "unpack" => None,
+        other => Some(
+            other
+                .parse::<Attach>()
+                .context("run --image: BRIG_IMAGE_ROOTFS")?,
+        ),
+    };
     let options = BundleOptions {
+        cache,
+        volatile: args.rm,
         args: (!args.image_args.is_empty()).then(|| args.image_args.clone()),
         terminal: Some(std::io::stdin().is_terminal()),
         readonly: Some(false),
@@ -83,14 +101,14 @@ pub fn image_bundle(cli: &Cli, id: &str) -> PathBuf {
     cli.root.join("bundles").join(id)
 }
 
-/// Removes the bundle `run --image` made for `id`, if any. The container is gone by then (or
-/// never ran), so nothing is mounted beneath it. A rootless unpack may have left directories
-/// the caller may not write (an image's 0555 ones): remove_tree opens them up first.
+/// Removes the bundle `run --image` made for `id`, if any: its overlay rootfs unmounted, its
+/// hold on the cached tree dropped. The container is gone by then (or never ran).
 pub fn remove_image_bundle(cli: &Cli, id: &str) {
     let bundle = image_bundle(cli, id);
-    if let Err(e) = libcontainer::image::unpack::remove_tree(&bundle) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("remove bundle {}: {e}", bundle.display());
-        }
+    if !bundle.exists() {
+        return;
+    }
+    if let Err(e) = libcontainer::image::cache::release(&bundle, false) {
+        tracing::warn!("remove bundle {}: {e}", bundle.display());
     }
 }

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use oci_spec::runtime::Spec;
 
+use super::cache::{self, Attach};
 use super::convert;
 use super::error::{Error, Result};
+use super::pull::{NoProgress, Progress};
 use super::reference::Reference;
-use super::source::MANIFEST_LIMIT;
-use super::store::{ref_name, Store, CONFIG_LIMIT};
-use super::unpack::{self, Layer, LayerStats};
-use super::verify::{self, Parsed};
+use super::store::{ref_name, Store};
+use super::unpack::{self, LayerStats};
 
 /// What to write into the bundle.
 #[derive(Debug, Default, Clone)]
@@ -36,6 +36,13 @@ pub struct BundleOptions {
     /// Sets `linux.cgroupsPath` (`run --image`: relative, so the container's cgroup lands
     /// below the caller's own, never at a hierarchy's root).
     pub cgroups_path: Option<String>,
+    /// The rootfs from the store's cache of unpacked trees (made once per image), attached
+    /// this way, instead of the layers unpacked into the bundle (`run --image`). A bundle so
+    /// made is removed with [`cache::release`], which unmounts it.
+    pub cache: Option<Attach>,
+    /// With `cache`: the container's writes are thrown away with it (`run --rm`), so an
+    /// overlay rootfs skips syncing them ([`cache::attach`]).
+    pub volatile: bool,
 }
 
 /// The image manifest the store names `reference` (as `pull` named it), if it has one.
@@ -52,24 +59,7 @@ pub fn find(store: &Store, reference: &Reference) -> Result<Option<Descriptor>> 
 /// The manifest `manifest` describes and the image config it points to, both read from the
 /// store and checked against their descriptors.
 pub fn image(store: &Store, manifest: &Descriptor) -> Result<(ImageManifest, ImageConfiguration)> {
-    let what = format!("image {}", manifest.digest());
-    let bytes = store.read_blob(manifest, MANIFEST_LIMIT)?;
-    let manifest = match verify::parse(&what, &bytes, Some(manifest.media_type().as_ref()))?.0 {
-        Parsed::Manifest(m) => *m,
-        Parsed::Index(_) => {
-            return Err(Error::invalid(
-                what,
-                "the store names an index, not an image manifest",
-            ))
-        }
-    };
-    let config_bytes = store.read_blob(manifest.config(), CONFIG_LIMIT)?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
-            what: format!("{what}: config {}", manifest.config().digest()),
-            source,
-        })?;
-    Ok((manifest, config))
+    store.image(manifest)
 }
 
 /// Writes the bundle for the image `manifest` of `store` at `bundle`, which must not exist or
@@ -82,15 +72,30 @@ pub fn write_bundle(
     base: Spec,
     options: &BundleOptions,
 ) -> Result<Vec<LayerStats>> {
+    write_bundle_with_progress(store, manifest, bundle, base, options, &NoProgress)
+}
+
+/// [`write_bundle`], telling `progress` how far each layer's unpack is (`layer_bytes`: bytes
+/// of the blob, compressed, read so far; `layer_start` is not called).
+pub fn write_bundle_with_progress(
+    store: &Store,
+    manifest: &Descriptor,
+    bundle: &Path,
+    base: Spec,
+    options: &BundleOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<LayerStats>> {
+    // Held until the bundle is complete: no collection between finding a cached tree and
+    // registering (or copying) it.
+    let _lock = match options.cache {
+        Some(_) => Some(store.lock_shared()?),
+        None => None,
+    };
     let created = prepare_dir(bundle)?;
-    let result = fill(store, manifest, bundle, base, options);
+    let result = fill(store, manifest, bundle, base, options, progress);
     if result.is_err() {
-        // remove_tree: a rootless unpack can leave directories their owner may not write.
-        if created {
-            let _ = unpack::remove_tree(bundle);
-        } else {
-            let _ = unpack::remove_tree(&bundle.join("rootfs"));
-            let _ = fs::remove_file(bundle.join("config.json"));
+        if let Err(e) = cache::release(bundle, !created) {
+            tracing::warn!("remove bundle {}: {e}", bundle.display());
         }
     }
     result
@@ -98,6 +103,8 @@ pub fn write_bundle(
 
 /// Creates `bundle` (true) or checks that it is an empty directory (false).
 fn prepare_dir(bundle: &Path) -> Result<bool> {
+    // What a crashed unpack into this bundle left does not make it "not empty".
+    unpack::sweep_stale(bundle);
     match fs::read_dir(bundle) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -122,59 +129,31 @@ fn fill(
     bundle: &Path,
     base: Spec,
     options: &BundleOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<LayerStats>> {
     let (manifest, config) = image(store, manifest_desc)?;
     let what = format!("image {}", manifest_desc.digest());
-    let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(Error::invalid(
-            what,
-            format!(
-                "the manifest has {} layers but the config's rootfs.diff_ids has {}",
-                manifest.layers().len(),
-                diff_ids.len()
-            ),
-        ));
-    }
-    let rootfs = if options.config_only {
-        bundle.join(".rootfs-for-config")
+    let (rootfs, stats) = if let Some(attach) = options.cache {
+        let tree = cache::tree(store, &manifest, &config, &what, progress)?;
+        if !options.config_only {
+            cache::attach(store, &tree, bundle, attach, options.volatile)?;
+        }
+        // The conversion reads the image's /etc/passwd from the tree, never written to.
+        (tree.path, tree.unpacked.unwrap_or_default())
     } else {
-        bundle.join("rootfs")
+        let rootfs = if options.config_only {
+            bundle.join(".rootfs-for-config")
+        } else {
+            bundle.join("rootfs")
+        };
+        let stats = cache::unpack_image(store, &manifest, &config, &rootfs, &what, progress)?;
+        (rootfs, stats)
     };
-    // Each layer's blob is opened only when the unpacker reaches it.
-    let mut open_error = None;
-    let layers = manifest
-        .layers()
-        .iter()
-        .zip(diff_ids)
-        .map_while(|(desc, diff_id)| {
-            let path = store.blob_path(desc.digest());
-            match File::open(&path) {
-                Ok(file) => Some(Layer {
-                    reader: file,
-                    media_type: desc.media_type().to_string(),
-                    diff_id: diff_id.clone(),
-                }),
-                Err(e) => {
-                    open_error = Some(Error::io("open layer blob", path, e));
-                    None
-                }
-            }
-        });
-    let stats = unpack::unpack(&rootfs, layers).map_err(|e| Error::Unpack {
-        what: what.clone(),
-        source: Box::new(e),
-    });
-    if let Some(e) = open_error {
-        let _ = unpack::remove_tree(&rootfs);
-        return Err(e);
-    }
-    let stats = stats?;
     if options.rootfs_only {
         return Ok(stats);
     }
     let spec = convert::runtime_config(&config, &rootfs, options.args.clone(), base);
-    if options.config_only {
+    if options.config_only && options.cache.is_none() {
         unpack::remove_tree(&rootfs).map_err(|e| Error::io("remove", &rootfs, e))?;
     }
     let mut spec = spec.map_err(|e| Error::invalid(what, e.to_string()))?;
@@ -190,11 +169,12 @@ fn fill(
         linux.set_cgroups_path(Some(PathBuf::from(path)));
         spec.set_linux(Some(linux));
     }
-    write_config(bundle, &spec)?;
+    // A bundle on a cached tree lives as long as its container: no fsync for it.
+    write_config(bundle, &spec, options.cache.is_none())?;
     Ok(stats)
 }
 
-fn write_config(bundle: &Path, spec: &Spec) -> Result<()> {
+fn write_config(bundle: &Path, spec: &Spec, sync: bool) -> Result<()> {
     let path = bundle.join("config.json");
     let tmp: PathBuf = bundle.join(".config.json.tmp");
     let text = serde_json::to_vec_pretty(spec).map_err(|source| Error::Json {
@@ -204,7 +184,9 @@ fn write_config(bundle: &Path, spec: &Spec) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(&text)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &path)
     };
     write().map_err(|e| {

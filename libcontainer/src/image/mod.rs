@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod cache;
 pub mod convert;
 pub mod digest;
 pub mod error;

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use nix::fcntl::{Flock, FlockArg};
-use oci_spec::image::{Descriptor, Digest, ImageIndex};
+use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::digest::{self, VerifyingReader};
 use super::error::{Error, Result};
@@ -76,6 +76,40 @@ impl Store {
         Ok(store)
     }
 
+    /// The store at `root` if there is one, without creating anything.
+    pub fn open_existing(root: &Path) -> Result<Store> {
+        let header = root.join("oci-layout");
+        if !header.is_file() {
+            return Err(Error::NotFound {
+                what: format!("image store {}", root.display()),
+            });
+        }
+        Ok(Store { root: root.into() })
+    }
+
+    /// The image manifest `manifest` describes and the image config it points to, both read
+    /// from the store and checked against their descriptors.
+    pub fn image(&self, manifest: &Descriptor) -> Result<(ImageManifest, ImageConfiguration)> {
+        let what = format!("image {}", manifest.digest());
+        let bytes = self.read_blob(manifest, crate::image::source::MANIFEST_LIMIT)?;
+        let manifest = match verify::parse(&what, &bytes, Some(manifest.media_type().as_ref()))?.0 {
+            Parsed::Manifest(m) => *m,
+            Parsed::Index(_) => {
+                return Err(Error::invalid(
+                    what,
+                    "the store names an index, not an image manifest",
+                ))
+            }
+        };
+        let config_bytes = self.read_blob(manifest.config(), CONFIG_LIMIT)?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&config_bytes).map_err(|source| Error::Json {
+                what: format!("{what}: config {}", manifest.config().digest()),
+                source,
+            })?;
+        Ok((manifest, config))
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -118,6 +152,29 @@ impl Store {
     pub fn lock_exclusive(&self) -> Result<StoreLock> {
         self.lock_file(&self.root.join(".lock"), FlockArg::LockExclusive)
             .map(StoreLock)
+    }
+
+    /// The store lock exclusive if no one holds it now (a `delete` collecting what it freed
+    /// does not wait for a pull).
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
+        match self.lock_file(&self.root.join(".lock"), FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(StoreLock(lock))),
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(nix::errno::Errno::EWOULDBLOCK as i32) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The exclusive lock `.locks/NAME` (one per cached rootfs tree: it is made once).
+    pub fn lock_named(&self, name: &str) -> Result<StoreLock> {
+        self.lock_file(
+            &self.root.join(".locks").join(name),
+            FlockArg::LockExclusive,
+        )
+        .map(StoreLock)
     }
 
     fn index_lock(&self) -> Result<Flock<File>> {

@@ -39,6 +39,15 @@ pub fn lsetxattr(path: &CStr, name: &CStr, value: &[u8]) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// `llistxattr(path, buf, len)`: the NUL-separated names of `path`'s attributes (a symlink's
+/// own), or with an empty `buf` the size they need.
+pub fn llistxattr(path: &CStr, buf: &mut [u8]) -> nix::Result<usize> {
+    // SAFETY: path is NUL-terminated; buf is valid for writes of buf.len() bytes and the
+    // kernel writes at most that many.
+    let ret = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    Errno::result(ret).map(|n| n as usize)
+}
+
 /// `lgetxattr(path, name, buf, len)`: the value of `path`'s attribute `name` (never following
 /// a symlink in the last component), or with an empty `buf` the size it needs.
 pub fn lgetxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> nix::Result<usize> {

@@ -12,13 +12,13 @@ mod owner;
 mod path;
 mod tar;
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{open, OFlag};
+use nix::fcntl::{open, Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 
 pub use decompress::Compression;
@@ -199,6 +199,8 @@ where
         })?
         .to_string_lossy()
         .into_owned();
+    // What a crashed unpack into the same place left (see `TempDir`).
+    sweep_stale(&parent);
     match fs::read_dir(rootfs) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -290,27 +292,52 @@ fn unlock_dirs(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The rootfs being built; removed on drop unless kept.
-struct TempDir {
+/// The marker in the name of every temporary directory: `.BASE.unpack-PID-N`.
+const TEMP_MARK: &str = ".unpack-";
+
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARK)
+}
+
+/// A directory being built (a rootfs, a copy of one), named `.BASE.unpack-PID-N` beside its
+/// destination. Its owner holds an exclusive `flock` on it for as long as it lives, so
+/// [`sweep_stale`] can tell one a crashed process left (lock free) from one being written (lock
+/// held). Removed on drop unless renamed into place.
+pub struct TempDir {
     path: PathBuf,
+    lock: Flock<File>,
     keep: bool,
 }
 
 impl TempDir {
-    fn create(parent: &Path, base: &str) -> Result<Self, UnpackError> {
+    /// A new, locked temporary directory in `parent` for the destination `base`.
+    pub fn create(parent: &Path, base: &str) -> Result<Self, UnpackError> {
         let pid = std::process::id();
+        let io_err = |path: &Path, source: io::Error| UnpackError::Io {
+            what: format!("create {}", path.display()),
+            source,
+        };
         for attempt in 0..100u32 {
-            let path = parent.join(format!(".{base}.unpack-{pid}-{attempt}"));
+            let path = parent.join(format!(".{base}{TEMP_MARK}{pid}-{attempt}"));
             match nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o755)) {
-                Ok(()) => return Ok(TempDir { path, keep: false }),
+                Ok(()) => {}
                 Err(nix::errno::Errno::EEXIST) => continue,
-                Err(e) => {
-                    return Err(UnpackError::Io {
-                        what: format!("create {}", path.display()),
-                        source: e.into(),
-                    })
-                }
+                Err(e) => return Err(io_err(&path, e.into())),
             }
+            let dir = open_dir(&path).map_err(|e| io_err(&path, e))?;
+            // A sweeper may hold the lock of a directory this process has just made (a crash
+            // left one of this name and pid) and remove it: then take another name.
+            let Ok(lock) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
+                continue;
+            };
+            if !same_dir(&lock, &path) {
+                continue;
+            }
+            return Ok(TempDir {
+                path,
+                lock,
+                keep: false,
+            });
         }
         Err(UnpackError::Io {
             what: format!("create a temporary directory in {}", parent.display()),
@@ -318,18 +345,89 @@ impl TempDir {
         })
     }
 
-    fn keep(mut self) {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes what is in the directory's filesystem to disk (`syncfs`).
+    pub fn sync(&self) -> io::Result<()> {
+        nix::unistd::syncfs(&*self.lock).map_err(io::Error::from)
+    }
+
+    /// Renames the directory to `dest` (complete); the lock goes with it.
+    pub fn rename_to(self, dest: &Path) -> Result<(), UnpackError> {
+        fs::rename(&self.path, dest).map_err(|source| UnpackError::Io {
+            what: format!("rename {} to {}", self.path.display(), dest.display()),
+            source,
+        })?;
+        self.keep();
+        Ok(())
+    }
+
+    /// Not removed on drop (renamed into place).
+    pub fn keep(mut self) {
         self.keep = true;
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // Removed while still locked, so no sweeper races the removal. remove_tree does not
+        // follow symlinks (the layer may have planted some).
         if !self.keep {
-            // remove_tree does not follow symlinks (the layer may have planted some).
             if let Err(e) = remove_tree(&self.path) {
                 tracing::warn!(path = %self.path.display(), "remove unpack directory: {e}");
             }
         }
     }
+}
+
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// `dir` (an open directory) is still the one at `path`.
+fn same_dir(dir: &File, path: &Path) -> bool {
+    match (dir.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the temporary directories (`.BASE.unpack-*`) in `parent` that a crashed unpack or
+/// copy left: those whose owner's lock is free. One being written is left alone. Returns how
+/// many went; errors are logged, never fatal (this is housekeeping before real work).
+pub fn sweep_stale(parent: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !is_temp_name(&name.to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(dir) = open_dir(&path) else {
+            continue;
+        };
+        let Ok(lock) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
+            continue; // its owner is at work
+        };
+        if !same_dir(&lock, &path) {
+            continue;
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed what a crashed unpack left");
+                removed += 1;
+            }
+            Err(e) => tracing::warn!(path = %path.display(), "remove stale unpack directory: {e}"),
+        }
+        drop(lock);
+    }
+    removed
 }
