@@ -203,14 +203,133 @@ fn limits_read_back_from_files_and_systemd_and_update_changes_both() {
     assert_eq!(show(&unit, mem_prop), "134217728");
     assert_eq!(show(&unit, "TasksMax"), "60");
 
-    // pause and resume through the unit's cgroup
+    // pause and resume through systemd (FreezeUnit, v2) and the unit's cgroup: both agree
+    let (freeze_file, frozen) = if v2() {
+        ("cgroup.freeze", "1")
+    } else {
+        ("freezer.state", "FROZEN")
+    };
     ok(&b.brig(&["pause", &id]));
     assert_eq!(b.status(&id).as_deref(), Some("paused"));
+    assert_eq!(read("freezer", freeze_file), frozen);
+    // systemd freezes units on cgroup v2 only.
+    let systemd_says = if v2() { "frozen" } else { "running" };
+    assert_eq!(show(&unit, "FreezerState"), systemd_says);
     ok(&b.brig(&["resume", &id]));
     assert_eq!(b.status(&id).as_deref(), Some("running"));
+    assert_ne!(read("freezer", freeze_file), frozen);
+    assert_eq!(show(&unit, "FreezerState"), "running");
 
+    // A paused container goes with its unit.
+    ok(&b.brig(&["pause", &id]));
     ok(&b.brig(&["delete", "--force", &id]));
     assert!(unit_gone(&unit), "{unit} left after delete --force");
+}
+
+#[test]
+#[ignore = "needs systemd as PID 1 (hack/vm-test.sh --systemd)"]
+fn device_rules_hold_and_systemd_shows_them() {
+    if !systemd() {
+        return;
+    }
+    let mut b = Bundle::with_script("sddev", "sleep 1000");
+    b.edit(|c| {
+        // /dev/full listed again: its default rule goes, the config's says read only.
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/full", "type": "c", "major": 1, "minor": 7},
+            {"path": "/dev/xloop", "type": "c", "major": 10, "minor": 237}
+        ]);
+        c["linux"]["resources"] = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "r"}
+        ]});
+    });
+    let id = unique_id("sddev");
+    ok(&b.brig(&["--systemd-cgroup", "run", "-d", &id]));
+    let unit = format!("brig-{id}.scope");
+    let tries = ok(&b.brig(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for t in '< /dev/full' '> /dev/full' '< /dev/xloop' '> /dev/null'; do \
+           (eval \": $t\") 2>/dev/null && echo \"$t: yes\" || echo \"$t: no\"; done",
+    ]));
+    assert_eq!(
+        tries.lines().collect::<Vec<_>>(),
+        [
+            "< /dev/full: yes",
+            "> /dev/full: no",
+            "< /dev/xloop: no",
+            "> /dev/null: yes"
+        ]
+    );
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    let allowed = systemctl(&["show", "-p", "DeviceAllow", &unit]);
+    for entry in ["/dev/char/1:7 r", "/dev/char/1:3 rwm", "char-136 rwm"] {
+        assert!(
+            allowed.lines().any(|l| l == format!("DeviceAllow={entry}")),
+            "{entry} not in {allowed}"
+        );
+    }
+    assert!(!allowed.contains("10:237"), "{allowed}");
+    assert!(!allowed.contains("1:7 rw"), "{allowed}");
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(unit_gone(&unit));
+}
+
+/// CRIU 4 (hack/criu.sh), as the checkpoint tests find it.
+fn criu() -> Option<String> {
+    let path = std::env::var("BRIG_CRIU").unwrap_or_else(|_| "/var/cache/criu/bin/criu".into());
+    let out = Command::new(&path).arg("--version").output().ok()?;
+    if String::from_utf8_lossy(&out.stdout).contains("Version: 4.") {
+        Some(path)
+    } else {
+        eprintln!("skipped: no CRIU 4.x at {path} (run hack/criu.sh or set BRIG_CRIU)");
+        None
+    }
+}
+
+#[test]
+#[ignore = "needs systemd as PID 1 (hack/vm-test.sh --systemd)"]
+fn a_restored_container_gets_its_unit_again() {
+    if !systemd() {
+        return;
+    }
+    let Some(criu) = criu() else { return };
+    // Its stdio is the container's own /dev/null: nothing outside for CRIU to hand back.
+    let mut b = Bundle::with_script("sdcr", "exec </dev/null >/dev/null 2>&1; sleep 1000");
+    b.edit(|c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 40}});
+    });
+    let id = unique_id("sdcr");
+    ok(&b.brig(&["--systemd-cgroup", "run", "-d", &id]));
+    let unit = format!("brig-{id}.scope");
+    let images = b.dir.join("images");
+    let images = images.to_str().unwrap();
+    ok(&b.brig(&["--criu", &criu, "checkpoint", "--image-path", images, &id]));
+    assert!(unit_gone(&unit), "{unit} left after checkpoint");
+    assert!(b.containers().is_empty());
+
+    ok(&b.brig(&[
+        "--systemd-cgroup",
+        "--criu",
+        &criu,
+        "restore",
+        "-d",
+        "--image-path",
+        images,
+        &id,
+    ]));
+    assert_eq!(b.status(&id).as_deref(), Some("running"));
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "TasksMax"), "40");
+    let cg = show(&unit, "ControlGroup");
+    let pid = init_pid(&b, &id);
+    assert_eq!(cgroup_of(&pid), cg, "restored init is not in {unit}");
+    assert!(ok(&b.brig(&["ps", &id])).contains(&pid));
+    ok(&b.brig(&["delete", "--force", &id]));
+    assert!(unit_gone(&unit), "{unit} left after delete");
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
         detach: args.detach,
         lsm_profile: args.lsm_profile.clone().filter(|p| !p.is_empty()),
         lsm_mount_context: args.lsm_mount_context.clone().filter(|p| !p.is_empty()),
+        systemd_cgroup: cli.systemd_cgroup,
     };
     let code = container::restore(&options)?;
     Ok(u8::try_from(code).unwrap_or(255))

@@ -82,7 +82,7 @@ impl Cgroup {
     }
 
     /// The hierarchy that freezes the container: the v1 freezer, else cgroup.freeze of v2.
-    fn freezer(&self) -> Option<&Hierarchy> {
+    pub(crate) fn freezer(&self) -> Option<&Hierarchy> {
         self.hierarchy("freezer").or_else(|| self.unified())
     }
 

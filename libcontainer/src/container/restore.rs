@@ -33,6 +33,8 @@ pub struct RestoreOptions {
     pub detach: bool,
     pub lsm_profile: Option<String>,
     pub lsm_mount_context: Option<String>,
+    /// `--systemd-cgroup`: the container's cgroup is a transient unit, as at create.
+    pub systemd_cgroup: bool,
 }
 
 /// Restore, and without `detach` wait for the container as `run` does; the exit code.
@@ -86,12 +88,13 @@ pub fn restore(options: &RestoreOptions) -> Result<i32> {
     let linux = config.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone());
     let spec_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    // Restore recreates the cgroup with the cgroupfs driver (restore under --systemd-cgroup is
-    // not implemented yet).
+    // The cgroup is made as create makes it, with either driver; CRIU is put in it when it
+    // starts (with systemd: the unit is started with CRIU as its process, as runc does), and
+    // the tree it restores is born there.
     let mut cgroup = cgroups::new(
         linux.and_then(|l| l.cgroups_path().as_deref()),
         &options.id,
-        false,
+        options.systemd_cgroup,
     )?;
     cgroup.check_existing()?;
     let dir = ContainerDir::create(&options.root, &options.id)?;

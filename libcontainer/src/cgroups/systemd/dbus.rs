@@ -17,7 +17,7 @@ const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 const PRIVATE: &str = "/run/systemd/private";
-/// How long a start or stop job may take (runc's wait is 30 s too).
+/// How long a start or stop job, or any call, may take (runc's wait is 30 s too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A unit property: name and value.
@@ -81,7 +81,9 @@ impl Systemd {
         let bus_err = if Path::new(SYSTEM_BUS).exists()
             || std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some()
         {
-            match Connection::system() {
+            match zbus::blocking::connection::Builder::system()
+                .and_then(|b| b.method_timeout(JOB_TIMEOUT).build())
+            {
                 Ok(conn) => return Ok(Systemd { conn, p2p: false }),
                 Err(e) => e.to_string(),
             }
@@ -90,7 +92,7 @@ impl Systemd {
         };
         let conn =
             zbus::blocking::connection::Builder::address(format!("unix:path={PRIVATE}").as_str())
-                .map(|b| b.p2p())
+                .map(|b| b.p2p().method_timeout(JOB_TIMEOUT))
                 .and_then(|b| b.build())
                 .map_err(|e| {
                     Error::Other(format!(
@@ -165,6 +167,13 @@ impl Systemd {
         properties: Vec<Property>,
     ) -> std::result::Result<(), CallError> {
         self.call("SetUnitProperties", &(name, true, properties))?;
+        Ok(())
+    }
+
+    /// `FreezeUnit` or `ThawUnit` (`method`): systemd answers once the unit's cgroup is
+    /// frozen or thawed.
+    pub fn freezer(&self, method: &str, name: &str) -> std::result::Result<(), CallError> {
+        self.call(method, &(name,))?;
         Ok(())
     }
 

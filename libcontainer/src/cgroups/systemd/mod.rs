@@ -4,6 +4,7 @@
 //!
 //! - [`unit`]: `linux.cgroupsPath` in runc's `slice:prefix:name` form → the unit and its cgroup;
 //! - [`properties`]: the unit's properties (accounting, resources systemd knows);
+//! - [`devices`]: the device rules as `DevicePolicy=`/`DeviceAllow=`;
 //! - [`dbus`]: the calls to systemd's manager (zbus), with the job waits.
 //!
 //! D-Bus is only touched on this driver's path: the fs driver's start path is unchanged.
@@ -12,6 +13,7 @@
 //! and waits for the parent, as on cgroup v1.
 
 pub mod dbus;
+pub mod devices;
 pub mod properties;
 pub mod unit;
 
@@ -105,8 +107,12 @@ impl Systemd {
             v2,
             version,
         );
-        if let Some((Some(r), _)) = &*self.pending.borrow() {
-            props.extend(properties::resources(r, v2, version));
+        if let Some((resources, spec_devices)) = &*self.pending.borrow() {
+            if let Some(r) = resources {
+                props.extend(properties::resources(r, v2, version));
+            }
+            let rules = super::devices::rule_list(resources.as_ref(), spec_devices)?;
+            props.extend(properties::devices(&rules, version));
         }
         match bus.start_transient_unit(&unit.name, props) {
             Ok(()) => Ok(()),
@@ -122,6 +128,24 @@ impl Systemd {
         }?;
         self.ours.set(true);
         Ok(())
+    }
+
+    fn freeze_unit(&self, frozen: bool) -> Result<()> {
+        let unit = self.unit()?;
+        let bus = dbus::Systemd::connect()?;
+        let version = bus.version();
+        if version != 0 && version < 246 {
+            return Err(Error::Other(format!(
+                "systemd {version} cannot freeze units (246 or later can)"
+            )));
+        }
+        let (method, what) = if frozen {
+            ("FreezeUnit", "freeze")
+        } else {
+            ("ThawUnit", "thaw")
+        };
+        bus.freezer(method, &unit.name)
+            .map_err(|e| e.into_error(&format!("{what} unit {}", unit.name)))
     }
 }
 
@@ -190,10 +214,28 @@ impl Manager for Systemd {
         if let Some(r) = resources {
             let unit = self.unit()?;
             let bus = dbus::Systemd::connect()?;
-            let props = properties::resources(r, self.cg.is_v2(), bus.version());
+            let version = bus.version();
+            let mut props = properties::resources(r, self.cg.is_v2(), version);
+            // New device rules (as the cgroupfs code writes them only then).
+            let devices = r.devices().is_some();
+            if devices {
+                let rules = super::devices::rule_list(resources, spec_devices)?;
+                props.extend(properties::devices(&rules, version));
+            }
             if !props.is_empty() {
-                bus.set_unit_properties(&unit.name, props)
-                    .map_err(|e| e.into_error(&format!("set properties of {}", unit.name)))?;
+                // On v1 systemd rewrites the devices cgroup from "deny all": frozen meanwhile,
+                // the container sees no device vanish for a moment (runc does the same).
+                let freeze = devices && !self.cg.is_v2() && !self.cg.frozen();
+                if freeze {
+                    self.cg.freeze(true)?;
+                }
+                let set = bus
+                    .set_unit_properties(&unit.name, props)
+                    .map_err(|e| e.into_error(&format!("set properties of {}", unit.name)));
+                if freeze {
+                    self.cg.freeze(false)?;
+                }
+                set?;
             }
         }
         self.cg.set(resources, spec_devices, true)
@@ -211,8 +253,23 @@ impl Manager for Systemd {
         self.cg.can_freeze()
     }
 
+    /// Through systemd where it can (cgroup v2, systemd 246 or later: `FreezeUnit`, so
+    /// `systemctl` shows the unit frozen), then the cgroup files, which the kernel's state is
+    /// read from and which are all there is otherwise: both agree either way.
     fn freeze(&self, frozen: bool) -> Result<()> {
-        self.cg.freeze(frozen)
+        if self.cg.is_v2() {
+            if let Err(e) = self.freeze_unit(frozen) {
+                tracing::debug!("{e}; freezing through the cgroup files only");
+            }
+        }
+        let done = self.cg.freeze(frozen);
+        // A thaw after a kill: the unit's processes are gone, and systemd may have removed
+        // its cgroup with it already; nothing is frozen there.
+        let gone = || self.cg.freezer().is_some_and(|h| !h.path.exists());
+        if !frozen && done.is_err() && gone() {
+            return Ok(());
+        }
+        done
     }
 
     fn frozen(&self) -> bool {

@@ -7,6 +7,8 @@ use oci_spec::runtime::LinuxResources;
 use zbus::zvariant::{OwnedValue, Value};
 
 use super::dbus::Property;
+use super::devices;
+use crate::cgroups::devices::Rule;
 
 /// "No limit" to systemd.
 const INFINITY: u64 = u64::MAX;
@@ -136,6 +138,27 @@ pub fn resources(r: &LinuxResources, v2: bool, version: u32) -> Vec<Property> {
     props
 }
 
+/// The device rules as systemd can hold them: `DevicePolicy=strict` and an allow list (first
+/// emptied, so an existing unit's list is replaced), or `auto` with no list when every device
+/// is allowed (runc's mapping).
+pub fn devices(rules: &[Rule], version: u32) -> Vec<Property> {
+    let list = devices::allow_list(rules);
+    let none: Vec<(String, String)> = Vec::new();
+    let mut props = Vec::new();
+    push(&mut props, "DeviceAllow", none);
+    if devices::allows_all(&list) {
+        push(&mut props, "DevicePolicy", "auto");
+        return props;
+    }
+    push(&mut props, "DevicePolicy", "strict");
+    push(
+        &mut props,
+        "DeviceAllow",
+        devices::device_allow(&list, version),
+    );
+    props
+}
+
 fn to_limit(l: i64) -> u64 {
     u64::try_from(l).unwrap_or(INFINITY)
 }
@@ -251,5 +274,33 @@ mod tests {
         assert_eq!(names(230), ["MemoryMax", "CPUQuotaPerSecUSec", "TasksMax"]);
         let v1: Vec<_> = resources(&r, false, 252).into_iter().map(|p| p.0).collect();
         assert_eq!(v1, ["MemoryLimit", "CPUQuotaPerSecUSec", "TasksMax"]);
+    }
+
+    #[test]
+    fn device_rules_become_a_strict_policy_or_auto() {
+        let rules = crate::cgroups::devices::rule_list(None, &[]).unwrap();
+        let props = devices(&rules, 252);
+        let names: Vec<_> = props.iter().map(|p| p.0).collect();
+        assert_eq!(names, ["DeviceAllow", "DevicePolicy", "DeviceAllow"]);
+        assert_eq!(props[0].1.value_signature().to_string(), "a(ss)");
+        assert_eq!(*props[1].1, Value::from("strict"));
+        let Value::Array(list) = &*props[2].1 else {
+            panic!("{:?}", props[2].1)
+        };
+        assert_eq!(list.len(), 11);
+        assert_eq!(
+            <(String, String)>::try_from(&list[2]).unwrap(),
+            ("/dev/char/1:3".to_string(), "rwm".to_string())
+        );
+        let all = [Rule {
+            allow: true,
+            kind: 'a',
+            major: None,
+            minor: None,
+            access: "rwm".into(),
+        }];
+        let props = devices(&all, 252);
+        assert_eq!(props.len(), 2);
+        assert_eq!(*props[1].1, Value::from("auto"));
     }
 }
