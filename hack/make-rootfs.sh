@@ -2,6 +2,8 @@
 # Build a busybox-static root filesystem (and optionally a bundle around it).
 #   hack/make-rootfs.sh DIR          -> DIR/rootfs, DIR/config.json (from `brig spec` if BRIG is set)
 # Needs: busybox-static (apt-get install -y busybox-static).
+# ROOTFS_APPLETS="sh cat ...": links for these applets only (default: all of them; one ln each
+# costs minutes under the VM's emulation).
 set -euo pipefail
 
 dir=${1:?usage: make-rootfs.sh BUNDLE_DIR}
@@ -19,7 +21,7 @@ rootfs=$dir/rootfs
 mkdir -p "$rootfs"/{bin,sbin,etc,proc,sys,dev,tmp,root,home,var,run,usr/bin,usr/sbin}
 chmod 1777 "$rootfs/tmp"
 cp "$busybox" "$rootfs/bin/busybox"
-for applet in $("$busybox" --list); do
+for applet in ${ROOTFS_APPLETS:-$("$busybox" --list)}; do
   [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
 done
 cat > "$rootfs/etc/passwd" <<'P'

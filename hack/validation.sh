@@ -10,6 +10,7 @@
 #   VALIDATION_SKIP_FILE=FILE                    # default: hack/validation-skip.txt
 #   VALIDATION_RUN_DIR=DIR                       # where each run's bundles go (default target/validation)
 #   VALIDATION_BUILD_ONLY=1 / VALIDATION_NO_BUILD=1  # build the suite and stop / run what is built
+#   VALIDATION_RUNTIME_FLAGS="--systemd-cgroup"  # global flags given to the runtime on every call
 #
 # The upstream tree (runtime-tools 0105384 with its vendor/, unmodified) is copied to target/ and
 # built offline with Debian's golang-go: every validation/<name> program and cmd/runtimetest
@@ -140,7 +141,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cp "$brig_src" "$run/brig"
+# VALIDATION_RUNTIME_FLAGS (e.g. --systemd-cgroup): global flags for every runtime call, through
+# a wrapper in the programs' RUNTIME place.
+if [ -n "${VALIDATION_RUNTIME_FLAGS:-}" ]; then
+  cp "$brig_src" "$run/brig-bin"
+  printf '#!/bin/sh\nexec %q %s "$@"\n' "$run/brig-bin" "$VALIDATION_RUNTIME_FLAGS" >"$run/brig"
+  chmod 755 "$run/brig"
+  log "runtime flags: $VALIDATION_RUNTIME_FLAGS"
+else
+  cp "$brig_src" "$run/brig"
+fi
 runtime_version=$("$run/brig" --version 2>&1 | head -n 1)
 log "runtime: $brig_src ($runtime_version)"
 

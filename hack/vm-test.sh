@@ -28,8 +28,8 @@
 # --validation: the OCI runtime-tools programs are built on the host (VALIDATION_BUILD_ONLY=1
 # hack/validation.sh), then hack/validation.sh runs them in the guest (bundles on its /tmp)
 # against BRIG_BINARY (default target/release/brig, built by hack/build.sh), with the skip list
-# hack/validation-skip-vm.txt (VALIDATION_SKIP_FILE); VALIDATION_STRICT, VALIDATION_TESTS and
-# VALIDATION_TIMEOUT are passed on.
+# hack/validation-skip-vm.txt (VALIDATION_SKIP_FILE); VALIDATION_STRICT, VALIDATION_TESTS,
+# VALIDATION_TIMEOUT and VALIDATION_RUNTIME_FLAGS (e.g. --systemd-cgroup) are passed on.
 #
 # The job's output comes back byte-exact on stdout (second serial port, raw); its exit status
 # (third serial port) is the script's. Messages of this script and, on failure or with -v,
@@ -227,7 +227,7 @@ if [ "$validation" = 1 ]; then
     printf 'cd %q || exit 125\n' "$repo"
     printf 'exec env VALIDATION_NO_BUILD=1 VALIDATION_RUN_DIR=/tmp BRIG_BINARY=%q' "$brig"
     printf ' VALIDATION_SKIP_FILE=%q' "${VALIDATION_SKIP_FILE:-$repo/hack/validation-skip-vm.txt}"
-    for var in VALIDATION_STRICT VALIDATION_TESTS VALIDATION_TIMEOUT; do
+    for var in VALIDATION_STRICT VALIDATION_TESTS VALIDATION_TIMEOUT VALIDATION_RUNTIME_FLAGS; do
       [ -z "${!var:-}" ] || printf ' %s=%q' "$var" "${!var}"
     done
     printf ' hack/validation.sh\n'

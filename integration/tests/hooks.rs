@@ -283,3 +283,72 @@ fn a_hook_that_never_reads_a_large_state_still_times_out() {
         started.elapsed()
     );
 }
+
+/// Kills and reaps the process holding a pid namespace when the test ends, passed or not.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn hooks_run_in_the_runtimes_pid_namespace_when_init_joins_another() {
+    // A pid namespace to join: `unshare --fork` makes it for its child (pid 1 there).
+    let holder = Holder(
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "sleep", "1000"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ns_path = format!("/proc/{}/ns/pid_for_children", holder.0.id());
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let mut target = None;
+    for _ in 0..100 {
+        match std::fs::read_link(&ns_path) {
+            Ok(ns) if ns != ours => {
+                target = Some(ns);
+                break;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    let target = target.expect("unshare made no pid namespace");
+    let mut b = Bundle::new("hookpidns");
+    let seen = b.dir.join("hook-pidns");
+    b.set_args(&["sleep", "1000"]);
+    b.edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = json!(ns_path);
+            }
+        }
+        let hook = |kind: &str| {
+            json!({"path": "/bin/sh", "args": ["sh", "-c",
+                format!("echo {kind} $(readlink /proc/self/ns/pid) >> {}", seen.display())]})
+        };
+        c["hooks"] =
+            json!({"prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")]});
+    });
+    let id = unique_id("hookpidns");
+    // Before: brig panicked ("failed to spawn thread": the hooks' stdin writer, while its
+    // children's pid namespace was init's) and left the container half made.
+    ok(&b.brig(&["create", &id]));
+    let ours = ours.display().to_string();
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("prestart {ours}\ncreateRuntime {ours}\n"),
+        "the hooks run in brig's pid namespace, as runc's"
+    );
+    let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        target,
+        "init is in the joined pid namespace"
+    );
+    ok(&b.brig(&["start", &id]));
+    ok(&b.brig(&["delete", "--force", &id]));
+}

@@ -110,6 +110,51 @@ pub fn join(ns: &JoinNamespace) -> Result<()> {
         .ctx(|| format!("join {} namespace {}", spec_name(ns.kind), ns.path))
 }
 
+/// Back to our own pid and time namespaces for the processes we start after init (hooks,
+/// helpers), as runc's parent never leaves them: joining or unsharing them before the clone
+/// changed where our children go. It also lets us start threads again: clone(2) refuses
+/// CLONE_THREAD (EINVAL) while our children's pid or time namespace is not our own, and the
+/// hooks' stdin writer and the systemd driver's D-Bus client run on threads. Call it before
+/// any thread exists (setns into a time namespace needs a single-threaded caller).
+pub fn restore_for_children() -> Result<()> {
+    for kind in [LinuxNamespaceType::Pid, LinuxNamespaceType::Time] {
+        let own = format!("/proc/self/ns/{}", spec_name(kind));
+        // A kernel without time namespaces has no such link: nothing to restore.
+        let Ok(active) = std::fs::read_link(&own) else {
+            continue;
+        };
+        let children = std::fs::read_link(format!("{own}_for_children"))
+            .ctx(|| format!("read {own}_for_children"))?;
+        if children == active {
+            continue;
+        }
+        let fd = nix::fcntl::open(
+            own.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {own}"))?;
+        match setns(&fd, clone_flag(kind)) {
+            Ok(()) => {}
+            // Unprivileged in a user namespace that does not own our own pid namespace (rootless
+            // podman): we may not go back, and our children stay where init went, as before.
+            Err(nix::errno::Errno::EPERM) => tracing::debug!(
+                "staying in init's {} namespace for our children: not allowed back into ours",
+                spec_name(kind)
+            ),
+            Err(err) => {
+                return Err(err).ctx(|| {
+                    format!(
+                        "go back to our own {} namespace after starting init",
+                        spec_name(kind)
+                    )
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A new time namespace with `linux.timeOffsets`: offsets can only be written before any
 /// process is in the namespace, so the parent unshares it (it applies to its children only),
 /// writes the offsets, and clones init into it without CLONE_NEWTIME.

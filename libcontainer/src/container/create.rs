@@ -336,6 +336,8 @@ fn create_in(
         }
     };
     let guard = KillOnDrop(Some(pid));
+    // Hooks run in our own pid and time namespaces, not those init was cloned into.
+    namespaces::restore_for_children()?;
     // Saved with init's identity at once: if this process dies now, `delete --force` finds init.
     let stat = proc_stat(pid.as_raw())
         .ok_or_else(|| Error::Init("container init exited during create".into()))?;
