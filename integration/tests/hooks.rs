@@ -299,8 +299,11 @@ fn hooks_run_in_the_runtimes_pid_namespace_when_init_joins_another() {
     // A pid namespace to join: `unshare --fork` makes it for its child (pid 1 there).
     let holder = Holder(
         std::process::Command::new("unshare")
-            .args(["--pid", "--fork", "sleep", "1000"])
+            // --kill-child: the sleep (pid 1 there) dies with unshare, which Drop kills.
+            .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );
