@@ -273,9 +273,8 @@ impl Notify for RestoreNotify<'_> {
     /// container's own cgroup paths (a new id has new ones).
     fn started(&mut self, criu_pid: i32, req: &mut Req) -> Result<()> {
         self.cgroup.apply(criu_pid, false)?;
-        if self.cgroup.record().is_v2() {
-            return Ok(());
-        }
+        // On v2 too (runc 1.1 skips it there): without the root CRIU puts the tree back in the
+        // cgroup it was dumped from, the original's, not this container's.
         let text = std::fs::read_to_string(format!("/proc/{criu_pid}/cgroup"))
             .ctx(|| format!("read the cgroups of criu {criu_pid}"))?;
         let opts = req.opts.mut_or_insert_default();
