@@ -17,7 +17,8 @@ pub mod rootless_user;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn workspace() -> PathBuf {
+/// The repository's top directory (hack/, target/).
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

@@ -11,13 +11,6 @@ use std::process::{Child, Command, Output, Stdio};
 use integration::*;
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// hack/make-image.sh's busybox layout, a store and a state root, removed at the end (after
 /// deleting the containers, which unmounts their rootfs).
 struct Scratch(PathBuf);

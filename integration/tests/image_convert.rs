@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use integration::*;
@@ -315,13 +314,6 @@ fn passwd_symlinks_never_read_host_files() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 fn run_tool(cmd: &mut Command) -> String {

@@ -17,13 +17,6 @@ use integration::rootless_user::*;
 use integration::*;
 use serde_json::{json, Value};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// The extra layer: python3 tarfile, pax format (xattrs as SCHILY.xattr).
 const MAKE_LAYER: &str = r##"
 import io, sys, tarfile

@@ -3,18 +3,11 @@
 //! container saw; and the failures, which leave no bundle, state or store entry behind.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use integration::*;
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A scratch directory with hack/make-image.sh's busybox layout, a store and a state root,
 /// removed at the end.
