@@ -17,24 +17,16 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "dropin-cri: run as root (containers need it)" >&2
-  exit 1
-fi
-runtime=$(readlink -f "${1:-$repo/target/release/brig}")
-if [ ! -x "$runtime" ]; then
-  echo "dropin-cri: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
-  exit 1
-fi
+# shellcheck source=hack/lib/dropin-common.sh
+. "$repo/hack/lib/dropin-common.sh"
+NAME=dropin-cri
+dropin_need_root "containers need it"
+dropin_runtime "${1:-}"
 proto=${CRI_PROTO:-$repo/../shared/cri-api/api.proto}
 if [ ! -f "$proto" ]; then
   echo "dropin-cri: no CRI API at $proto (set CRI_PROTO)" >&2
   exit 1
 fi
-
-# shellcheck source=hack/lib/dropin-common.sh
-. "$repo/hack/lib/dropin-common.sh"
-NAME=dropin-cri
 
 # --- packages --------------------------------------------------------------------------------
 dropin_install containerd busybox-static python3-venv
@@ -48,9 +40,7 @@ if ! "$venv/bin/python" -c 'import grpc_tools' 2>/dev/null; then
 fi
 PY=$venv/bin/python
 
-started=$(date +%s)
-T=$(mktemp -d /tmp/brig-dropin-cri.XXXXXX)
-chmod 755 "$T"
+dropin_tmpdir brig-dropin-cri
 tag=cri$$                        # unique per run: names, cgroup directory
 IMG=localhost/brig-busybox:latest
 PAUSE=localhost/brig-pause:latest
@@ -84,25 +74,7 @@ trap 'cleanup interrupted; exit 130' INT TERM
 # --- the runtime wrapper ----------------------------------------------------------------------
 # A script named runc that logs its subcommand and arguments, then execs the runtime under test
 # (same pid, same descriptors).
-mkdir -p "$T/bin"
-cat >"$T/bin/runc" <<EOF
-#!/bin/sh
-sub=
-skip=
-for a in "\$@"; do
-  if [ -n "\$skip" ]; then skip=; continue; fi
-  case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
-    --version|-v) sub=version; break ;;
-    -*) ;;
-    *) sub=\$a; break ;;
-  esac
-done
-printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-cri.log"
-exec "$runtime" "\$@"
-EOF
-chmod 755 "$T/bin/runc"
-: >"$T/calls-cri.log"
+dropin_wrapper "$T/bin" "$T/calls-cri.log"
 
 # --- the images: busybox, and a pause image on the same layer (docker save layout) -------------
 build_images() {
@@ -115,24 +87,9 @@ CTR=(ctr --address "$SOCK" --namespace k8s.io)
 start_containerd() {
   local d=$T/containerd
   mkdir -p "$d" "$T/runc-root" "$T/cni/bin" "$T/cni/conf"
-  cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = "$d/debug.sock"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$d/opt"
+  {
+    dropin_containerd_toml "$d" "$SOCK" cri
+    cat <<EOF
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE"
   # no CAP_SYS_RESOURCE here: keep oom_score_adj at or above our own
@@ -155,16 +112,8 @@ disabled_plugins = [
     bin_dir = "$T/cni/bin"
     conf_dir = "$T/cni/conf"
 EOF
-  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
-  containerd_pid=$!
-  for _ in $(seq 100); do
-    "${CTR[@]}" version >/dev/null 2>&1 && return 0
-    kill -0 "$containerd_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "dropin-cri: containerd did not start:" >&2
-  cat "$d/log" >&2
-  return 1
+  } >"$d/config.toml"
+  dropin_start_containerd "$d" "$SOCK"
 }
 
 # --- driver -----------------------------------------------------------------------------------
@@ -178,16 +127,7 @@ scenario() { # scenario NAME FUNCTION
   printf '## %s\n' "$name" >>"$T/calls-cri.log"
   cri "$fn" >"$T/scenario.out" 2>&1
   rc=$?
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    results+=("PASS $name")
-    echo "PASS cri: $name ($((SECONDS - t0))s)"
-  else
-    failed=$((failed + 1))
-    results+=("FAIL $name")
-    echo "FAIL cri: $name (status $rc, $((SECONDS - t0))s)"
-    sed 's/^/    /' "$T/scenario.out"
-  fi
+  dropin_record "$rc" "$name" "cri: $name" "$((SECONDS - t0))s"
 }
 
 echo "dropin-cri: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
@@ -227,13 +167,7 @@ fi
 echo
 echo "dropin-cri: summary for $runtime"
 echo "cri: runtime calls per scenario"
-awk -F'\t' '
-  function flush() { if (name != "") { printf "  %-72s %s\n", name, line } }
-  /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
-  { if (!($1 in n)) order[++k] = $1; n[$1]++
-    line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
-  END { flush() }' "$T/calls-cri.log"
-printf '  all subcommands: %s\n' "$(awk -F'\t' '!/^## / { print $1 }' "$T/calls-cri.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+dropin_calls_per_scenario "$T/calls-cri.log" 72
 # Every distinct command line, ids and paths of this run replaced by names.
 echo "cri: runtime command lines (B = the task's bundle, ID = a container or exec id)"
 awk -F'\t' '!/^## / { print $2 }' "$T/calls-cri.log" |
@@ -249,11 +183,4 @@ if grep -q 'did not terminate successfully' "$T/containerd/log" 2>/dev/null; the
     $why =~ s/[0-9a-f]{64}/ID/g; $why =~ s/\\+"/"/g; $why =~ s/\\*"\s*runtime=.*//; $why =~ s/(\\+n|: unknown|\s)+$//;
     print "$what: ...$why\n"' "$T/containerd/log" | sort | uniq -c | sort -rn | head -20 | sed 's/^/  /'
 fi
-for r in "${results[@]}"; do echo "  $r"; done
-if [ -n "${DROPIN_LOGS:-}" ]; then
-  mkdir -p "$DROPIN_LOGS" && cp "$T/calls-cri.log" "$T/containerd/log" "$DROPIN_LOGS"/ &&
-    echo "dropin-cri: runtime calls in $DROPIN_LOGS"
-fi
-echo "dropin-cri: took $(($(date +%s) - started))s"
-echo "dropin-cri: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+dropin_finish "$T/calls-cri.log" "$T/containerd/log"

@@ -19,28 +19,18 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "dropin-docker: run as root (containers need it)" >&2
-  exit 1
-fi
-runtime=$(readlink -f "${1:-$repo/target/release/brig}")
-if [ ! -x "$runtime" ]; then
-  echo "dropin-docker: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
-  exit 1
-fi
-
 # shellcheck source=hack/lib/dropin-common.sh
 . "$repo/hack/lib/dropin-common.sh"
 NAME=dropin-docker
+dropin_need_root "containers need it"
+dropin_runtime "${1:-}"
 
 # --- packages --------------------------------------------------------------------------------
 dropin_install docker.io containerd buildah busybox-static bsdutils
 # /usr/local/bin/docker may be a newer CLI: use the one of Debian's dockerd.
 DOCKER_CLI=/usr/bin/docker
 
-started=$(date +%s)
-T=$(mktemp -d /tmp/brig-dd.XXXXXX)
-chmod 755 "$T"
+dropin_tmpdir brig-dd
 tag=dd$$                         # unique per run: names, cgroup directory
 IMG=localhost/brig-busybox:latest
 CTR_SOCK=$T/containerd/containerd.sock
@@ -80,43 +70,8 @@ trap 'cleanup interrupted; exit 130' INT TERM
 # One per engine: a script named runc that logs its subcommand and arguments, runs the runtime
 # under test with the same descriptors, and on failure logs the exit status and the error
 # lines the runtime wrote to its --log file during this call.
-make_wrapper() { # make_wrapper ENGINE
-  mkdir -p "$T/$1-bin"
-  cat >"$T/$1-bin/runc" <<EOF
-#!/bin/sh
-sub=
-skip=
-log=
-prev=
-for a in "\$@"; do
-  case \$prev in --log) log=\$a ;; esac
-  prev=\$a
-  case \$a in --log=*) log=\${a#--log=} ;; esac
-  if [ -n "\$skip" ]; then skip=; continue; fi
-  case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
-    --version|-v) sub=version; break ;;
-    -*) ;;
-    *) [ -z "\$sub" ] && sub=\$a ;;
-  esac
-done
-printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-$1.log"
-size=0
-[ -n "\$log" ] && [ -f "\$log" ] && size=\$(stat -c %s "\$log")
-"$runtime" "\$@"
-rc=\$?
-if [ \$rc != 0 ]; then
-  msg=
-  [ -n "\$log" ] && [ -f "\$log" ] && msg=\$(tail -c +\$((size + 1)) "\$log" | grep -E '"level":"(error|fatal)"|level=(error|fatal)' | tr '\n' ' ')
-  printf '!%s\texit %s: %s\t%s\n' "\${sub:-?}" "\$rc" "\$msg" "\$*" >>"$T/calls-$1.log"
-fi
-exit \$rc
-EOF
-  chmod 755 "$T/$1-bin/runc"
-  : >"$T/calls-$1.log"
-}
-make_wrapper docker
-make_wrapper buildah
+dropin_wrapper "$T/docker-bin" "$T/calls-docker.log" --log-failures
+dropin_wrapper "$T/buildah-bin" "$T/calls-buildah.log" --log-failures
 
 # --- the busybox image: a docker-archive (docker save layout) built here -----------------------
 build_image() { build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]"; }
@@ -125,35 +80,8 @@ build_image() { build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]"; }
 start_containerd() {
   local d=$T/containerd
   mkdir -p "$d"
-  cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$CTR_SOCK"
-[ttrpc]
-  address = "$CTR_SOCK.ttrpc"
-[debug]
-  address = "$d/debug.sock"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$d/opt"
-EOF
-  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
-  containerd_pid=$!
-  for _ in $(seq 100); do
-    ctr --address "$CTR_SOCK" version >/dev/null 2>&1 && return 0
-    kill -0 "$containerd_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "dropin-docker: containerd did not start:" >&2
-  cat "$d/log" >&2
-  return 1
+  dropin_containerd_toml "$d" "$CTR_SOCK" >"$d/config.toml"
+  dropin_start_containerd "$d" "$CTR_SOCK"
 }
 
 start_dockerd() {
@@ -222,13 +150,7 @@ EOF
 setup_buildah() {
   local d=$T/buildah
   mkdir -p "$d/tmp"
-  cat >"$d/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$d/root"
-runroot = "$d/runroot"
-EOF
-  : >"$d/registries.conf"
+  dropin_vfs_storage "$d" "$d/root" "$d/runroot"
   export CONTAINERS_STORAGE_CONF=$d/storage.conf CONTAINERS_REGISTRIES_CONF=$d/registries.conf
   export TMPDIR=$d/tmp BUILDAH_ISOLATION=oci
   make_buildah_cgroup || return 1
@@ -729,15 +651,8 @@ scenario() {
     echo "runtime calls failed that runc does not fail here: $unexpected" >>"$T/scenario.out"
     rc=1
   fi
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    results+=("PASS $engine $name")
-    echo "PASS $engine: $name"
-  else
-    failed=$((failed + 1))
-    results+=("FAIL $engine $name")
-    echo "FAIL $engine: $name (status $rc)"
-    sed 's/^/    /' "$T/scenario.out"
+  dropin_record "$rc" "$engine $name" "$engine: $name"
+  if [ "$rc" != 0 ]; then
     [ -z "$failed_calls" ] || sed 's/^!/    runtime failed: /' <<<"$failed_calls"
     # what a failed scenario left must not fail the next ones (a passing one removes its own,
     # which the last scenario checks)
@@ -746,12 +661,6 @@ scenario() {
       buildah) b rm -a >/dev/null 2>&1 ;;
     esac
   fi
-}
-
-setup_failed() {
-  failed=$((failed + 1))
-  results+=("FAIL $1 setup ($2)")
-  echo "FAIL $1: setup"
 }
 
 echo "dropin-docker: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
@@ -785,7 +694,7 @@ if start_containerd && start_dockerd && d load -i "$T/busybox.tar" >/dev/null; t
   scenario docker "--privileged" docker_privileged create
   scenario docker "nothing left: containers, state, cgroups, mounts, shims" docker_nothing_left
 else
-  setup_failed docker "containerd, dockerd, docker load"
+  dropin_setup_failed docker "containerd, dockerd, docker load"
 fi
 
 if setup_buildah && b pull -q "docker-archive:$T/busybox.tar" >/dev/null; then
@@ -793,7 +702,7 @@ if setup_buildah && b pull -q "docker-archive:$T/busybox.tar" >/dev/null; then
   scenario buildah "bud: RUN steps, stderr byte for byte, failing step" buildah_bud
   scenario buildah "nothing left: containers, state, cgroups" buildah_nothing_left
 else
-  setup_failed buildah "pull docker-archive"
+  dropin_setup_failed buildah "pull docker-archive"
 fi
 
 # --- summary ----------------------------------------------------------------------------------
@@ -801,19 +710,6 @@ echo
 echo "dropin-docker: summary for $runtime"
 for engine in docker buildah; do
   echo "$engine: runtime calls per scenario"
-  awk -F'\t' '
-    function flush() { if (name != "") { printf "  %-58s %s\n", name, line } }
-    /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
-    /^!/ { next }
-    { if (!($1 in n)) order[++k] = $1; n[$1]++
-      line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
-    END { flush() }' "$T/calls-$engine.log"
-  printf '  all subcommands: %s\n' "$(awk -F'\t' '!/^(## |!)/ { print $1 }' "$T/calls-$engine.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+  dropin_calls_per_scenario "$T/calls-$engine.log" 58
 done
-for r in "${results[@]}"; do echo "  $r"; done
-if [ -n "${DROPIN_LOGS:-}" ]; then
-  mkdir -p "$DROPIN_LOGS" && cp "$T"/calls-*.log "$DROPIN_LOGS"/ && echo "dropin-docker: runtime calls in $DROPIN_LOGS"
-fi
-echo "dropin-docker: took $(($(date +%s) - started))s"
-echo "dropin-docker: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+dropin_finish "$T"/calls-*.log

@@ -10,24 +10,14 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "dropin-rootless: run as root (it makes the test user)" >&2
-  exit 1
-fi
-runtime=$(readlink -f "${1:-$repo/target/release/brig}")
-if [ ! -x "$runtime" ]; then
-  echo "dropin-rootless: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
-  exit 1
-fi
-
 # shellcheck source=hack/lib/dropin-common.sh
 . "$repo/hack/lib/dropin-common.sh"
 NAME=dropin-rootless
+dropin_need_root "it makes the test user"
+dropin_runtime "${1:-}"
 dropin_install podman conmon uidmap busybox-static bsdutils
 
-started=$(date +%s)
-T=$(mktemp -d /tmp/brig-dropin-rootless.XXXXXX)
-chmod 755 "$T"
+dropin_tmpdir brig-dropin-rootless
 tag=rl$$
 user=brigrl$$
 IMG=localhost/brig-busybox:latest
@@ -98,13 +88,7 @@ runtime = "runc"
 [engine.runtimes]
 runc = ["$T/bin/runc"]
 EOF
-cat >"$H/.config/containers/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$H/storage"
-runroot = "$T/xdg/containers"
-EOF
-: >"$H/.config/containers/registries.conf"
+dropin_vfs_storage "$H/.config/containers" "$H/storage" "$T/xdg/containers"
 build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]" || exit 1
 chown -R "$uid:$gid" "$T"
 

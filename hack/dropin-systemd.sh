@@ -20,21 +20,16 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/lib/dropin-common.sh
+. "$repo/hack/lib/dropin-common.sh"
 NAME=dropin-systemd
-if [ "$(id -u)" != 0 ]; then
-  echo "$NAME: run as root (containers need it)" >&2
-  exit 1
-fi
+dropin_need_root "containers need it"
 # Only in the systemd VM (hack/vm/guest.sh writes the marker into the guest's own /run).
 if [ "$(cat /proc/1/comm 2>/dev/null)" != systemd ] || [ ! -e /run/vm/systemd-job.sh ]; then
   echo "$NAME: refusing to run: only in the systemd VM (hack/vm-test.sh --systemd -- $0), never on a host's systemd" >&2
   exit 1
 fi
-runtime=$(readlink -f "${1:-$repo/target/release/brig}")
-if [ ! -x "$runtime" ]; then
-  echo "$NAME: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
-  exit 1
-fi
+dropin_runtime "${1:-}"
 for cmd in containerd ctr containerd-shim-runc-v2 podman conmon systemctl busctl; do
   command -v "$cmd" >/dev/null || {
     echo "$NAME: $cmd not found (install containerd podman conmon on the host first)" >&2
@@ -46,12 +41,7 @@ done
   exit 1
 }
 
-# shellcheck source=hack/lib/dropin-common.sh
-. "$repo/hack/lib/dropin-common.sh"
-
-started=$(date +%s)
-T=$(mktemp -d /tmp/brig-dropin-systemd.XXXXXX)
-chmod 755 "$T"
+dropin_tmpdir brig-dropin-systemd
 tag=sd$$
 NS=$tag
 IMG=localhost/brig-busybox:latest
@@ -70,10 +60,7 @@ cleanup() {
     timeout -k 5 60 "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1
   fi
   if [ -n "$containerd_pid" ]; then
-    for id in $(timeout -k 5 10 "${CTR[@]}" tasks ls -q 2>/dev/null); do
-      timeout -k 5 10 "${CTR[@]}" tasks kill -s KILL "$id" >/dev/null 2>&1
-      timeout -k 5 10 "${CTR[@]}" tasks delete -f "$id" >/dev/null 2>&1
-    done
+    dropin_ctr_remove_tasks "${CTR[@]}"
     stop_pid "$containerd_pid"
   fi
   # Units of this run a failed scenario left (their names carry the run's tag or podman's prefix).
@@ -86,29 +73,8 @@ trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
 
 # The wrappers named runc: log the subcommand, then exec the runtime under test.
-make_wrapper() { # make_wrapper ENGINE
-  mkdir -p "$T/$1-bin"
-  cat >"$T/$1-bin/runc" <<EOF
-#!/bin/sh
-sub=
-skip=
-for a in "\$@"; do
-  if [ -n "\$skip" ]; then skip=; continue; fi
-  case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
-    --version|-v) sub=version; break ;;
-    -*) ;;
-    *) sub=\$a; break ;;
-  esac
-done
-printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-$1.log"
-exec "$runtime" "\$@"
-EOF
-  chmod 755 "$T/$1-bin/runc"
-  : >"$T/calls-$1.log"
-}
-make_wrapper ctr
-make_wrapper podman
+dropin_wrapper "$T/ctr-bin" "$T/calls-ctr.log"
+dropin_wrapper "$T/podman-bin" "$T/calls-podman.log"
 
 # --- systemd checks ---------------------------------------------------------------------------
 show() { systemctl show -p "$2" --value "$1"; }
@@ -172,35 +138,8 @@ start_containerd() {
   mkdir -p "$d" "$T/fifo" "$T/ctr-runc"
   # (No CRI plugin: ctr gives the runc v2 shim the options a Kubernetes node's
   # runtimes.runc.options give it, BinaryName and SystemdCgroup = true, per container.)
-  cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$CTR_SOCK"
-[ttrpc]
-  address = "$CTR_SOCK.ttrpc"
-[debug]
-  address = "$d/debug.sock"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$d/opt"
-EOF
-  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
-  containerd_pid=$!
-  for _ in $(seq 150); do
-    "${CTR[@]}" version >/dev/null 2>&1 && return 0
-    kill -0 "$containerd_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "$NAME: containerd did not start:" >&2
-  cat "$d/log" >&2
-  return 1
+  dropin_containerd_toml "$d" "$CTR_SOCK" >"$d/config.toml"
+  dropin_start_containerd "$d" "$CTR_SOCK" 150
 }
 c() { timeout -k 5 90 "${CTR[@]}" "$@" </dev/null; }
 # ctr_run ID [FLAGS...] -- CMD...: the runtime under test with SystemdCgroup, the container's
@@ -280,44 +219,8 @@ ctr_pause_resume() {
 
 # --- podman, --cgroup-manager=systemd -----------------------------------------------------------
 PODMAN=()
-setup_podman() {
-  local d=$T/podman nofile nproc
-  mkdir -p "$d/tmp" "$d/imgtmp" "$d/net"
-  nofile=$(ulimit -Hn)
-  nproc=$(ulimit -Hu)
-  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
-  { [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; } && nproc=4096
-  # (events and logs to files: the VM runs no journald)
-  cat >"$d/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-netns = "none"
-log_driver = "k8s-file"
-[network]
-network_config_dir = "$d/net"
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-tmp_dir = "$d/tmp"
-image_copy_tmp_dir = "$d/imgtmp"
-conmon_path = ["/usr/bin/conmon"]
-runtime = "runc"
-[engine.runtimes]
-runc = ["$T/podman-bin/runc"]
-EOF
-  cat >"$d/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$d/root"
-runroot = "$d/runroot"
-EOF
-  : >"$d/registries.conf"
-  export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
-  export CONTAINERS_REGISTRIES_CONF=$d/registries.conf TMPDIR=$d/imgtmp
-  PODMAN=(podman --root "$d/root" --runroot "$d/runroot" --storage-driver vfs
-    --cgroup-manager systemd --events-backend file --tmpdir "$d/tmp"
-    --runtime "$T/podman-bin/runc" --network-config-dir "$d/net")
-}
+# (events and logs to files: the VM runs no journald)
+setup_podman() { dropin_setup_podman systemd; }
 p() { timeout -k 5 90 "${PODMAN[@]}" "$@" </dev/null; }
 pstatus() { p inspect -f '{{.State.Status}}' "$1"; }
 
@@ -373,21 +276,7 @@ scenario() { # scenario ENGINE NAME FUNCTION
   printf '## %s\n' "$name" >>"$T/calls-$engine.log"
   (set -e; "$fn") >"$T/scenario.out" 2>&1
   rc=$?
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    results+=("PASS $engine $name")
-    echo "PASS $engine: $name ($((SECONDS - t0))s)"
-  else
-    failed=$((failed + 1))
-    results+=("FAIL $engine $name")
-    echo "FAIL $engine: $name (status $rc, $((SECONDS - t0))s)"
-    sed 's/^/    /' "$T/scenario.out"
-  fi
-}
-setup_failed() {
-  failed=$((failed + 1))
-  results+=("FAIL $1 setup ($2)")
-  echo "FAIL $1: setup ($2)"
+  dropin_record "$rc" "$engine $name" "$engine: $name" "$((SECONDS - t0))s"
 }
 
 echo "$NAME: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
@@ -406,7 +295,7 @@ if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "run --rm: exit code, no unit left" ctr_run_exit
   scenario ctr "pause/resume, SIGKILL, delete: no unit left" ctr_pause_resume
 else
-  setup_failed ctr "containerd, image import"
+  dropin_setup_failed ctr "containerd, image import"
 fi
 
 setup_podman
@@ -414,23 +303,17 @@ if p load -i "$T/busybox.tar" >"$T/load.log" 2>&1 || { cat "$T/load.log"; false;
   scenario podman "run -d with limits: scope, files, properties; exec; update; stop; rm" podman_lifecycle
   scenario podman "run --rm with a pids limit: exit code, no scope left" podman_run_rm
 else
-  setup_failed podman "load"
+  dropin_setup_failed podman "load"
 fi
 
 echo
 echo "$NAME: summary for $runtime"
 for engine in ctr podman; do
   printf '%s: runtime subcommands: %s\n' "$engine" \
-    "$(awk -F'\t' '!/^## / { print $1 }' "$T/calls-$engine.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+    "$(dropin_subcommand_counts "$T/calls-$engine.log")"
   if ! grep -q -- --systemd-cgroup "$T/calls-$engine.log"; then
     failed=$((failed + 1))
     results+=("FAIL $engine never passed --systemd-cgroup to the runtime")
   fi
 done
-for r in "${results[@]}"; do echo "  $r"; done
-if [ -n "${DROPIN_LOGS:-}" ]; then
-  mkdir -p "$DROPIN_LOGS" && cp "$T"/calls-*.log "$DROPIN_LOGS"/ && echo "$NAME: runtime calls in $DROPIN_LOGS"
-fi
-echo "$NAME: took $(($(date +%s) - started))s"
-echo "$NAME: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+dropin_finish "$T"/calls-*.log

@@ -14,30 +14,20 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "dropin: run as root (containers need it)" >&2
-  exit 1
-fi
-runtime=$(readlink -f "${1:-$repo/target/release/brig}")
-if [ ! -x "$runtime" ]; then
-  echo "dropin: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
-  exit 1
-fi
-
 # shellcheck source=hack/lib/dropin-common.sh
 . "$repo/hack/lib/dropin-common.sh"
 NAME=dropin
+dropin_need_root "containers need it"
+dropin_runtime "${1:-}"
 
 # --- packages --------------------------------------------------------------------------------
 dropin_install containerd podman conmon catatonit busybox-static bsdutils
 
-started=$(date +%s)
 # CRIU 4.2 (hack/criu.sh) for checkpoint/restore, found by the engines and the runtime in PATH;
 # Debian's criu 3.17 cannot start on recent kernels.
 criu_bin=${CRIU_CACHE:-/var/cache/criu}/bin
 [ -x "$criu_bin/criu" ] && PATH=$criu_bin:$PATH
-T=$(mktemp -d /tmp/brig-dropin.XXXXXX)
-chmod 755 "$T"
+dropin_tmpdir brig-dropin
 tag=dropin$$                     # unique per run: ids, namespace, cgroup names
 NS=$tag                          # containerd namespace
 IMG=localhost/brig-busybox:latest
@@ -62,10 +52,7 @@ cleanup() {
     timeout -k 5 60 "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1
   fi
   if [ -n "$containerd_pid" ]; then
-    for id in $(timeout -k 5 10 "${CTR[@]}" tasks ls -q 2>/dev/null); do
-      timeout -k 5 10 "${CTR[@]}" tasks kill -s KILL "$id" >/dev/null 2>&1
-      timeout -k 5 10 "${CTR[@]}" tasks delete -f "$id" >/dev/null 2>&1
-    done
+    dropin_ctr_remove_tasks "${CTR[@]}"
     for id in $(timeout -k 5 10 "${CTR[@]}" containers ls -q 2>/dev/null); do
       timeout -k 5 10 "${CTR[@]}" containers delete "$id" >/dev/null 2>&1
     done
@@ -79,29 +66,8 @@ trap 'cleanup interrupted; exit 130' INT TERM
 # --- the runtime wrappers ---------------------------------------------------------------------
 # One per engine: a script named runc that logs its subcommand and arguments, then execs the
 # runtime under test (same pid, same descriptors).
-make_wrapper() { # make_wrapper ENGINE
-  mkdir -p "$T/$1-bin"
-  cat >"$T/$1-bin/runc" <<EOF
-#!/bin/sh
-sub=
-skip=
-for a in "\$@"; do
-  if [ -n "\$skip" ]; then skip=; continue; fi
-  case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
-    --version|-v) sub=version; break ;;
-    -*) ;;
-    *) sub=\$a; break ;;
-  esac
-done
-printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$T/calls-$1.log"
-exec "$runtime" "\$@"
-EOF
-  chmod 755 "$T/$1-bin/runc"
-  : >"$T/calls-$1.log"
-}
-make_wrapper ctr
-make_wrapper podman
+dropin_wrapper "$T/ctr-bin" "$T/calls-ctr.log"
+dropin_wrapper "$T/podman-bin" "$T/calls-podman.log"
 
 # --- the busybox image: a docker-archive (docker save layout) built here -----------------------
 build_image() { build_image_archive "$T/busybox.tar" "$IMG|\"Cmd\":[\"sh\"]"; }
@@ -111,79 +77,14 @@ CTR=(ctr --address "$CTR_SOCK" --namespace "$NS")
 start_containerd() {
   local d=$T/containerd
   mkdir -p "$d" "$T/fifo" "$T/ctr-runc"
-  cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$CTR_SOCK"
-[ttrpc]
-  address = "$CTR_SOCK.ttrpc"
-[debug]
-  address = "$d/debug.sock"
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$d/opt"
-EOF
-  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
-  containerd_pid=$!
-  for _ in $(seq 100); do
-    "${CTR[@]}" version >/dev/null 2>&1 && return 0
-    kill -0 "$containerd_pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "dropin: containerd did not start:" >&2
-  cat "$d/log" >&2
-  return 1
+  dropin_containerd_toml "$d" "$CTR_SOCK" >"$d/config.toml"
+  dropin_start_containerd "$d" "$CTR_SOCK"
 }
 
 # --- podman -----------------------------------------------------------------------------------
 PODMAN=()
-setup_podman() {
-  local d=$T/podman nofile
-  mkdir -p "$d/tmp" "$d/imgtmp" "$d/net"
-  # podman asks for nofile/nproc 1048576 unless told, more than a runtime without
-  # CAP_SYS_RESOURCE may set. Stay below our hard limits, and below podman's own nproc (it
-  # lowers its hard limit: 32768 here).
-  nofile=$(ulimit -Hn)
-  nproc=$(ulimit -Hu)   # global: a run giving its own --ulimit repeats it
-  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
-  { [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; } && nproc=4096
-  cat >"$d/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-netns = "none"
-log_driver = "k8s-file"
-[network]
-network_config_dir = "$d/net"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$d/tmp"
-image_copy_tmp_dir = "$d/imgtmp"
-conmon_path = ["/usr/bin/conmon"]
-runtime = "runc"
-[engine.runtimes]
-runc = ["$T/podman-bin/runc"]
-EOF
-  cat >"$d/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$d/root"
-runroot = "$d/runroot"
-EOF
-  : >"$d/registries.conf"
-  export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
-  export CONTAINERS_REGISTRIES_CONF=$d/registries.conf TMPDIR=$d/imgtmp
-  PODMAN=(podman --root "$d/root" --runroot "$d/runroot" --storage-driver vfs
-    --cgroup-manager cgroupfs --events-backend file --tmpdir "$d/tmp"
-    --runtime "$T/podman-bin/runc" --network-config-dir "$d/net")
-}
+# (It sets nproc, global: a run giving its own --ulimit repeats it.)
+setup_podman() { dropin_setup_podman cgroupfs; }
 
 # --- helpers for scenarios ----------------------------------------------------------------------
 c() { timeout -k 5 60 "${CTR[@]}" "$@" </dev/null; }
@@ -702,28 +603,12 @@ scenario() { # scenario ENGINE NAME FUNCTION
   printf '## %s\n' "$name" >>"$T/calls-$engine.log"
   (set -e; "$fn") >"$T/scenario.out" 2>&1
   rc=$?
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    results+=("PASS $engine $name")
-    echo "PASS $engine: $name"
-  else
-    failed=$((failed + 1))
-    results+=("FAIL $engine $name")
-    echo "FAIL $engine: $name (status $rc)"
-    sed 's/^/    /' "$T/scenario.out"
-  fi
+  dropin_record "$rc" "$engine $name" "$engine: $name"
 }
 
 echo "dropin: runtime $runtime ($("$runtime" --version 2>&1 | head -1))"
 echo "dropin: $(containerd --version | cut -d' ' -f1,3), podman $(podman --version | cut -d' ' -f3), conmon $(conmon --version | head -1 | cut -d' ' -f3)"
 build_image || { echo "dropin: could not build the busybox image" >&2; exit 1; }
-
-# An engine that could not be set up counts as one failure (its scenarios did not run).
-setup_failed() {
-  failed=$((failed + 1))
-  results+=("FAIL $1 setup ($2)")
-  echo "FAIL $1: setup"
-}
 
 if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "run to completion: exit code, stdout, stderr" ctr_run_exit
@@ -742,7 +627,7 @@ if start_containerd && c images import "$T/busybox.tar" >/dev/null; then
   scenario ctr "TERM-ignoring pid 1: SIGTERM, then kill --all SIGKILL" ctr_stop_kill
   scenario ctr "checkpoint --task, restore --live (CRIU)" ctr_checkpoint
 else
-  setup_failed ctr "containerd, image import"
+  dropin_setup_failed ctr "containerd, image import"
 fi
 
 setup_podman
@@ -772,7 +657,7 @@ if p load -i "$T/busybox.tar" >/dev/null; then
   scenario podman "create -> init -> start" podman_create_init_start
   scenario podman "container checkpoint/restore, --export/--import (CRIU)" podman_checkpoint
 else
-  setup_failed podman "load"
+  dropin_setup_failed podman "load"
 fi
 
 # --- summary ----------------------------------------------------------------------------------
@@ -780,18 +665,6 @@ echo
 echo "dropin: summary for $runtime"
 for engine in ctr podman; do
   echo "$engine: runtime calls per scenario"
-  awk -F'\t' '
-    function flush() { if (name != "") { printf "  %-58s %s\n", name, line } }
-    /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
-    { if (!($1 in n)) order[++k] = $1; n[$1]++
-      line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
-    END { flush() }' "$T/calls-$engine.log"
-  printf '  all subcommands: %s\n' "$(awk -F'\t' '!/^## / { print $1 }' "$T/calls-$engine.log" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }')"
+  dropin_calls_per_scenario "$T/calls-$engine.log" 58
 done
-for r in "${results[@]}"; do echo "  $r"; done
-if [ -n "${DROPIN_LOGS:-}" ]; then
-  mkdir -p "$DROPIN_LOGS" && cp "$T"/calls-*.log "$DROPIN_LOGS"/ && echo "dropin: runtime calls in $DROPIN_LOGS"
-fi
-echo "dropin: took $(($(date +%s) - started))s"
-echo "dropin: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+dropin_finish "$T"/calls-*.log

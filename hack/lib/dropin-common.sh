@@ -1,8 +1,10 @@
-# Shared by hack/dropin.sh, hack/dropin-docker.sh and hack/dropin-cri.sh (sourced, not run):
-# package installation, the run's cgroup directory below the script's own, finding and stopping
-# only this run's processes, the cleanup of what engines leave on the host, and the checks the
-# scenarios print. A script sets NAME (its log prefix) and, before cleanup, T (its temp dir),
-# CGP (its cgroup path), host_dirs (paths engines make whatever their configuration says).
+# Shared by the drop-in scripts hack/dropin*.sh (sourced, not run): the checks of root and of
+# the runtime argument, package installation, the run's cgroup directory below the script's own,
+# finding and stopping only this run's processes, the cleanup of what engines leave on the host,
+# the runtime wrapper, a private containerd and podman, the checks the scenarios print, and the
+# counting and summary of scenario results. A script sets repo (its tree) and NAME (its log
+# prefix) first and, before cleanup, T (its temp dir), CGP (its cgroup path), host_dirs (paths
+# engines make whatever their configuration says).
 
 # dropin_install PKG...: apt-get the missing ones.
 dropin_install() {
@@ -165,4 +167,260 @@ build_image_archive() {
   tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$img/archive" \
     -cf "$out" . || return 1
   rm -rf "$img"
+}
+
+# --- what every drop-in script does the same way (hack/dropin*.sh) -----------------------------
+
+# dropin_need_root WHY: exit unless root.
+dropin_need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "$NAME: run as root ($1)" >&2
+    exit 1
+  fi
+}
+
+# dropin_runtime [BINARY]: sets runtime to BINARY's real path (default: this tree's
+# target/release/brig); exits when it is not an executable.
+dropin_runtime() {
+  runtime=$(readlink -f "${1:-$repo/target/release/brig}")
+  if [ ! -x "$runtime" ]; then
+    echo "$NAME: runtime $runtime is not an executable (build it: hack/build.sh)" >&2
+    exit 1
+  fi
+}
+
+# dropin_tmpdir PREFIX: sets started (the run's start, in seconds) and T, this run's temp dir
+# /tmp/PREFIX.XXXXXX (0755: the engines' users and the containers' root go through it).
+dropin_tmpdir() {
+  started=$(date +%s)
+  T=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$T"
+}
+
+# dropin_vfs_storage DIR GRAPHROOT RUNROOT: DIR/storage.conf (containers-storage with the vfs
+# driver, which works on any file system and as a user) and an empty DIR/registries.conf.
+dropin_vfs_storage() {
+  cat >"$1/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$2"
+runroot = "$3"
+EOF
+  : >"$1/registries.conf"
+}
+
+# dropin_wrapper DIR LOG [--log-failures]: DIR/runc, a script named runc (podman picks its
+# behaviour from the runtime's basename) that appends its subcommand and arguments to LOG
+# (tab-separated), then execs the runtime under test (same pid, same descriptors). With
+# --log-failures it runs the runtime instead and, when it fails, appends `!SUBCOMMAND`, the
+# exit status and the error lines the runtime wrote to its --log file during this call.
+dropin_wrapper() {
+  local dir=$1 log=$2
+  mkdir -p "$dir"
+  if [ "${3:-}" = --log-failures ]; then
+    cat >"$dir/runc" <<EOF
+#!/bin/sh
+sub=
+skip=
+log=
+prev=
+for a in "\$@"; do
+  case \$prev in --log) log=\$a ;; esac
+  prev=\$a
+  case \$a in --log=*) log=\${a#--log=} ;; esac
+  if [ -n "\$skip" ]; then skip=; continue; fi
+  case \$a in
+    --root|--log|--log-format|--criu) skip=1 ;;
+    --version|-v) sub=version; break ;;
+    -*) ;;
+    *) [ -z "\$sub" ] && sub=\$a ;;
+  esac
+done
+printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$log"
+size=0
+[ -n "\$log" ] && [ -f "\$log" ] && size=\$(stat -c %s "\$log")
+"$runtime" "\$@"
+rc=\$?
+if [ \$rc != 0 ]; then
+  msg=
+  [ -n "\$log" ] && [ -f "\$log" ] && msg=\$(tail -c +\$((size + 1)) "\$log" | grep -E '"level":"(error|fatal)"|level=(error|fatal)' | tr '\n' ' ')
+  printf '!%s\texit %s: %s\t%s\n' "\${sub:-?}" "\$rc" "\$msg" "\$*" >>"$log"
+fi
+exit \$rc
+EOF
+  else
+    cat >"$dir/runc" <<EOF
+#!/bin/sh
+sub=
+skip=
+for a in "\$@"; do
+  if [ -n "\$skip" ]; then skip=; continue; fi
+  case \$a in
+    --root|--log|--log-format|--criu) skip=1 ;;
+    --version|-v) sub=version; break ;;
+    -*) ;;
+    *) sub=\$a; break ;;
+  esac
+done
+printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$log"
+exec "$runtime" "\$@"
+EOF
+  fi
+  chmod 755 "$dir/runc"
+  : >"$log"
+}
+
+# dropin_containerd_toml DIR SOCK [cri]: the head of a private containerd's config.toml (root,
+# state, sockets and opt under DIR, API socket SOCK, no metrics), on stdout; the CRI plugin
+# stays disabled unless `cri` is given. A script appends its plugins' sections.
+dropin_containerd_toml() {
+  local d=$1 sock=$2 cri='"io.containerd.grpc.v1.cri",'
+  [ "${3:-}" = cri ] && cri=
+  cat <<EOF
+version = 2
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = [$cri
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[debug]
+  address = "$d/debug.sock"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$d/opt"
+EOF
+}
+
+# dropin_start_containerd DIR SOCK [TRIES]: containerd with DIR/config.toml, its log in DIR/log;
+# sets containerd_pid and waits (TRIES x 0.2 s, default 100) until it answers on SOCK.
+dropin_start_containerd() {
+  local d=$1 sock=$2 tries=${3:-100}
+  containerd --config "$d/config.toml" --log-level warn >"$d/log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq "$tries"); do
+    ctr --address "$sock" version >/dev/null 2>&1 && return 0
+    kill -0 "$containerd_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$NAME: containerd did not start:" >&2
+  cat "$d/log" >&2
+  return 1
+}
+
+# dropin_ctr_remove_tasks CTR...: SIGKILL and delete every task (cleanup; CTR is the ctr
+# command line with its --address and --namespace).
+dropin_ctr_remove_tasks() {
+  local id
+  for id in $(timeout -k 5 10 "$@" tasks ls -q 2>/dev/null); do
+    timeout -k 5 10 "$@" tasks kill -s KILL "$id" >/dev/null 2>&1
+    timeout -k 5 10 "$@" tasks delete -f "$id" >/dev/null 2>&1
+  done
+}
+
+# dropin_setup_podman CGROUP_MANAGER: a private podman configuration under $T/podman (vfs
+# storage, no network, events and logs to files, no registries) with $T/podman-bin/runc as its
+# runtime; sets PODMAN (the podman command line) and, globally, nofile and nproc (the ulimits
+# it gives containers).
+dropin_setup_podman() {
+  local d=$T/podman
+  mkdir -p "$d/tmp" "$d/imgtmp" "$d/net"
+  # podman asks for nofile/nproc 1048576 unless told, more than a runtime without
+  # CAP_SYS_RESOURCE may set. Stay below our hard limits, and below podman's own nproc (it
+  # lowers its hard limit: 32768 here).
+  nofile=$(ulimit -Hn)
+  nproc=$(ulimit -Hu)
+  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
+  { [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; } && nproc=4096
+  cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+netns = "none"
+log_driver = "k8s-file"
+[network]
+network_config_dir = "$d/net"
+[engine]
+cgroup_manager = "$1"
+events_logger = "file"
+tmp_dir = "$d/tmp"
+image_copy_tmp_dir = "$d/imgtmp"
+conmon_path = ["/usr/bin/conmon"]
+runtime = "runc"
+[engine.runtimes]
+runc = ["$T/podman-bin/runc"]
+EOF
+  dropin_vfs_storage "$d" "$d/root" "$d/runroot"
+  export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
+  export CONTAINERS_REGISTRIES_CONF=$d/registries.conf TMPDIR=$d/imgtmp
+  PODMAN=(podman --root "$d/root" --runroot "$d/runroot" --storage-driver vfs
+    --cgroup-manager "$1" --events-backend file --tmpdir "$d/tmp"
+    --runtime "$T/podman-bin/runc" --network-config-dir "$d/net")
+}
+
+# Scenario results: a script sets results=() passed=0 failed=0 and counts each scenario with
+# dropin_record, an engine it could not set up with dropin_setup_failed, and ends with
+# dropin_finish.
+
+# dropin_record RC RESULT TITLE [DETAIL]: count one scenario that ended with status RC;
+# "PASS|FAIL RESULT" goes to the summary; printed now: "PASS TITLE (DETAIL)", or
+# "FAIL TITLE (status RC, DETAIL)" and the scenario's output ($T/scenario.out) indented.
+dropin_record() {
+  local rc=$1 result=$2 title=$3 detail=${4:-}
+  if [ "$rc" = 0 ]; then
+    passed=$((passed + 1))
+    results+=("PASS $result")
+    echo "PASS $title${detail:+ ($detail)}"
+  else
+    failed=$((failed + 1))
+    results+=("FAIL $result")
+    echo "FAIL $title (status $rc${detail:+, $detail})"
+    sed 's/^/    /' "$T/scenario.out"
+  fi
+}
+
+# dropin_setup_failed ENGINE WHAT: an engine that could not be set up counts as one failure
+# (its scenarios did not run).
+dropin_setup_failed() {
+  failed=$((failed + 1))
+  results+=("FAIL $1 setup ($2)")
+  echo "FAIL $1: setup ($2)"
+}
+
+# dropin_calls_per_scenario LOG WIDTH: for each `## scenario` of a wrapper's LOG, the runtime
+# subcommands called during it (`createx2 start ...`), then every subcommand with its count.
+# Failure lines (`!...`, dropin_wrapper --log-failures) are not calls of their own.
+dropin_calls_per_scenario() {
+  awk -F'\t' -v fmt="  %-$2s %s\n" '
+    function flush() { if (name != "") { printf fmt, name, line } }
+    /^## / { flush(); name = substr($0, 4); line = ""; delete n; delete order; k = 0; next }
+    /^!/ { next }
+    { if (!($1 in n)) order[++k] = $1; n[$1]++
+      line = ""; for (i = 1; i <= k; i++) line = line order[i] (n[order[i]] > 1 ? "x" n[order[i]] : "") " " }
+    END { flush() }' "$1"
+  printf '  all subcommands: %s\n' "$(dropin_subcommand_counts "$1")"
+}
+
+# dropin_subcommand_counts LOG: `create(3) start(3) ...`, the runtime subcommands in a wrapper's
+# LOG with their counts.
+dropin_subcommand_counts() {
+  awk -F'\t' '!/^(## |!)/ { print $1 }' "$1" | sort | uniq -c | awk '{ printf "%s(%s) ", $2, $1 }'
+}
+
+# dropin_finish LOG...: the summary's result lines, LOGs copied to $DROPIN_LOGS when set, the
+# time taken (since $started) and the last line `NAME: N passed, N failed`; fails when any
+# scenario failed (a script's last command).
+dropin_finish() {
+  local r
+  for r in "${results[@]}"; do echo "  $r"; done
+  if [ -n "${DROPIN_LOGS:-}" ]; then
+    mkdir -p "$DROPIN_LOGS" && cp "$@" "$DROPIN_LOGS"/ && echo "$NAME: runtime calls in $DROPIN_LOGS"
+  fi
+  echo "$NAME: took $(($(date +%s) - started))s"
+  echo "$NAME: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
 }
