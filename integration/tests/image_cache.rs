@@ -5,97 +5,35 @@
 //! directories a crashed unpack left are swept; `brig pull`'s progress on a terminal only.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
+use integration::image::ImageScratch;
 use integration::*;
 use serde_json::Value;
 
-/// hack/make-image.sh's busybox layout, a store and a state root, removed at the end (after
-/// deleting the containers, which unmounts their rootfs).
-struct Scratch(PathBuf);
+/// hack/make-image.sh's busybox layout, a store and a state root (integration::image).
+type Scratch = ImageScratch;
 
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("brig-it-{}", unique_id(name)));
-        fs::create_dir_all(&dir).unwrap();
-        let scratch = Scratch(dir);
-        let out = Command::new(workspace().join("hack/make-image.sh"))
-            .arg(scratch.0.join("layout"))
-            .arg("v1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "make-image.sh: {}", stderr(&out));
-        scratch
-    }
-    fn image(&self) -> String {
-        format!("oci:{}:v1", self.0.join("layout").display())
-    }
-    fn store(&self) -> PathBuf {
-        self.0.join("store")
-    }
-    fn root(&self) -> PathBuf {
-        self.0.join("state")
-    }
-    fn bundle(&self, id: &str) -> PathBuf {
-        self.root().join("bundles").join(id)
-    }
-    fn cmd(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut cmd = Command::new(brig_binary());
-        cmd.envs(env.iter().copied())
-            .arg("--root")
-            .arg(self.root())
-            .args(args);
-        cmd
-    }
-    fn brig(&self, args: &[&str]) -> Output {
-        self.cmd(&[], args).output().unwrap()
-    }
-    /// `run --image IMAGE --store STORE ARGS...`
-    fn run_image(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let (image, store) = (self.image(), self.store());
-        let mut all = vec!["run", "--image", &image, "--store", store.to_str().unwrap()];
-        all.extend_from_slice(args);
-        output_via_files(&mut self.cmd(env, &all), &self.0)
-    }
-    /// The cached trees of the store (their chain IDs).
-    fn trees(&self) -> Vec<String> {
-        let mut trees: Vec<String> = fs::read_dir(self.store().join("rootfs"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.len() == 64)
-                    .collect()
-            })
-            .unwrap_or_default();
-        trees.sort();
-        trees
-    }
-    /// Bundles registered as using tree `key`.
-    fn users(&self, key: &str) -> usize {
-        fs::read_dir(self.store().join("rootfs").join(format!("{key}.users")))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
+/// The cached trees of the store (their chain IDs).
+fn cached_trees(s: &Scratch) -> Vec<String> {
+    let mut trees: Vec<String> = fs::read_dir(s.store().join("rootfs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 64)
+                .collect()
+        })
+        .unwrap_or_default();
+    trees.sort();
+    trees
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Ok(entries) = fs::read_dir(self.root()) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if id != "bundles" {
-                    let _ = self.brig(&["delete", "--force", &id]);
-                }
-            }
-        }
-        for m in mounts_under(&self.0).iter().rev() {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        if mounts_under(&self.0).is_empty() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+/// Bundles registered as using tree `key`.
+fn tree_users(s: &Scratch, key: &str) -> usize {
+    fs::read_dir(s.store().join("rootfs").join(format!("{key}.users")))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// The filesystem type mounted exactly at `path`, if any.
@@ -124,7 +62,7 @@ fn overlay_rootfs_over_the_cached_tree() {
     let out = s.run_image(&[], &["--rm", &id, "--", "sh", "-c", WRITE]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "mine");
-    let trees = s.trees();
+    let trees = cached_trees(&s);
     assert_eq!(trees.len(), 1, "one tree per image: {trees:?}");
     let tree = s.store().join("rootfs").join(&trees[0]);
     assert!(
@@ -132,7 +70,11 @@ fn overlay_rootfs_over_the_cached_tree() {
         "the tree is not written"
     );
     assert!(!s.bundle(&id).exists());
-    assert_eq!(s.users(&trees[0]), 0, "--rm dropped its registration");
+    assert_eq!(
+        tree_users(&s, &trees[0]),
+        0,
+        "--rm dropped its registration"
+    );
     let mtime = fs::metadata(&tree).unwrap().modified().unwrap();
 
     // Detached: the rootfs is an overlay on the tree; the next container sees the image.
@@ -141,7 +83,7 @@ fn overlay_rootfs_over_the_cached_tree() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rootfs = s.bundle(&id2).join("rootfs");
     assert_eq!(fstype_at(&rootfs).as_deref(), Some("overlay"));
-    assert_eq!(s.users(&trees[0]), 1);
+    assert_eq!(tree_users(&s, &trees[0]), 1);
     let out = s.brig(&["exec", &id2, "sh", "-c", LOOK]);
     assert_eq!(
         stdout(&out).split_whitespace().collect::<Vec<_>>(),
@@ -158,9 +100,9 @@ fn overlay_rootfs_over_the_cached_tree() {
     ok(&s.brig(&["delete", "--force", &id2]));
     assert_eq!(fstype_at(&rootfs), None, "delete unmounted the rootfs");
     assert!(!s.bundle(&id2).exists());
-    assert_eq!(s.users(&trees[0]), 0);
+    assert_eq!(tree_users(&s, &trees[0]), 0);
     assert_eq!(
-        s.trees(),
+        cached_trees(&s),
         trees,
         "the tree stays while its image is in the store"
     );
@@ -184,7 +126,7 @@ fn copied_rootfs_from_the_cached_tree() {
     );
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(rootfs.join("home/brig")).unwrap().uid(), 1000);
-    let trees = s.trees();
+    let trees = cached_trees(&s);
     assert_eq!(trees.len(), 1);
     assert!(!s
         .store()
@@ -192,7 +134,7 @@ fn copied_rootfs_from_the_cached_tree() {
         .join(&trees[0])
         .join("home/brig/written")
         .exists());
-    assert_eq!(s.users(&trees[0]), 0);
+    assert_eq!(tree_users(&s, &trees[0]), 0);
     ok(&s.brig(&["delete", &id]));
     assert!(!s.bundle(&id).exists());
     let id2 = unique_id("cache-copy2");
@@ -224,21 +166,24 @@ fn rmi_removes_trees_no_container_uses() {
     let id = unique_id("cache-rmi");
     let out = s.run_image(&[], &["--detach", &id, "--", "sleep", "100"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let trees = s.trees();
+    let trees = cached_trees(&s);
     assert_eq!(trees.len(), 1);
     let out = ok(&s.brig(&["rmi", "--store", store, &s.image()]));
     assert!(out.contains("kept 1 cached rootfs trees"), "{out}");
-    assert_eq!(s.trees(), trees, "in use: kept");
+    assert_eq!(cached_trees(&s), trees, "in use: kept");
     let out = s.brig(&["exec", &id, "cat", "/etc/hostname"]);
     assert!(out.status.success(), "{}", stderr(&out));
     ok(&s.brig(&["delete", "--force", &id]));
-    assert!(s.trees().is_empty(), "the last user's delete removed it");
+    assert!(
+        cached_trees(&s).is_empty(),
+        "the last user's delete removed it"
+    );
 
     // A stale registration (its bundle is gone) keeps nothing.
     let id2 = unique_id("cache-rmi2");
     let out = s.run_image(&[], &["--rm", &id2, "--", "true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let key = s.trees().pop().unwrap();
+    let key = cached_trees(&s).pop().unwrap();
     let users = s.store().join("rootfs").join(format!("{key}.users"));
     fs::create_dir_all(&users).unwrap();
     fs::write(
@@ -248,7 +193,7 @@ fn rmi_removes_trees_no_container_uses() {
     .unwrap();
     let out = ok(&s.brig(&["rmi", "--store", store, &s.image()]));
     assert!(out.contains("removed 1 cached rootfs trees"), "{out}");
-    assert!(s.trees().is_empty());
+    assert!(cached_trees(&s).is_empty());
     assert!(!users.exists());
 }
 
@@ -266,8 +211,8 @@ fn failed_create_leaves_no_mount() {
     assert!(err.contains("no/such/dir/pid"), "{err}");
     assert!(!s.bundle(&id).exists());
     assert!(mounts_under(&s.0).is_empty(), "{:?}", mounts_under(&s.0));
-    let key = s.trees().pop().unwrap();
-    assert_eq!(s.users(&key), 0);
+    let key = cached_trees(&s).pop().unwrap();
+    assert_eq!(tree_users(&s, &key), 0);
 }
 
 /// Holds an exclusive flock on `dir` (as a live unpack does) until killed.
@@ -422,14 +367,7 @@ fn pull_progress_only_on_a_terminal() {
 
     // --quiet: nothing on stderr, terminal or not.
     let bundle3 = s.0.join("bundle3");
-    let out = s.brig(&[
-        "pull",
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-        &s.image(),
-        bundle3.to_str().unwrap(),
-    ]);
+    let out = s.pull(&[], &bundle3);
     ok(&out);
     assert_eq!(stderr(&out), "");
 }

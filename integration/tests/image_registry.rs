@@ -318,7 +318,7 @@ fn tls_with_an_extra_ca() {
 mod cli {
     use std::collections::BTreeMap;
     use std::fs;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::process::{Command, Output};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
@@ -327,7 +327,7 @@ mod cli {
     use integration::registry::{
         self, sha256, Answer, Behaviour, Front, Rewrite, Seen, TestRegistry,
     };
-    use integration::{brig_binary, fails, ok, unique_id};
+    use integration::{brig_binary, fails, noise, ok, ScratchDir};
     use serde_json::{json, Value};
 
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -338,40 +338,6 @@ mod cli {
     const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
-    /// A directory removed on drop.
-    pub struct Scratch(pub PathBuf);
-
-    impl Scratch {
-        pub fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(unique_id(&format!("brig-reg-{name}")));
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-        pub fn path(&self, rel: &str) -> PathBuf {
-            self.0.join(rel)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
-    /// Deterministic pseudo-random bytes, distinct per seed.
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
 
     fn desc(media_type: &str, bytes: &[u8]) -> Value {
         json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()})
@@ -518,6 +484,26 @@ mod cli {
         seen.path.ends_with(&format!("/manifests/{reference}"))
     }
 
+    /// A rewrite of the answers for manifest `reference` alone.
+    fn on_manifest(reference: &str, edit: impl Fn(&mut Answer) + Send + Sync + 'static) -> Rewrite {
+        let reference = reference.to_string();
+        Box::new(move |s, a| {
+            if is_manifest(s, &reference) {
+                edit(a);
+            }
+        })
+    }
+
+    /// A rewrite of the answers for blob `digest` alone.
+    fn on_blob(digest: &str, edit: impl Fn(&mut Answer) + Send + Sync + 'static) -> Rewrite {
+        let digest = digest.to_string();
+        Box::new(move |s, a| {
+            if s.path.ends_with(&digest) {
+                edit(a);
+            }
+        })
+    }
+
     fn flip_last_byte(body: &mut [u8]) {
         if let Some(last) = body.last_mut() {
             *last ^= 1;
@@ -529,7 +515,7 @@ mod cli {
     #[test]
     fn hostile_registry_answers_fail_and_leave_the_store_as_it_was() {
         require_tools!();
-        let scratch = Scratch::new("hostile");
+        let scratch = ScratchDir::new("brig-reg-hostile");
         let store = scratch.path("store");
         let reg = TestRegistry::start(false);
         let repo = "brig/hostile";
@@ -582,12 +568,8 @@ mod cli {
                         digest.clone(),
                     ],
                 ),
-                Box::new(|s, a| {
-                    if is_manifest(s, "bad") {
-                        // Same length, another layer digest: only the hash tells.
-                        flip_last_byte(&mut a.body);
-                    }
-                }),
+                // Same length, another layer digest: only the hash tells.
+                on_manifest("bad", |a| flip_last_byte(&mut a.body)),
             ),
             (
                 (
@@ -595,15 +577,10 @@ mod cli {
                     at(&format!("@{digest}")),
                     vec![digest.clone(), "digest mismatch".into()],
                 ),
-                {
-                    let digest = digest.clone();
-                    Box::new(move |s, a| {
-                        if is_manifest(s, &digest) {
-                            flip_last_byte(&mut a.body);
-                            a.set_header("Docker-Content-Digest", None);
-                        }
-                    })
-                },
+                on_manifest(&digest, |a| {
+                    flip_last_byte(&mut a.body);
+                    a.set_header("Docker-Content-Digest", None);
+                }),
             ),
             (
                 (
@@ -611,15 +588,10 @@ mod cli {
                     at(":index"),
                     vec![format!("manifest {digest}"), "digest mismatch".into()],
                 ),
-                {
-                    let digest = digest.clone();
-                    Box::new(move |s, a| {
-                        if is_manifest(s, &digest) {
-                            flip_last_byte(&mut a.body);
-                            a.set_header("Docker-Content-Digest", None);
-                        }
-                    })
-                },
+                on_manifest(&digest, |a| {
+                    flip_last_byte(&mut a.body);
+                    a.set_header("Docker-Content-Digest", None);
+                }),
             ),
             (
                 (
@@ -627,14 +599,7 @@ mod cli {
                     at(&format!("@{index_digest}")),
                     vec![index_digest.clone(), "digest mismatch".into()],
                 ),
-                {
-                    let index_digest = index_digest.clone();
-                    Box::new(move |s, a| {
-                        if is_manifest(s, &index_digest) {
-                            a.body.push(b'\n');
-                        }
-                    })
-                },
+                on_manifest(&index_digest, |a| a.body.push(b'\n')),
             ),
             (
                 (
@@ -642,14 +607,7 @@ mod cli {
                     at(":bad"),
                     vec![format!("layer {layer}"), "digest mismatch".into()],
                 ),
-                {
-                    let layer = layer.clone();
-                    Box::new(move |s, a| {
-                        if s.path.ends_with(&layer) {
-                            a.body[100] ^= 1;
-                        }
-                    })
-                },
+                on_blob(&layer, |a| a.body[100] ^= 1),
             ),
             (
                 (
@@ -657,14 +615,7 @@ mod cli {
                     at(":bad"),
                     vec![format!("config {config}"), "digest mismatch".into()],
                 ),
-                {
-                    let config = config.clone();
-                    Box::new(move |s, a| {
-                        if s.path.ends_with(&config) {
-                            flip_last_byte(&mut a.body);
-                        }
-                    })
-                },
+                on_blob(&config, |a| flip_last_byte(&mut a.body)),
             ),
             (
                 (
@@ -672,14 +623,7 @@ mod cli {
                     at(":bad"),
                     vec![format!("layer {layer}"), "longer than".into()],
                 ),
-                {
-                    let layer = layer.clone();
-                    Box::new(move |s, a| {
-                        if s.path.ends_with(&layer) {
-                            a.body.extend_from_slice(&[0; 4096]);
-                        }
-                    })
-                },
+                on_blob(&layer, |a| a.body.extend_from_slice(&[0; 4096])),
             ),
             (
                 (
@@ -687,14 +631,7 @@ mod cli {
                     at(":bad"),
                     vec![format!("layer {layer}"), "size mismatch".into()],
                 ),
-                {
-                    let layer = layer.clone();
-                    Box::new(move |s, a| {
-                        if s.path.ends_with(&layer) {
-                            a.body.truncate(1000);
-                        }
-                    })
-                },
+                on_blob(&layer, |a| a.body.truncate(1000)),
             ),
             (
                 (
@@ -706,11 +643,7 @@ mod cli {
                         "larger than 4194304 bytes".into(),
                     ],
                 ),
-                Box::new(|s, a| {
-                    if is_manifest(s, "bad") {
-                        a.body.resize(5 << 20, b' ');
-                    }
-                }),
+                on_manifest("bad", |a| a.body.resize(5 << 20, b' ')),
             ),
             (
                 (
@@ -762,7 +695,7 @@ mod cli {
     #[test]
     fn config_larger_than_the_cap() {
         require_tools!();
-        let scratch = Scratch::new("cap");
+        let scratch = ScratchDir::new("brig-reg-cap");
         let store = scratch.path("store");
         let reg = TestRegistry::start(false);
         let repo = "brig/cap";
@@ -787,7 +720,7 @@ mod cli {
     #[test]
     fn multi_arch_index_from_the_registry() {
         require_tools!();
-        let scratch = Scratch::new("multi");
+        let scratch = ScratchDir::new("brig-reg-multi");
         let store = scratch.path("store");
         let reg = TestRegistry::start(false);
         let repo = "brig/multi";
@@ -881,7 +814,7 @@ mod cli {
     #[test]
     fn retry_after_429_and_503() {
         require_tools!();
-        let scratch = Scratch::new("retry");
+        let scratch = ScratchDir::new("brig-reg-retry");
         let store = scratch.path("store");
         let reg = TestRegistry::start(false);
         let repo = "brig/retry";
@@ -1000,7 +933,7 @@ mod cli {
     #[test]
     fn credential_helpers() {
         require_tools!();
-        let scratch = Scratch::new("helpers");
+        let scratch = ScratchDir::new("brig-reg-helpers");
         let reg = TestRegistry::start(true);
         let repo = "brig/private";
         let image = put_image(&reg, repo, "amd64", &[13], false, |_| {});
@@ -1107,7 +1040,7 @@ mod cli {
     /// and say which host.
     #[test]
     fn unreachable_hosts_fail_fast() {
-        let scratch = Scratch::new("unreachable");
+        let scratch = ScratchDir::new("brig-reg-unreachable");
         let store = scratch.path("store");
         let closed = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1152,8 +1085,9 @@ mod cli {
 #[test]
 fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
     require_tools!();
-    use cli::{pulled, Scratch};
-    let scratch = Scratch::new("diffid");
+    use cli::pulled;
+    use integration::ScratchDir;
+    let scratch = ScratchDir::new("brig-reg-diffid");
     let root = scratch.path("root/etc");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("hello"), "hi\n").unwrap();

@@ -5,10 +5,8 @@
 //! owner recorded in `user.rootlesscontainers` (umoci's rootless unpack); the container sees
 //! uid 0 and what it writes belongs to the user on the host.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -124,19 +122,6 @@ fn setup(test: &str) -> (RootlessUser, PathBuf) {
 
 fn image(layout: &Path, tag: &str) -> String {
     format!("oci:{}:{tag}", layout.display())
-}
-
-fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: p and n are NUL-terminated; buf is valid for buf.len() bytes.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| {
-        buf.truncate(len as usize);
-        buf
-    })
 }
 
 /// What `user.rootlesscontainers` holds for 1000:1000 (protobuf Resource{uid, gid}).

@@ -3,81 +3,21 @@
 //! container saw; and the failures, which leave no bundle, state or store entry behind.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
+use std::process::Command;
+
+use integration::image::ImageScratch;
 use integration::*;
 use serde_json::Value;
 
-/// A scratch directory with hack/make-image.sh's busybox layout, a store and a state root,
-/// removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("brig-it-{}", unique_id(name)));
-        fs::create_dir_all(&dir).unwrap();
-        let scratch = Scratch(dir);
-        let out = Command::new(workspace().join("hack/make-image.sh"))
-            .arg(scratch.layout())
-            .arg("v1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "make-image.sh: {}", stderr(&out));
-        scratch
-    }
-    fn layout(&self) -> PathBuf {
-        self.0.join("layout")
-    }
-    /// The layout's image, `oci:DIR:v1`.
-    fn image(&self) -> String {
-        format!("oci:{}:v1", self.layout().display())
-    }
-    fn store(&self) -> PathBuf {
-        self.0.join("store")
-    }
-    fn root(&self) -> PathBuf {
-        self.0.join("state")
-    }
-    fn brig(&self, args: &[&str]) -> Output {
-        Command::new(brig_binary())
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Ok(entries) = fs::read_dir(self.root()) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if id != "bundles" {
-                    let _ = self.brig(&["delete", "--force", &id]);
-                }
-            }
-        }
-        if mounts_under(&self.0).is_empty() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
+/// hack/make-image.sh's busybox layout, a store and a state root (integration::image).
+type Scratch = ImageScratch;
 
 #[test]
 fn pull_into_a_bundle_writes_rootfs_and_config() {
     let s = Scratch::new("img-pull-bundle");
     let bundle = s.0.join("bundle");
-    let store = s.store();
-    let out = s.brig(&[
-        "pull",
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-        &s.image(),
-        bundle.to_str().unwrap(),
-    ]);
+    let out = s.pull(&[], &bundle);
     ok(&out);
     assert!(bundle.join("rootfs/bin/busybox").is_file());
     // The layer's owner for the user's home, not the puller's.
@@ -94,41 +34,17 @@ fn pull_into_a_bundle_writes_rootfs_and_config() {
     assert_eq!(config["root"]["path"], "rootfs");
 
     // A bundle directory that is not empty is refused and left as it was.
-    let out = s.brig(&[
-        "pull",
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-        &s.image(),
-        bundle.to_str().unwrap(),
-    ]);
-    let err = fails(&out);
+    let err = fails(&s.pull(&[], &bundle));
     assert!(err.contains("not empty"), "{err}");
     assert!(bundle.join("rootfs/bin/busybox").is_file());
 
     // --rootfs-only and --config-only.
     let only_rootfs = s.0.join("only-rootfs");
-    ok(&s.brig(&[
-        "pull",
-        "-q",
-        "--store",
-        store.to_str().unwrap(),
-        "--rootfs-only",
-        &s.image(),
-        only_rootfs.to_str().unwrap(),
-    ]));
+    ok(&s.pull(&["--rootfs-only"], &only_rootfs));
     assert!(only_rootfs.join("rootfs/bin/busybox").is_file());
     assert!(!only_rootfs.join("config.json").exists());
     let only_config = s.0.join("only-config");
-    ok(&s.brig(&[
-        "pull",
-        "-q",
-        "--store",
-        store.to_str().unwrap(),
-        "--config-only",
-        &s.image(),
-        only_config.to_str().unwrap(),
-    ]));
+    ok(&s.pull(&["--config-only"], &only_config));
     assert!(only_config.join("config.json").is_file());
     let left: Vec<_> = fs::read_dir(&only_config)
         .unwrap()
@@ -175,22 +91,9 @@ fn spec_image_writes_the_converted_config() {
 fn run_image_runs_what_the_image_says() {
     let s = Scratch::new("img-run");
     let id = unique_id("img-run");
-    let store = s.store();
     let script =
         "id -u; id -g; pwd; echo \"$GREETING\"; touch /home/brig/written && echo writable; exit 7";
-    let out = s.brig(&[
-        "run",
-        "--image",
-        &s.image(),
-        "--store",
-        store.to_str().unwrap(),
-        "--rm",
-        &id,
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    let out = s.run_image(&[], &["--rm", &id, "--", "sh", "-c", script]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     assert_eq!(
@@ -203,17 +106,7 @@ fn run_image_runs_what_the_image_says() {
 
     // Without --rm the bundle stays until `delete` (here: --keep keeps the container).
     let id2 = unique_id("img-keep");
-    let out = s.brig(&[
-        "run",
-        "--image",
-        &s.image(),
-        "--store",
-        store.to_str().unwrap(),
-        "--keep",
-        &id2,
-        "--",
-        "true",
-    ]);
+    let out = s.run_image(&[], &["--keep", &id2, "--", "true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(s
         .root()
@@ -226,16 +119,7 @@ fn run_image_runs_what_the_image_says() {
 
     // Detached: the container's cgroup is brig-ID below this test's own, on every hierarchy.
     let id3 = unique_id("img-detach");
-    // Files, not pipes: the detached container keeps its stdio open.
-    let out = output_via_files(
-        Command::new(brig_binary())
-            .arg("--root")
-            .arg(s.root())
-            .args(["run", "--image", &s.image(), "--store"])
-            .arg(&store)
-            .args(["--detach", &id3, "--", "sleep", "100"]),
-        &s.0,
-    );
+    let out = s.run_image(&[], &["--detach", &id3, "--", "sleep", "100"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let state: Value = serde_json::from_str(&ok(&s.brig(&["state", &id3]))).unwrap();
     let pid = state["pid"].as_i64().unwrap();
@@ -285,18 +169,10 @@ fn run_image_failures_leave_nothing_behind() {
     assert!(!s.root().join(&id).exists());
     // The container cannot be created (its pid file cannot be written): the bundle goes too.
     let pid_file = s.0.join("no/such/dir/pid");
-    let err = fails(&s.brig(&[
-        "run",
-        "--image",
-        &s.image(),
-        "--store",
-        store.to_str().unwrap(),
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &id,
-        "--",
-        "true",
-    ]));
+    let err = fails(&s.run_image(
+        &[],
+        &["--pid-file", pid_file.to_str().unwrap(), &id, "--", "true"],
+    ));
     assert!(err.contains("no/such/dir/pid"), "{err}");
     assert!(!s.root().join("bundles").join(&id).exists());
     assert!(!s.root().join(&id).exists());

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use integration::{brig_binary, fails, ok, stderr, unique_id};
+use integration::{brig_binary, fails, noise, ok, stderr, ScratchDir};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -25,40 +25,6 @@ fn sha(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256:{hex}")
-}
-
-/// Deterministic pseudo-random bytes (xorshift), distinct per seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique_id(&format!("brig-img-{name}")));
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// An OCI image layout being written.
@@ -261,7 +227,7 @@ fn store_problems(store: &Path) -> Vec<String> {
 
 #[test]
 fn every_reference_form_through_local_transports() {
-    let scratch = Scratch::new("refs");
+    let scratch = ScratchDir::new("brig-img-refs");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
     let v1 = layout.image("amd64", &[(1, 3000), (2, 5000)]);
@@ -443,7 +409,7 @@ fn every_reference_form_through_local_transports() {
 
 #[test]
 fn multi_arch_index_each_platform_and_no_match() {
-    let scratch = Scratch::new("multi");
+    let scratch = ScratchDir::new("brig-img-multi");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
     let amd64 = layout.image("amd64", &[(20, 1000)]);
@@ -504,7 +470,7 @@ fn multi_arch_index_each_platform_and_no_match() {
 
 #[test]
 fn hostile_layouts_fail_and_leave_the_store_as_it_was() {
-    let scratch = Scratch::new("hostile");
+    let scratch = ScratchDir::new("brig-img-hostile");
     let store = scratch.path("store");
     // A store that already holds an image sharing the first layer of the hostile ones.
     let mut good = Layout::new(scratch.path("good"));
@@ -668,7 +634,7 @@ fn rewrite(layout: &mut Layout, desc: Value, edit: impl Fn(&mut Value)) -> Value
 
 #[test]
 fn second_pull_writes_nothing_and_shared_layers_are_stored_once() {
-    let scratch = Scratch::new("again");
+    let scratch = ScratchDir::new("brig-img-again");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
     let a = layout.image("amd64", &[(40, 10_000), (41, 20_000)]);
@@ -698,7 +664,7 @@ fn second_pull_writes_nothing_and_shared_layers_are_stored_once() {
 
 #[test]
 fn concurrent_pulls_of_overlapping_images() {
-    let scratch = Scratch::new("concurrent");
+    let scratch = ScratchDir::new("brig-img-concurrent");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
     let shared = [(50, 2 << 20), (51, 2 << 20)];
@@ -736,7 +702,7 @@ fn concurrent_pulls_of_overlapping_images() {
 
 #[test]
 fn pull_killed_then_repeated() {
-    let scratch = Scratch::new("killed");
+    let scratch = ScratchDir::new("brig-img-killed");
     let store = scratch.path("store");
     let mut layout = Layout::new(scratch.path("layout"));
     let image = layout.image("amd64", &[(70, 4 << 20), (71, 4 << 20), (72, 4 << 20)]);
@@ -774,7 +740,7 @@ fn pull_killed_then_repeated() {
 
 #[test]
 fn rmi_collects_only_what_no_image_uses() {
-    let scratch = Scratch::new("rmi");
+    let scratch = ScratchDir::new("brig-img-rmi");
     let store = scratch.path("store");
     let s = store.to_str().unwrap();
     let mut layout = Layout::new(scratch.path("layout"));

@@ -7,7 +7,6 @@
 //! library the CLI will call.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -16,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use integration::lgetxattr;
 use libcontainer::image::unpack::{apply_layer, unpack, Layer, UnpackError};
 use serde_json::{json, Value};
 
@@ -149,22 +149,7 @@ fn checksum(dir: &Path) -> BTreeMap<PathBuf, String> {
 
 fn make_tar(format: &str, entries: Value) -> Vec<u8> {
     let spec = json!({"format": format, "entries": entries});
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(MAKE_TAR)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3 tarfile failed");
-    out.stdout
+    pipe("python3", &["-c", MAKE_TAR], spec.to_string().as_bytes())
 }
 
 fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
@@ -204,20 +189,6 @@ fn layer(tar: &[u8]) -> Layer<std::io::Cursor<Vec<u8>>> {
 
 fn unpack_tars(rootfs: &Path, tars: &[Vec<u8>]) -> Result<(), UnpackError> {
     unpack(rootfs, tars.iter().map(|t| layer(t))).map(drop)
-}
-
-fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: both strings are NUL-terminated, buf is valid for its length.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len < 0 {
-        return None;
-    }
-    buf.truncate(len as usize);
-    Some(buf)
 }
 
 fn hex(b: &[u8]) -> String {
