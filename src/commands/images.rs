@@ -44,21 +44,11 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<u8> {
             ]
         })
         .collect();
-    let header = ["NAME", "DIGEST", "PLATFORM", "SIZE", "CREATED"].map(String::from);
-    let mut widths = [0usize; 5];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("   ").trim_end())?;
-    }
+    super::write_table(
+        &mut out,
+        ["NAME", "DIGEST", "PLATFORM", "SIZE", "CREATED"],
+        &rows,
+    )?;
     out.flush()?;
     Ok(0)
 }

@@ -40,21 +40,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
                 ]
             })
             .collect();
-        let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
-        let mut widths = [0usize; 6];
-        for row in std::iter::once(&header).chain(&rows) {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        for row in std::iter::once(&header).chain(&rows) {
-            let line: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            writeln!(out, "{}", line.join("   ").trim_end())?;
-        }
+        super::write_table(
+            &mut out,
+            ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+            &rows,
+        )?;
     }
     out.flush()?;
     Ok(0)

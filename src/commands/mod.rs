@@ -73,6 +73,31 @@ impl Write for Stdout {
     }
 }
 
+/// A table as `list` and `images` print it: a header row, then one line a row, each column
+/// left-aligned to its widest cell and three spaces apart, no trailing blanks.
+pub fn write_table<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    let header = header.map(String::from);
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}
+
 /// The error line for `err`: the library's option names become this CLI's flags, and control
 /// characters (a NUL in a config string) are escaped so the line stays one readable line.
 pub fn error_message(err: &anyhow::Error) -> String {
@@ -128,5 +153,22 @@ mod tests {
         assert_eq!(error_message(&err), "--cgroup: bad");
         let err = anyhow::anyhow!("exec a\0b").context("start");
         assert_eq!(error_message(&err), "start: exec a\\u{0}b");
+    }
+
+    #[test]
+    fn tables_align_columns_to_the_widest_cell() {
+        let mut out = Vec::new();
+        let rows = [
+            ["abc".to_string(), "1".to_string(), String::new()],
+            ["d".to_string(), "12345".to_string(), "x".to_string()],
+        ];
+        write_table(&mut out, ["ID", "PID", "END"], &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID    PID     END\nabc   1\nd     12345   x\n"
+        );
+        let mut out = Vec::new();
+        write_table(&mut out, ["NAME", "SIZE"], &[]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "NAME   SIZE\n");
     }
 }
