@@ -228,6 +228,15 @@ fn a_rootless_container_is_a_delegated_scope_of_the_users_manager_with_limits() 
         // moved there and stays where it is, as with rootless runc: exec still works.
         let outside = ok(&m.brig(false, &["exec", &id, "sh", "-c", SHOW_LIMITS]));
         assert!(!in_unit(&outside), "{outside}");
+        // update goes to the same manager: property and file.
+        ok(&m.brig(
+            true,
+            &["update", "--memory", "134217728", "--pids-limit", "30", &id],
+        ));
+        assert_eq!(read("memory.max"), "134217728");
+        assert_eq!(read("pids.max"), "30");
+        assert_eq!(m.show(&unit, "MemoryMax"), "134217728");
+        assert_eq!(m.show(&unit, "TasksMax"), "30");
         // ps, pause and resume find the unit's processes.
         let ps = ok(&m.brig(false, &["ps", &id]));
         assert!(ps.contains(&pid), "{ps}");
