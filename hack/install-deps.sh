@@ -5,7 +5,10 @@ set -euo pipefail
 
 # docker-registry and skopeo: the image tests' local registry (integration/src/registry.rs);
 # skopeo and umoci also validate hack/make-image.sh's OCI layout (tests/image_convert.rs).
-packages=(busybox-static docker-registry skopeo umoci "$@")
+# dbus-user-session: the user bus of a user's systemd manager, which rootless podman needs for
+# --cgroup-manager=systemd (hack/dropin-rootless-systemd.sh, in the systemd VM, which sees the
+# host's packages).
+packages=(busybox-static docker-registry skopeo umoci dbus-user-session "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -53,6 +53,34 @@ pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
+/// This process's uid as the parent user namespace sees it (rootless podman runs its
+/// runtime as uid 0 of a namespace mapped to the user): whom the user's systemd manager
+/// knows the caller as. One level up, which is the host's under podman.
+pub fn outside_uid() -> u32 {
+    let uid = euid();
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|map| map_outward(&map, uid))
+        .unwrap_or(uid)
+}
+
+/// `id` through a uid_map's text (inside, outside, count lines) to the outside id.
+fn map_outward(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < count)
+            .then(|| u32::try_from(outside + (id - inside)).ok())
+            .flatten()
+    })
+}
+
 /// The gid of this process, for `spec --rootless`.
 pub fn egid() -> u32 {
     nix::unistd::getegid().as_raw()
@@ -317,6 +345,18 @@ fn is_empty(value: &serde_json::Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_map_outward_one_level() {
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(super::map_outward(podman, 0), Some(1000));
+        assert_eq!(super::map_outward(podman, 1), Some(100000));
+        assert_eq!(super::map_outward(podman, 65536), Some(165535));
+        assert_eq!(super::map_outward(podman, 65537), None);
+        let host = "         0          0 4294967295\n";
+        assert_eq!(super::map_outward(host, 1000), Some(1000));
+        assert_eq!(super::map_outward("", 5), None);
+    }
+
     use super::*;
 
     #[test]

@@ -1,5 +1,6 @@
 //! The few calls brig makes to systemd's manager over D-Bus (zbus, blocking): the system bus,
-//! or systemd's private socket when no dbus-daemon runs (as systemctl does).
+//! or systemd's private socket when no dbus-daemon runs (as systemctl does); rootless, the
+//! user's own manager ([`Systemd::connect_user`]) on the user's bus or its private socket.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -70,7 +71,84 @@ pub fn booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
+/// The addresses of the user's manager, in the order they are tried: `$DBUS_SESSION_BUS_ADDRESS`,
+/// else the user bus `$XDG_RUNTIME_DIR/bus` (runc's order), then the manager's private socket
+/// `$XDG_RUNTIME_DIR/systemd/private` (as `systemctl --user` does when there is no user bus).
+/// `true`: a direct (peer-to-peer) connection to systemd.
+pub fn user_addresses(session: Option<&str>, runtime_dir: Option<&Path>) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
+    if let Some(address) = session.filter(|a| !a.is_empty()) {
+        found.push((address.to_string(), false));
+    }
+    if let Some(dir) = runtime_dir.filter(|d| d.is_absolute()) {
+        let bus = dir.join("bus");
+        found.push((format!("unix:path={}", bus.display()), false));
+        let private = dir.join("systemd/private");
+        found.push((format!("unix:path={}", private.display()), true));
+    }
+    found
+}
+
 impl Systemd {
+    /// The manager a unit is on: the system's, or the user's (rootless).
+    pub fn connect_for(unit: &super::Unit) -> Result<Systemd> {
+        match unit.user_manager {
+            Some(_) => Systemd::connect_user(),
+            None => Systemd::connect(),
+        }
+    }
+
+    /// The caller's own systemd manager (rootless `--systemd-cgroup`, as runc does it). The
+    /// caller authenticates as its uid outside a user namespace it may be root of (rootless
+    /// podman's), which is the uid the manager runs as.
+    pub fn connect_user() -> Result<Systemd> {
+        if !booted() {
+            return Err(Error::option(
+                "systemd_cgroup",
+                "systemd is not running on this host (no /run/systemd/system); run without it for the cgroupfs driver",
+            ));
+        }
+        let uid = crate::rootless::outside_uid();
+        let session = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+        let mut tried = Vec::new();
+        if session.as_deref().is_none_or(str::is_empty) {
+            tried.push("$DBUS_SESSION_BUS_ADDRESS is unset".to_string());
+        }
+        if runtime_dir.is_none() {
+            tried.push("$XDG_RUNTIME_DIR is unset".to_string());
+        }
+        for (address, p2p) in user_addresses(session.as_deref(), runtime_dir.as_deref()) {
+            let socket = address.strip_prefix("unix:path=");
+            if socket.is_some_and(|s| !Path::new(s).exists()) {
+                tried.push(format!("no {}", socket.unwrap_or_default()));
+                continue;
+            }
+            let built = zbus::blocking::connection::Builder::address(address.as_str())
+                .map(|b| {
+                    let b = b.user_id(uid).method_timeout(JOB_TIMEOUT);
+                    if p2p {
+                        b.p2p()
+                    } else {
+                        b
+                    }
+                })
+                .and_then(|b| b.build());
+            match built {
+                Ok(conn) => return Ok(Systemd { conn, p2p }),
+                Err(e) => tried.push(format!("{address}: {e}")),
+            }
+        }
+        Err(Error::option(
+            "systemd_cgroup",
+            format!(
+                "rootless: cannot reach the systemd user manager of uid {uid} ({}); start one \
+                 (`loginctl enable-linger`, or log in) or run without --systemd-cgroup",
+                tried.join("; ")
+            ),
+        ))
+    }
+
     pub fn connect() -> Result<Systemd> {
         if !booted() {
             return Err(Error::option(
@@ -131,6 +209,27 @@ impl Systemd {
             _ => return 0,
         };
         parse_version(&text)
+    }
+
+    /// The manager's own cgroup (`ControlGroup`): a user manager's units are below it, e.g.
+    /// `/user.slice/user-1000.slice/user@1000.service`.
+    pub fn control_group(&self) -> std::result::Result<String, CallError> {
+        let dest = if self.p2p { None } else { Some(DEST) };
+        let reply = self.conn.call_method(
+            dest,
+            PATH,
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &(MANAGER, "ControlGroup"),
+        )?;
+        let value: OwnedValue = reply.body().deserialize()?;
+        match &*value {
+            Value::Str(s) => Ok(s.to_string()),
+            other => Err(CallError {
+                name: None,
+                text: format!("ControlGroup is not a string: {other:?}"),
+            }),
+        }
     }
 
     /// Start a transient unit and wait for its job; `Err` names the job's result when it failed.
@@ -198,21 +297,30 @@ fn wait_job(jobs: MessageIterator, job: OwnedObjectPath) -> std::result::Result<
     let (tx, rx) = mpsc::channel();
     let wanted = job.clone();
     // The blocking iterator has no timeout: it runs on a thread of its own, left behind if
-    // systemd never answers (the process ends soon after).
-    std::thread::spawn(move || {
-        for msg in jobs.flatten() {
-            let body = msg.body();
-            let Ok((_, path, unit, result)) =
-                body.deserialize::<(u32, OwnedObjectPath, String, String)>()
-            else {
-                continue;
-            };
-            if path == wanted {
-                let _ = tx.send((unit, result));
-                return;
+    // systemd never answers (the process ends soon after). A thread that cannot start (a
+    // pids limit reached) is an error, not a wait that never ends.
+    let spawned = std::thread::Builder::new()
+        .name("systemd-job".into())
+        .spawn(move || {
+            for msg in jobs.flatten() {
+                let body = msg.body();
+                let Ok((_, path, unit, result)) =
+                    body.deserialize::<(u32, OwnedObjectPath, String, String)>()
+                else {
+                    continue;
+                };
+                if path == wanted {
+                    let _ = tx.send((unit, result));
+                    return;
+                }
             }
-        }
-    });
+        });
+    if let Err(e) = spawned {
+        return Err(CallError {
+            name: None,
+            text: format!("start a thread to wait for job {}: {e}", job.as_str()),
+        });
+    }
     match rx.recv_timeout(JOB_TIMEOUT) {
         Ok((_, result)) if result == "done" => Ok(()),
         Ok((unit, result)) => Err(CallError {
@@ -241,6 +349,26 @@ fn parse_version(text: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_user_manager_is_tried_where_runc_and_systemctl_look() {
+        let run = Some(Path::new("/run/user/1000"));
+        let bus = ("unix:path=/run/user/1000/bus".to_string(), false);
+        let private = ("unix:path=/run/user/1000/systemd/private".to_string(), true);
+        assert_eq!(
+            super::user_addresses(Some("unix:path=/tmp/b"), run),
+            vec![
+                ("unix:path=/tmp/b".to_string(), false),
+                bus.clone(),
+                private.clone()
+            ]
+        );
+        assert_eq!(super::user_addresses(Some(""), run), vec![bus, private]);
+        assert!(super::user_addresses(None, None).is_empty());
+        assert!(super::user_addresses(None, Some(Path::new("rel"))).is_empty());
+    }
+
     #[test]
     fn versions_as_systemd_spells_them() {
         assert_eq!(super::parse_version("252.38-1~deb12u1"), 252);

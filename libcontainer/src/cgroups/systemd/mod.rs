@@ -11,6 +11,12 @@
 //! systemd places init (`PIDs=`) when the unit starts, which is after init is cloned and before
 //! it runs anything of the container's: init is not born in its cgroup (no CLONE_INTO_CGROUP)
 //! and waits for the parent, as on cgroup v1.
+//!
+//! Rootless (an unprivileged caller, or root of a user namespace such as rootless podman's),
+//! the unit is asked of the user's own manager (runc's rules): the empty slice is
+//! `user.slice`, the scope is below the manager's cgroup and delegated to the user, which is
+//! what makes its limits writable. Only on cgroup v2: systemd delegates nothing to a user on
+//! v1, where runc refuses the combination, and so does brig.
 
 pub mod dbus;
 pub mod devices;
@@ -28,8 +34,9 @@ use super::manager::Manager;
 use crate::error::{Error, Result};
 pub use unit::Unit;
 
-/// What `set` was given before the unit existed: written once it does.
-type Pending = (Option<LinuxResources>, Vec<LinuxDevice>);
+/// What `set` was given before the unit existed, written once it does: resources, devices,
+/// and whether as an update (rootless: without device rules).
+type Pending = (Option<LinuxResources>, Vec<LinuxDevice>, bool);
 
 /// A container's cgroup as a systemd unit.
 pub struct Systemd {
@@ -52,12 +59,27 @@ impl Systemd {
                 })
             })
             .transpose()?;
-        let unit = Unit::parse(path, id)?;
+        let user = crate::rootless::rootless() && crate::rootless::outside_uid() != 0;
+        let mut unit = Unit::parse(path, id, user)?;
         if !dbus::booted() {
             return Err(Error::option(
                 "systemd_cgroup",
                 "systemd is not running on this host (no /run/systemd/system); run without it for the cgroupfs driver",
             ));
+        }
+        if user {
+            if super::detect::detect() != super::detect::Mode::V2 {
+                return Err(Error::option(
+                    "systemd_cgroup",
+                    "rootless: cannot use the systemd cgroup driver on cgroup v1 (systemd delegates \
+                     no v1 controller to a user); run without --systemd-cgroup",
+                ));
+            }
+            let bus = dbus::Systemd::connect_user()?;
+            let root = bus
+                .control_group()
+                .map_err(|e| e.into_error("read the user manager's ControlGroup"))?;
+            unit = unit.in_manager(&root)?;
         }
         let mut cg = super::paths::resolve_absolute(Path::new(&unit.cgroup()?))?;
         cg.systemd = Some(unit);
@@ -95,7 +117,7 @@ impl Systemd {
 
     fn start(&self, pid: i32) -> Result<()> {
         let unit = self.unit()?;
-        let bus = dbus::Systemd::connect()?;
+        let bus = dbus::Systemd::connect_for(unit)?;
         let version = bus.version();
         let v2 = self.cg.is_v2();
         let init = u32::try_from(pid).ok().filter(|_| !unit.is_slice());
@@ -107,12 +129,16 @@ impl Systemd {
             v2,
             version,
         );
-        if let Some((resources, spec_devices)) = &*self.pending.borrow() {
+        if let Some((resources, spec_devices, _)) = &*self.pending.borrow() {
             if let Some(r) = resources {
                 props.extend(properties::resources(r, v2, version));
             }
-            let rules = super::devices::rule_list(resources.as_ref(), spec_devices)?;
-            props.extend(properties::devices(&rules, version));
+            // A user manager cannot load a device filter (the cgroupfs code writes none
+            // rootless either).
+            if unit.user_manager.is_none() {
+                let rules = super::devices::rule_list(resources.as_ref(), spec_devices)?;
+                props.extend(properties::devices(&rules, version));
+            }
         }
         match bus.start_transient_unit(&unit.name, props) {
             Ok(()) => Ok(()),
@@ -132,7 +158,7 @@ impl Systemd {
 
     fn freeze_unit(&self, frozen: bool) -> Result<()> {
         let unit = self.unit()?;
-        let bus = dbus::Systemd::connect()?;
+        let bus = dbus::Systemd::connect_for(unit)?;
         let version = bus.version();
         if version != 0 && version < 246 {
             return Err(Error::Other(format!(
@@ -158,9 +184,13 @@ impl Manager for Systemd {
         self.cg.check_existing()
     }
 
-    /// Rootless with systemd (a user manager's delegated scope) is not implemented: the
-    /// hierarchies are filtered as the cgroupfs driver filters them.
+    /// A user manager's unit is delegated to the user when it starts: all of it is kept.
+    /// The system manager's (root in a user namespace with the host's uid 0) are filtered as
+    /// the cgroupfs driver filters them.
     fn keep_writable(&mut self) -> Vec<std::path::PathBuf> {
+        if self.unit().is_ok_and(|u| u.user_manager.is_some()) {
+            return Vec::new();
+        }
         Manager::keep_writable(&mut self.cg)
     }
 
@@ -189,35 +219,55 @@ impl Manager for Systemd {
         let mut fs = self.cg.clone();
         fs.create(self.unified_controllers)?;
         fs.apply(pid, false)?;
-        if let Some((resources, devices)) = self.pending.borrow_mut().take() {
-            fs.set(resources.as_ref(), &devices, false)?;
+        if let Some((resources, devices, as_update)) = self.pending.borrow_mut().take() {
+            fs.set(resources.as_ref(), &devices, as_update)?;
         }
         Ok(())
     }
 
+    /// Rootless, a caller outside the user manager's tree (a login session's scope is the
+    /// system's) may not move a process into the unit: the exec'd process stays where it is,
+    /// as rootless runc leaves it, unless a sub-cgroup was asked for.
     fn enter_exec(&self, sub: &SubCgroups, pid: i32, init: i32) -> Result<()> {
-        self.cg.enter_exec(sub, pid, init)
+        let entered = self.cg.enter_exec(sub, pid, init);
+        let user = self.unit().is_ok_and(|u| u.user_manager.is_some());
+        match entered {
+            Err(e)
+                if user
+                    && *sub == SubCgroups::None
+                    && matches!(
+                        e.errno(),
+                        Some(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)
+                    ) =>
+            {
+                tracing::debug!(
+                    "rootless: the exec'd process stays in its own cgroup (outside the user manager's tree): {e}"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
-    /// At create, kept for [`Manager::apply`]; at update, the unit's properties and then the
-    /// files.
+    /// At create (rootless too, which writes as an update), kept for [`Manager::apply`]: the
+    /// unit does not exist yet; at update, the unit's properties and then the files.
     fn set(
         &self,
         resources: Option<&LinuxResources>,
         spec_devices: &[LinuxDevice],
         update: bool,
     ) -> Result<()> {
-        if !update {
-            *self.pending.borrow_mut() = Some((resources.cloned(), spec_devices.to_vec()));
+        if !update || !self.ours.get() {
+            *self.pending.borrow_mut() = Some((resources.cloned(), spec_devices.to_vec(), update));
             return Ok(());
         }
         if let Some(r) = resources {
             let unit = self.unit()?;
-            let bus = dbus::Systemd::connect()?;
+            let bus = dbus::Systemd::connect_for(unit)?;
             let version = bus.version();
             let mut props = properties::resources(r, self.cg.is_v2(), version);
             // New device rules (as the cgroupfs code writes them only then).
-            let devices = r.devices().is_some();
+            let devices = r.devices().is_some() && unit.user_manager.is_none();
             if devices {
                 let rules = super::devices::rule_list(resources, spec_devices)?;
                 props.extend(properties::devices(&rules, version));
@@ -291,7 +341,7 @@ impl Manager for Systemd {
         }
         self.cg.kill_all()?;
         let unit = self.unit()?;
-        let bus = dbus::Systemd::connect()?;
+        let bus = dbus::Systemd::connect_for(unit)?;
         bus.stop_unit(&unit.name)
             .map_err(|e| e.into_error(&format!("stop unit {}", unit.name)))?;
         self.cg.destroy()
