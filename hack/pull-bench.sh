@@ -11,7 +11,8 @@
 # libraries, /usr/share, binaries), tar --sort=name, gzip -6; it is served by
 # `docker-registry` (apt-get install -y docker-registry skopeo umoci) on 127.0.0.1, a free
 # port, its own storage, stopped at exit. Every round starts from an empty store / OCI dir and
-# an absent bundle. BRIG: the binary (default target/release/brig, not built here).
+# an absent bundle. BRIG: the binary (default target/release/brig, not built here). BRIG_BASE:
+# another brig binary (say main's) run in the same rounds, for a before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -138,9 +139,11 @@ ref=127.0.0.1:$port/bench:v1
 
 # 3. Rounds, alternated.
 t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+brig_base=${BRIG_BASE:-}
 brig_round() {
+  local bin=${1:-$brig}
   rm -rf "$work/store" "$work/b-brig"
-  t "$brig" pull --quiet --plain-http --store "$work/store" "$ref" "$work/b-brig"
+  t "$bin" pull --quiet --plain-http --store "$work/store" "$ref" "$work/b-brig"
 }
 skopeo_umoci_round() {
   rm -rf "$work/oci" "$work/b-umoci"
@@ -163,14 +166,18 @@ gunzip_round() {
 }
 : >"$work/times"
 for r in $(seq "$rounds"); do
+  o=0
+  # The base brig, if any, on the other side of skopeo+umoci from brig.
+  [ -z "$brig_base" ] || [ $((r % 2)) = 1 ] || o=$(brig_round "$brig_base")
   if [ $((r % 2)) = 1 ]; then
     b=$(brig_round); read -r s u < <(skopeo_umoci_round)
   else
     read -r s u < <(skopeo_umoci_round); b=$(brig_round)
   fi
+  [ -z "$brig_base" ] || [ $((r % 2)) = 0 ] || o=$(brig_round "$brig_base")
   d=$(download_round); g=$(gunzip_round)
-  echo "$b $s $u $d $g" >>"$work/times"
-  echo "round $r: brig $b ms, skopeo $s ms + umoci $u ms, download $d ms, gzip -d $g ms" >&2
+  echo "$b $s $u $d $g $o" >>"$work/times"
+  echo "round $r: brig $b ms, skopeo $s ms + umoci $u ms, download $d ms, gzip -d $g ms${brig_base:+, base brig $o ms}" >&2
 done
 # Both made the same tree (spot check: the file count).
 nb=$(find "$work/b-brig/rootfs" | wc -l); nu=$(find "$work/b-umoci/rootfs" | wc -l)
@@ -192,4 +199,9 @@ lo, med, hi = st(su)
 print(f"{'skopeo+umoci':>20}  {lo:8.0f} / {med:8.0f} / {hi:8.0f}   {gz_mb / med * 1000:7.1f} MB/s gz  {tar_mb / med * 1000:7.1f} MB/s tar")
 ratios = [r[0] / (r[1] + r[2]) for r in rows]
 print("brig / (skopeo+umoci), same round: %.2f / %.2f / %.2f   (target <= 0.3)" % st(ratios))
+if any(r[5] for r in rows):
+    lo, med, hi = st([r[5] for r in rows])
+    print(f"{'brig (BRIG_BASE)':>20}  {lo:8.0f} / {med:8.0f} / {hi:8.0f}   {gz_mb / med * 1000:7.1f} MB/s gz  {tar_mb / med * 1000:7.1f} MB/s tar")
+    print("BRIG_BASE / (skopeo+umoci), same round: %.2f / %.2f / %.2f" % st([r[5] / (r[1] + r[2]) for r in rows]))
+    print("brig / BRIG_BASE, same round: %.2f / %.2f / %.2f" % st([r[0] / r[5] for r in rows]))
 PY
