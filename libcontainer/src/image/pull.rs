@@ -9,6 +9,11 @@
 //! 4. layers staged in parallel (bounded threads), each streamed through its digest and size
 //!    into the store; those the store has are not transferred;
 //! 5. all committed to `blobs/`, then `index.json` names the image.
+//!
+//! A pull alone does not decompress, so it does not check the layers' `diff_ids`: they are
+//! checked wherever a layer is unpacked (a bundle, the rootfs cache), as containerd checks
+//! them at unpack and `skopeo copy` into an `oci:` layout not at all. [`pull_then`] runs such
+//! an unpack while the layers download (`bundle::pull_bundle`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
