@@ -11,7 +11,8 @@
 # libraries, /usr/share, binaries), tar --sort=name, gzip -6; it is served by
 # `docker-registry` (apt-get install -y docker-registry skopeo umoci) on 127.0.0.1, a free
 # port, its own storage, stopped at exit. Every round starts from an empty store / OCI dir and
-# an absent bundle. BRIG: the binary (default target/release/brig, not built here).
+# an absent bundle. BRIG: the binary (default target/release/brig, not built here). BRIG_BASE:
+# another brig binary (say main's) run in the same rounds, for a before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -138,15 +139,24 @@ ref=127.0.0.1:$port/bench:v1
 
 # 3. Rounds, alternated.
 t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+# Every run writes into fresh directories and nothing is removed before the end: this host's
+# root filesystem is ext4 without a journal, where creating files soon after deleting many
+# makes the kernel skip the recently deleted inodes one by one (ialloc.c's recently_deleted),
+# so removing the last round's ~10k-entry tree first made each round slower than the one
+# before (for every tool alike: 0.8 -> 6.1 s for brig in four rounds, 3.2 -> 8.1 s for umoci).
+brig_base=${BRIG_BASE:-}
 brig_round() {
-  rm -rf "$work/store" "$work/b-brig"
-  t "$brig" pull --quiet --plain-http --store "$work/store" "$ref" "$work/b-brig"
+  local bin=${1:-$brig} run
+  run=$(mktemp -d "$work/run.XXXXXX")
+  [ -n "${1:-}" ] || echo "$run" >"$work/last-brig"
+  t "$bin" pull --quiet --plain-http --store "$run/store" "$ref" "$run/bundle"
 }
 skopeo_umoci_round() {
-  rm -rf "$work/oci" "$work/b-umoci"
-  local a b
-  a=$(t skopeo copy --quiet --src-tls-verify=false "docker://$ref" "oci:$work/oci:bench")
-  b=$(t umoci unpack --image "$work/oci:bench" "$work/b-umoci")
+  local a b run
+  run=$(mktemp -d "$work/run.XXXXXX")
+  echo "$run" >"$work/last-umoci"
+  a=$(t skopeo copy --quiet --src-tls-verify=false "docker://$ref" "oci:$run/oci:bench")
+  b=$(t umoci unpack --image "$run/oci:bench" "$run/bundle")
   echo "$a $b"
 }
 download_round() {
@@ -163,17 +173,22 @@ gunzip_round() {
 }
 : >"$work/times"
 for r in $(seq "$rounds"); do
+  o=0
+  # The base brig, if any, on the other side of skopeo+umoci from brig.
+  [ -z "$brig_base" ] || [ $((r % 2)) = 1 ] || o=$(brig_round "$brig_base")
   if [ $((r % 2)) = 1 ]; then
     b=$(brig_round); read -r s u < <(skopeo_umoci_round)
   else
     read -r s u < <(skopeo_umoci_round); b=$(brig_round)
   fi
+  [ -z "$brig_base" ] || [ $((r % 2)) = 0 ] || o=$(brig_round "$brig_base")
   d=$(download_round); g=$(gunzip_round)
-  echo "$b $s $u $d $g" >>"$work/times"
-  echo "round $r: brig $b ms, skopeo $s ms + umoci $u ms, download $d ms, gzip -d $g ms" >&2
+  echo "$b $s $u $d $g $o" >>"$work/times"
+  echo "round $r: brig $b ms, skopeo $s ms + umoci $u ms, download $d ms, gzip -d $g ms${brig_base:+, base brig $o ms}" >&2
 done
 # Both made the same tree (spot check: the file count).
-nb=$(find "$work/b-brig/rootfs" | wc -l); nu=$(find "$work/b-umoci/rootfs" | wc -l)
+nb=$(find "$(cat "$work/last-brig")/bundle/rootfs" | wc -l)
+nu=$(find "$(cat "$work/last-umoci")/bundle/rootfs" | wc -l)
 [ "$nb" = "$nu" ] || echo "warning: brig's rootfs has $nb entries, umoci's $nu" >&2
 
 python3 - "$work/times" "$tar_mb" "$gz_mb" <<'PY'
@@ -192,4 +207,9 @@ lo, med, hi = st(su)
 print(f"{'skopeo+umoci':>20}  {lo:8.0f} / {med:8.0f} / {hi:8.0f}   {gz_mb / med * 1000:7.1f} MB/s gz  {tar_mb / med * 1000:7.1f} MB/s tar")
 ratios = [r[0] / (r[1] + r[2]) for r in rows]
 print("brig / (skopeo+umoci), same round: %.2f / %.2f / %.2f   (target <= 0.3)" % st(ratios))
+if any(r[5] for r in rows):
+    lo, med, hi = st([r[5] for r in rows])
+    print(f"{'brig (BRIG_BASE)':>20}  {lo:8.0f} / {med:8.0f} / {hi:8.0f}   {gz_mb / med * 1000:7.1f} MB/s gz  {tar_mb / med * 1000:7.1f} MB/s tar")
+    print("BRIG_BASE / (skopeo+umoci), same round: %.2f / %.2f / %.2f" % st([r[5] / (r[1] + r[2]) for r in rows]))
+    print("brig / BRIG_BASE, same round: %.2f / %.2f / %.2f" % st([r[0] / r[5] for r in rows]))
 PY

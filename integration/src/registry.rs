@@ -449,6 +449,19 @@ pub struct Behaviour {
     pub drop_blob_after: AtomicU64,
     /// Bumped to invalidate every token issued so far (the client must fetch a new one).
     pub token_generation: AtomicU32,
+    /// Hold a blob's answer mid-body (see [`Hold`]).
+    pub hold: Mutex<Option<Hold>>,
+}
+
+/// A blob answer sent in two parts: the first `after` body bytes, then the rest once `until`
+/// says so (or `timeout` passed); `released` records whether `until` did.
+pub struct Hold {
+    /// A blob path containing this (a digest) is held.
+    pub path_contains: String,
+    pub after: usize,
+    pub until: Box<dyn Fn() -> bool + Send + Sync>,
+    pub timeout: Duration,
+    pub released: Arc<AtomicBool>,
 }
 
 struct FrontState {
@@ -729,6 +742,22 @@ fn forward(
     out.push_str("Connection: close\r\n\r\n");
     conn.write_all(out.as_bytes())?;
     let body = &reply.body;
+    if let Some(hold) = &*state.behaviour.hold.lock().unwrap() {
+        if seen.path.contains(&hold.path_contains) && hold.after < body.len() {
+            conn.write_all(&body[..hold.after])?;
+            conn.flush()?;
+            let start = std::time::Instant::now();
+            while start.elapsed() < hold.timeout {
+                if (hold.until)() {
+                    hold.released.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            conn.write_all(&body[hold.after..])?;
+            return conn.flush();
+        }
+    }
     if cut > 0 && (cut as usize) < body.len() {
         conn.write_all(&body[..cut as usize])?;
         conn.flush()?;

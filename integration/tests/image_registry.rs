@@ -1144,3 +1144,125 @@ fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
     let out = cli::pull(&store, &reference, &[]);
     assert!(!pulled(&out).is_empty());
 }
+
+/// `brig pull REF BUNDLE` is one pipeline (issue 15): a layer is unpacked while it downloads.
+/// The registry holds the layer's answer after its first MiB until the layer's first file is
+/// in the bundle's temporary rootfs (a pull that unpacks only after the download never gets
+/// there, and the hold times out). The end is still checked: a layer whose last byte is wrong
+/// fails the pull naming its digest, and leaves no bundle and no blob.
+#[test]
+fn a_layer_is_unpacked_while_it_downloads() {
+    require_tools!();
+    use cli::Scratch;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let scratch = Scratch::new("pipeline");
+    let root = scratch.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("first"), "first\n").unwrap();
+    let big: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("big"), &big).unwrap();
+    let tar = scratch.path("layer.tar");
+    let st = std::process::Command::new("tar")
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .args(["first", "big"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let layer = std::fs::read(&tar).unwrap();
+    let reg = TestRegistry::start(false);
+    let repo = "brig/pipeline";
+    let layer_digest = reg.put_blob(repo, &layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/first"]},
+        "rootfs": {"type": "layers", "diff_ids": [registry::sha256(&layer)]},
+    }))
+    .unwrap();
+    let config_digest = reg.put_blob(repo, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    reg.put_manifest(repo, "v1", MEDIA_TYPE_OCI_MANIFEST, &manifest);
+    let front = Front::start(&reg.addr, Behaviour::default());
+    let reference = format!("{}/{repo}:v1", front.addr);
+    let pull_bundle = |store: &std::path::Path, bundle: &std::path::Path| {
+        std::process::Command::new(integration::brig_binary())
+            .args(["pull", "--quiet", "--store"])
+            .arg(store)
+            .arg(&reference)
+            .arg(bundle)
+            .output()
+            .unwrap()
+    };
+
+    let bundle = scratch.path("bundle");
+    let released = Arc::new(AtomicBool::new(false));
+    let watched = bundle.clone();
+    *front.behaviour().hold.lock().unwrap() = Some(registry::Hold {
+        path_contains: layer_digest.clone(),
+        after: 1 << 20,
+        until: Box::new(move || {
+            std::fs::read_dir(&watched).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".rootfs.unpack-")
+                        && e.path().join("first").is_file()
+                })
+            })
+        }),
+        timeout: Duration::from_secs(10),
+        released: released.clone(),
+    });
+    let store = scratch.path("store");
+    integration::ok(&pull_bundle(&store, &bundle));
+    assert!(
+        released.load(Ordering::SeqCst),
+        "the layer's first file was not unpacked while the layer downloaded"
+    );
+    assert_eq!(std::fs::read(bundle.join("rootfs/big")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/first")).unwrap(),
+        "first\n"
+    );
+
+    // The same image, its layer's last byte flipped on the way: refused at the end of the
+    // download, after most of it was unpacked; nothing left.
+    *front.behaviour().hold.lock().unwrap() = None;
+    let digest = layer_digest.clone();
+    *front.behaviour().rewrite.lock().unwrap() = Some(Box::new(move |seen, answer| {
+        if seen.path.contains(&digest) {
+            if let Some(last) = answer.body.last_mut() {
+                *last ^= 1;
+            }
+        }
+    }));
+    let store = scratch.path("store2");
+    let bundle = scratch.path("bundle2");
+    let out = pull_bundle(&store, &bundle);
+    let err = integration::fails(&out);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&layer_digest),
+        "{err}"
+    );
+    assert!(!bundle.exists(), "a bundle was left behind");
+    let hex = layer_digest.trim_start_matches("sha256:");
+    assert!(
+        !store.join("blobs/sha256").join(hex).exists(),
+        "the bad blob was stored"
+    );
+    let tmp: Vec<_> = std::fs::read_dir(store.join(".tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "left in the store's .tmp: {tmp:?}");
+}

@@ -863,3 +863,51 @@ fn a_symlink_planted_earlier_cannot_redirect_a_later_layer() {
         .join("passwd");
     assert_eq!(fs::read_to_string(landed).unwrap(), "evil");
 }
+
+/// overlayfs' own attributes (`trusted.overlay.*`: opaque, redirect, metacopy, origin, ...)
+/// can steer an overlay mount that uses the unpacked tree as a lower layer (`run --image`'s
+/// cache): a layer carrying one is refused, naming the entry, and leaves no bundle. Other
+/// `trusted.*` attributes (even `trusted.overlay` itself, outside the namespace) still apply.
+#[test]
+fn overlay_xattrs_are_refused() {
+    for (key, entry_type) in [
+        ("trusted.overlay.opaque", "dir"),
+        ("trusted.overlay.redirect", "dir"),
+        ("trusted.overlay.metacopy", "file"),
+    ] {
+        let s = Scratch::new("ovl-xattr");
+        let lower = make_tar("pax", json!([{"name": "d/lower", "data": "l"}]));
+        let upper = make_tar(
+            "pax",
+            json!([
+                {"name": "ok", "data": "fine"},
+                {"name": "d", "type": entry_type, "pax": {
+                    format!("SCHILY.xattr.{key}"): hex(b"y"),
+                }},
+            ]),
+        );
+        let before = checksum(&s.canary());
+        let err = unpack(&s.rootfs(), vec![layer(&lower), layer(&upper)])
+            .expect_err("an overlay xattr must be refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("tar entry \"d") && text.contains(key) && text.contains("layer 1"),
+            "error {text:?} does not name the entry, the attribute and the layer"
+        );
+        assert_eq!(checksum(&s.canary()), before, "canary changed");
+        s.assert_no_bundle();
+    }
+    let s = Scratch::new("ovl-xattr-ok");
+    let fine = make_tar(
+        "pax",
+        json!([{"name": "d", "type": "dir", "pax": {
+            "SCHILY.xattr.trusted.overlayish": hex(b"y"),
+            "SCHILY.xattr.trusted.overlay": hex(b"y"),
+        }}]),
+    );
+    unpack(&s.rootfs(), vec![layer(&fine)]).unwrap();
+    assert_eq!(
+        lgetxattr(&s.rootfs().join("d"), "trusted.overlayish").as_deref(),
+        Some(&b"y"[..])
+    );
+}

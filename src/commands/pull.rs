@@ -13,6 +13,7 @@ use libcontainer::image::pull::{self, Progress, PullOptions, Pulled};
 use libcontainer::image::reference::Reference;
 use libcontainer::image::registry::RegistryOptions;
 use libcontainer::image::registry_source::RegistrySource;
+use libcontainer::image::source::Source;
 use libcontainer::image::store::Store;
 use libcontainer::image::unpack;
 use oci_spec::image::Descriptor;
@@ -74,33 +75,69 @@ impl Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<u8> {
-    let (store, pulled) = pull_image(args)?;
+    let Some(bundle) = &args.bundle else {
+        let (_, pulled) = pull_image(args)?;
+        print_pulled(&pulled)?;
+        return Ok(0);
+    };
+    // One pipeline: each layer unpacked while it downloads (issue 15).
+    let options = BundleOptions {
+        args: None,
+        rootfs_only: args.rootfs_only,
+        config_only: args.config_only,
+        terminal: None,
+        readonly: None,
+        cgroups_path: None,
+        cache: None,
+        volatile: false,
+    };
+    let rootless = rootless_config(cli)?;
+    let base = base_spec(rootless)?;
+    let (reference, source, store, pull_options) = prepare(args)?;
+    let existed = bundle.exists();
+    let started = Instant::now();
+    let terminal = !args.quiet && std::io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let bars = terminal.then(|| (Bars::new(&multi, false), Bars::new(&multi, true)));
+    let (progress, unpack_progress): (&dyn Progress, &dyn Progress) = match &bars {
+        Some((download, unpack)) => (download, unpack),
+        None => (&pull::NoProgress, &pull::NoProgress),
+    };
+    let (pulled, stats) = bundle::pull_bundle(
+        source.as_ref(),
+        &reference,
+        &store,
+        &pull_options,
+        bundle,
+        base,
+        &options,
+        progress,
+        unpack_progress,
+    )
+    .with_context(|| format!("pull {reference} into bundle {}", bundle.display()))?;
+    if !args.quiet {
+        print_fetched(&pulled, started);
+    }
+    print_pulled(&pulled)?;
+    finish_bundle(
+        bundle,
+        &pulled.manifest,
+        &options,
+        &stats,
+        existed,
+        started,
+        args.quiet,
+        rootless,
+    )?;
+    Ok(0)
+}
+
+fn print_pulled(pulled: &Pulled) -> Result<()> {
     let mut out = super::stdout();
     writeln!(out, "manifest {}", pulled.manifest.digest())?;
     writeln!(out, "config {}", pulled.config)?;
     out.flush()?;
-    if let Some(bundle) = &args.bundle {
-        let options = BundleOptions {
-            args: None,
-            rootfs_only: args.rootfs_only,
-            config_only: args.config_only,
-            terminal: None,
-            readonly: None,
-            cgroups_path: None,
-            cache: None,
-            volatile: false,
-        };
-        let rootless = rootless_config(cli)?;
-        write_bundle(
-            &store,
-            &pulled.manifest,
-            bundle,
-            &options,
-            args.quiet,
-            rootless,
-        )?;
-    }
-    Ok(0)
+    Ok(())
 }
 
 /// The store's image for `reference` if it has one (no network), else a pull.
@@ -138,7 +175,26 @@ pub fn write_bundle(
     quiet: bool,
     rootless: bool,
 ) -> Result<()> {
-    let base: Spec = if rootless {
+    let base = base_spec(rootless)?;
+    let existed = bundle.exists();
+    let started = Instant::now();
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars::new(&multi, true));
+    let progress: &dyn Progress = match &bars {
+        Some(bars) => bars,
+        None => &pull::NoProgress,
+    };
+    let stats =
+        bundle::write_bundle_with_progress(store, manifest, bundle, base, options, progress)
+            .with_context(|| format!("write bundle {}", bundle.display()))?;
+    finish_bundle(
+        bundle, manifest, options, &stats, existed, started, quiet, rootless,
+    )
+}
+
+/// The config.json a bundle starts from: `brig spec`'s, or `brig spec --rootless`'s.
+fn base_spec(rootless: bool) -> Result<Spec> {
+    Ok(if rootless {
         serde_json::from_str(&libcontainer::spec_template::rootless_spec_text(
             libcontainer::spec_template::Rootless {
                 uid: libcontainer::rootless::euid(),
@@ -149,17 +205,21 @@ pub fn write_bundle(
     } else {
         serde_json::from_value(libcontainer::spec_template::default_spec())
             .context("the default config")?
-    };
-    let existed = bundle.exists();
-    let started = Instant::now();
-    let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars::new(true));
-    let progress: &dyn Progress = match &bars {
-        Some(bars) => bars,
-        None => &pull::NoProgress,
-    };
-    let stats =
-        bundle::write_bundle_with_progress(store, manifest, bundle, base, options, progress)
-            .with_context(|| format!("write bundle {}", bundle.display()))?;
+    })
+}
+
+/// What follows a bundle's writing: the rootless id mappings, and the summary line.
+#[allow(clippy::too_many_arguments)]
+fn finish_bundle(
+    bundle: &Path,
+    manifest: &Descriptor,
+    options: &BundleOptions,
+    stats: &[unpack::LayerStats],
+    existed: bool,
+    started: Instant,
+    quiet: bool,
+    rootless: bool,
+) -> Result<()> {
     if rootless && !options.rootfs_only {
         if let Err(e) = fit_rootless_ids(bundle) {
             // What write_bundle made goes, as on its own failures.
@@ -276,7 +336,8 @@ fn fit_rootless_ids(bundle: &Path) -> Result<()> {
     Ok(())
 }
 
-fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
+/// The reference, its source, the store and the pull options `args` say.
+fn prepare(args: &Args) -> Result<(Reference, Box<dyn Source>, Store, PullOptions)> {
     let reference: Reference = args.reference.parse()?;
     let platform = args
         .platform
@@ -305,26 +366,36 @@ fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
         platform,
         ..PullOptions::default()
     };
+    Ok((reference, source, store, options))
+}
+
+fn pull_image(args: &Args) -> Result<(Store, Pulled)> {
+    let (reference, source, store, options) = prepare(args)?;
     let started = Instant::now();
-    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(|| Bars::new(false));
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let bars = (!args.quiet && std::io::stderr().is_terminal()).then(|| Bars::new(&multi, false));
     let progress: &dyn Progress = match &bars {
         Some(bars) => bars,
         None => &pull::NoProgress,
     };
     let pulled = pull::pull(source.as_ref(), &reference, &store, &options, progress)?;
     if !args.quiet {
-        let secs = started.elapsed().as_secs_f64();
-        let mb = pulled.fetched_bytes as f64 / 1e6;
-        let _ = writeln!(
-            std::io::stderr(),
-            "pulled {}: {} blobs ({mb:.1} MB) in {secs:.2}s ({:.1} MB/s), {} already in the store",
-            pulled.name,
-            pulled.fetched_blobs,
-            mb / secs.max(1e-6),
-            pulled.present_blobs,
-        );
+        print_fetched(&pulled, started);
     }
     Ok((store, pulled))
+}
+
+fn print_fetched(pulled: &Pulled, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    let mb = pulled.fetched_bytes as f64 / 1e6;
+    let _ = writeln!(
+        std::io::stderr(),
+        "pulled {}: {} blobs ({mb:.1} MB) in {secs:.2}s ({:.1} MB/s), {} already in the store",
+        pulled.name,
+        pulled.fetched_blobs,
+        mb / secs.max(1e-6),
+        pulled.present_blobs,
+    );
 }
 
 /// A bar per layer on a terminal: the digest's first 12 hex digits, bytes done of the blob's
@@ -337,9 +408,10 @@ struct Bars {
 }
 
 impl Bars {
-    fn new(unpack: bool) -> Self {
+    /// Bars drawn in `multi` (download and unpack bars of one pipeline share it).
+    fn new(multi: &MultiProgress, unpack: bool) -> Self {
         Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: multi.clone(),
             bars: Mutex::new(HashMap::new()),
             unpack,
         }

@@ -2,9 +2,14 @@
 //! first, into `BUNDLE/rootfs` and its config converted into `BUNDLE/config.json`
 //! (conversion.md). The layers are read from the store, where `pull` verified every byte;
 //! `unpack` checks each uncompressed stream against the config's `rootfs.diff_ids` again.
+//!
+//! [`pull_bundle`] is `brig pull REF BUNDLE` as one pipeline: each layer is unpacked while
+//! it downloads into the store (read back from the store's file as it is written, see
+//! `tee`), the next ones downloading meanwhile; the rootfs is renamed into place only once
+//! every layer's blob verified and every diff_id matched.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
@@ -13,8 +18,9 @@ use oci_spec::runtime::Spec;
 use super::cache::{self, Attach};
 use super::convert;
 use super::error::{Error, Result};
-use super::pull::{NoProgress, Progress};
+use super::pull::{self, NoProgress, Progress, PullOptions, Pulled};
 use super::reference::Reference;
+use super::source::Source;
 use super::store::{ref_name, Store};
 use super::unpack::{self, LayerStats};
 
@@ -123,6 +129,72 @@ fn prepare_dir(bundle: &Path) -> Result<bool> {
     }
 }
 
+/// Pulls the image `reference` names from `source` into `store` and writes its bundle at
+/// `bundle` (absent or an empty directory) in the same pass: the layers are unpacked as
+/// they arrive. `progress` hears of the downloads, `unpack_progress` of the unpacking.
+/// Every check of [`pull::pull`] and [`write_bundle`] holds, and on any error of either
+/// nothing of the bundle is left (the pull's error is the one returned when both failed).
+/// `options.cache` is not supported here (a cached tree is made from the store).
+#[allow(clippy::too_many_arguments)]
+pub fn pull_bundle(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    pull_options: &PullOptions,
+    bundle: &Path,
+    base: Spec,
+    options: &BundleOptions,
+    progress: &dyn Progress,
+    unpack_progress: &dyn Progress,
+) -> Result<(Pulled, Vec<LayerStats>)> {
+    if options.cache.is_some() {
+        return Err(Error::invalid(
+            format!("bundle {}", bundle.display()),
+            "a bundle on the rootfs cache is made from the store, not while pulling",
+        ));
+    }
+    let created = prepare_dir(bundle)?;
+    let (pulled, made) =
+        pull::pull_then(source, reference, store, pull_options, progress, |image| {
+            let what = format!("image {}", image.manifest_desc.digest());
+            let open = |desc: &Descriptor| -> Result<Box<dyn Read + Send + '_>> {
+                Ok(Box::new(image.layer(desc)?))
+            };
+            let rootfs = rootfs_dir(bundle, options);
+            let stats = cache::unpack_layers(
+                &open,
+                image.manifest,
+                image.config,
+                &rootfs,
+                &what,
+                unpack_progress,
+            )?;
+            finish(image.config, rootfs, stats, bundle, base, options, what)
+        });
+    let result = match (pulled, made) {
+        (Ok(pulled), Some(Ok(stats))) => Ok((pulled, stats)),
+        (Err(e), _) | (Ok(_), Some(Err(e))) => Err(e),
+        (Ok(_), None) => Err(Error::Transport(format!(
+            "write bundle {}: the unpacking thread panicked",
+            bundle.display()
+        ))),
+    };
+    if result.is_err() {
+        if let Err(e) = cache::release(bundle, !created) {
+            tracing::warn!("remove bundle {}: {e}", bundle.display());
+        }
+    }
+    result
+}
+
+fn rootfs_dir(bundle: &Path, options: &BundleOptions) -> PathBuf {
+    if options.config_only {
+        bundle.join(".rootfs-for-config")
+    } else {
+        bundle.join("rootfs")
+    }
+}
+
 fn fill(
     store: &Store,
     manifest_desc: &Descriptor,
@@ -141,18 +213,28 @@ fn fill(
         // The conversion reads the image's /etc/passwd from the tree, never written to.
         (tree.path, tree.unpacked.unwrap_or_default())
     } else {
-        let rootfs = if options.config_only {
-            bundle.join(".rootfs-for-config")
-        } else {
-            bundle.join("rootfs")
-        };
+        let rootfs = rootfs_dir(bundle, options);
         let stats = cache::unpack_image(store, &manifest, &config, &rootfs, &what, progress)?;
         (rootfs, stats)
     };
+    finish(&config, rootfs, stats, bundle, base, options, what)
+}
+
+/// The bundle's config.json, once its rootfs is in place (`rootfs`: where the conversion
+/// reads the image's /etc/passwd).
+fn finish(
+    config: &ImageConfiguration,
+    rootfs: PathBuf,
+    stats: Vec<LayerStats>,
+    bundle: &Path,
+    base: Spec,
+    options: &BundleOptions,
+    what: String,
+) -> Result<Vec<LayerStats>> {
     if options.rootfs_only {
         return Ok(stats);
     }
-    let spec = convert::runtime_config(&config, &rootfs, options.args.clone(), base);
+    let spec = convert::runtime_config(config, &rootfs, options.args.clone(), base);
     if options.config_only && options.cache.is_none() {
         unpack::remove_tree(&rootfs).map_err(|e| Error::io("remove", &rootfs, e))?;
     }

@@ -144,6 +144,29 @@ pub fn unpack_image(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<Vec<LayerStats>> {
+    let open = |desc: &Descriptor| -> Result<Box<dyn Read + Send>> {
+        let path = store.blob_path(desc.digest());
+        match File::open(&path) {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) => Err(Error::io("open layer blob", path, e)),
+        }
+    };
+    unpack_layers(&open, manifest, config, rootfs, what, progress)
+}
+
+/// A layer's blob by its descriptor.
+pub type OpenLayer<'a> = dyn Fn(&Descriptor) -> Result<Box<dyn Read + Send + 'a>> + 'a;
+
+/// The image's layers, each opened with `open` when the one before is applied, unpacked into
+/// `rootfs` (see [`unpack::unpack`]).
+pub fn unpack_layers(
+    open: &OpenLayer<'_>,
+    manifest: &ImageManifest,
+    config: &ImageConfiguration,
+    rootfs: &Path,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<LayerStats>> {
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.layers().len() {
         return Err(Error::invalid(
@@ -167,11 +190,10 @@ pub fn unpack_image(
             if let Some(done) = previous.replace(desc) {
                 progress.layer_done(done);
             }
-            let path = store.blob_path(desc.digest());
-            match File::open(&path) {
-                Ok(file) => Some(Layer {
+            match open(desc) {
+                Ok(inner) => Some(Layer {
                     reader: Counting {
-                        inner: file,
+                        inner,
                         desc,
                         progress,
                     },
@@ -179,7 +201,7 @@ pub fn unpack_image(
                     diff_id: diff_id.clone(),
                 }),
                 Err(e) => {
-                    open_error = Some(Error::io("open layer blob", path, e));
+                    open_error = Some(e);
                     None
                 }
             }
@@ -201,13 +223,13 @@ pub fn unpack_image(
 }
 
 /// A layer blob's reader that reports the compressed bytes read.
-struct Counting<'a> {
-    inner: File,
+struct Counting<'a, 'r> {
+    inner: Box<dyn Read + Send + 'r>,
     desc: &'a Descriptor,
     progress: &'a dyn Progress,
 }
 
-impl Read for Counting<'_> {
+impl Read for Counting<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.layer_bytes(self.desc, n as u64);

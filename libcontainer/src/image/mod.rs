@@ -18,6 +18,7 @@ pub mod registry;
 pub mod registry_source;
 pub mod source;
 pub mod store;
+pub mod tee;
 pub mod unpack;
 pub mod verify;
 

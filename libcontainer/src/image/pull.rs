@@ -9,13 +9,20 @@
 //! 4. layers staged in parallel (bounded threads), each streamed through its digest and size
 //!    into the store; those the store has are not transferred;
 //! 5. all committed to `blobs/`, then `index.json` names the image.
+//!
+//! A pull alone does not decompress, so it does not check the layers' `diff_ids`: they are
+//! checked wherever a layer is unpacked (a bundle, the rootfs cache), as containerd checks
+//! them at unpack and `skopeo copy` into an `oci:` layout not at all. [`pull_then`] runs such
+//! an unpack while the layers download (`bundle::pull_bundle`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use oci_spec::image::{Descriptor, DescriptorBuilder, Digest, ImageConfiguration, MediaType};
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageManifest, MediaType,
+};
 
 use super::digest::{self, read_verified};
 use super::error::{Error, Result};
@@ -23,6 +30,7 @@ use super::platform::{self, PlatformSpec};
 use super::reference::Reference;
 use super::source::{Source, MANIFEST_LIMIT};
 use super::store::{Staged, Staging, Store, CONFIG_LIMIT};
+use super::tee::{Tee, TeeReader};
 use super::verify::{self, Parsed};
 
 /// How deep indexes may nest (an index pointing to an index...).
@@ -79,7 +87,87 @@ pub fn pull(
     options: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let _lock = store.lock_shared()?;
+    pull_inner::<(), fn(Fetching<'_>)>(source, reference, store, options, progress, None).0
+}
+
+/// The image as it is being pulled: its manifest and config (verified), and its layers'
+/// bytes as they arrive.
+pub struct Fetching<'a> {
+    pub manifest: &'a ImageManifest,
+    /// The image manifest's descriptor (its digest is the image's identity).
+    pub manifest_desc: &'a Descriptor,
+    pub config: &'a ImageConfiguration,
+    tees: &'a HashMap<Digest, Arc<Tee>>,
+}
+
+impl Fetching<'_> {
+    /// The layer `desc`'s compressed bytes, read while they are written into the store: the
+    /// reader waits for them, returns its end only once the whole blob verified (digest and
+    /// size) and an error if it did not (or if the pull failed before it was fetched). What
+    /// it hands out before its end is unverified: throw away what is made of it unless the
+    /// end is reached.
+    pub fn layer(&self, desc: &Descriptor) -> Result<TeeReader> {
+        self.tees
+            .get(desc.digest())
+            .map(Tee::reader)
+            .ok_or_else(|| {
+                Error::invalid(format!("layer {}", desc.digest()), "not in the manifest")
+            })
+    }
+}
+
+/// [`pull`], with `then` run on its own thread as soon as the manifest and the config are
+/// verified, while the layers download (`Fetching::layer`). The pull's result does not
+/// depend on `then`'s, nor waits less: both are returned (`None` when `then` never ran: the
+/// pull failed before the layers).
+pub fn pull_then<T: Send>(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    options: &PullOptions,
+    progress: &dyn Progress,
+    then: impl FnOnce(Fetching<'_>) -> T + Send,
+) -> (Result<Pulled>, Option<T>) {
+    pull_inner(source, reference, store, options, progress, Some(then))
+}
+
+fn pull_inner<T: Send, F: FnOnce(Fetching<'_>) -> T + Send>(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    options: &PullOptions,
+    progress: &dyn Progress,
+    then: Option<F>,
+) -> (Result<Pulled>, Option<T>) {
+    let lock = match store.lock_shared() {
+        Ok(lock) => lock,
+        Err(e) => return (Err(e), None),
+    };
+    let image = match resolve(source, reference, store, options) {
+        Ok(image) => image,
+        Err(e) => return (Err(e), None),
+    };
+    let result = fetch(source, reference, store, options, progress, &image, then);
+    drop(lock);
+    result
+}
+
+/// The image manifest and its config, verified.
+struct Resolved {
+    manifest: ImageManifest,
+    manifest_desc: Descriptor,
+    bytes: Vec<u8>,
+    config: ImageConfiguration,
+    config_bytes: Vec<u8>,
+}
+
+/// Steps 1 to 3.
+fn resolve(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    options: &PullOptions,
+) -> Result<Resolved> {
     let wanted = options.platform.clone().unwrap_or_else(PlatformSpec::host);
     let what = source.describe();
 
@@ -182,15 +270,88 @@ pub fn pull(
             ),
         ));
     }
+    Ok(Resolved {
+        manifest: *manifest,
+        manifest_desc,
+        bytes,
+        config,
+        config_bytes,
+    })
+}
 
+/// Steps 4 and 5, with `then` (if any) running meanwhile; `then`'s value once it returned.
+fn fetch<T: Send, F: FnOnce(Fetching<'_>) -> T + Send>(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    options: &PullOptions,
+    progress: &dyn Progress,
+    image: &Resolved,
+    then: Option<F>,
+) -> (Result<Pulled>, Option<T>) {
     // 4. The layers, in parallel; each distinct digest once.
-    let staging = Staging::new(store);
     let mut seen = HashSet::new();
-    let layers: Vec<&Descriptor> = manifest
+    let layers: Vec<&Descriptor> = image
+        .manifest
         .layers()
         .iter()
         .filter(|l| seen.insert(l.digest().clone()))
         .collect();
+    let tees: HashMap<Digest, Arc<Tee>> = match then {
+        Some(_) => layers
+            .iter()
+            .map(|l| (l.digest().clone(), Arc::new(Tee::default())))
+            .collect(),
+        None => HashMap::new(),
+    };
+    std::thread::scope(|scope| {
+        let consumer = then.map(|then| {
+            let fetching = Fetching {
+                manifest: &image.manifest,
+                manifest_desc: &image.manifest_desc,
+                config: &image.config,
+                tees: &tees,
+            };
+            scope.spawn(move || then(fetching))
+        });
+        let pulled = fetch_layers(
+            source, reference, store, options, progress, image, &layers, &tees,
+        );
+        // Whatever did not arrive never will: readers waiting for it get the pull's error.
+        let reason = match &pulled {
+            Ok(_) => "the pull ended without this blob".to_string(),
+            Err(e) => format!("pull failed: {e}"),
+        };
+        for tee in tees.values() {
+            tee.fail(reason.clone());
+        }
+        let value = consumer.and_then(|c| c.join().ok());
+        (pulled, value)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_layers(
+    source: &dyn Source,
+    reference: &Reference,
+    store: &Store,
+    options: &PullOptions,
+    progress: &dyn Progress,
+    image: &Resolved,
+    layers: &[&Descriptor],
+    tees: &HashMap<Digest, Arc<Tee>>,
+) -> Result<Pulled> {
+    let what = source.describe();
+    let Resolved {
+        manifest,
+        manifest_desc,
+        bytes,
+        config_bytes,
+        ..
+    } = image;
+    let config_desc = manifest.config();
+    let config_what = format!("{what}: config {}", config_desc.digest());
+    let staging = Staging::new(store);
     let fetched = Mutex::new((0usize, 0u64, 0usize));
     let count = |staged: Staged| {
         let mut f = fetched
@@ -207,11 +368,12 @@ pub fn pull(
     let stage_layer = |layer: &Descriptor| -> Result<()> {
         let present = store.has_blob(layer.digest());
         progress.layer_start(layer, present);
-        let staged = staging.stage(
+        let staged = staging.stage_teed(
             layer,
             &format!("{what}: layer {}", layer.digest()),
             || source.blob(layer),
             &|n| progress.layer_bytes(layer, n),
+            tees.get(layer.digest()).map(|t| &**t),
         )?;
         progress.layer_done(layer);
         count(staged);
@@ -245,13 +407,13 @@ pub fn pull(
     if let Some((_, err)) = errors.into_iter().next() {
         return Err(err);
     }
-    count(staging.stage_bytes(config_desc, &config_what, &config_bytes)?);
-    count(staging.stage_bytes(&manifest_desc, &format!("{what}: manifest"), &bytes)?);
+    count(staging.stage_bytes(config_desc, &config_what, config_bytes)?);
+    count(staging.stage_bytes(manifest_desc, &format!("{what}: manifest"), bytes)?);
 
     // 5. Commit: content first, the manifest last, then the name.
-    let mut order: Vec<&Descriptor> = layers.clone();
+    let mut order: Vec<&Descriptor> = layers.to_vec();
     order.push(config_desc);
-    order.push(&manifest_desc);
+    order.push(manifest_desc);
     for desc in order {
         let mut tries = 0;
         while !staging.commit_one(desc.digest())? {
@@ -263,7 +425,7 @@ pub fn pull(
                 )));
             }
             let reopen = || -> Result<Box<dyn Read + Send + '_>> {
-                if *desc == manifest_desc {
+                if desc == manifest_desc {
                     Ok(Box::new(bytes.as_slice()))
                 } else if desc == config_desc {
                     Ok(Box::new(config_bytes.as_slice()))
@@ -282,13 +444,13 @@ pub fn pull(
     }
     drop(staging);
     let name = reference.store_name();
-    store.add_image(&name, &manifest_desc)?;
+    store.add_image(&name, manifest_desc)?;
     let (fetched_blobs, fetched_bytes, present_blobs) = fetched
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(Pulled {
         name,
-        manifest: manifest_desc,
+        manifest: manifest_desc.clone(),
         config: config_desc.digest().clone(),
         layers: manifest.layers().clone(),
         fetched_blobs,

@@ -26,6 +26,7 @@ use super::digest::{self, VerifyingReader};
 use super::error::{Error, Result};
 use super::layout::REF_NAME;
 use super::reference::Reference;
+use super::tee::Tee;
 use super::verify::{self, Parsed};
 
 pub const DEFAULT_ROOT: &str = "/var/lib/brig/images";
@@ -500,16 +501,54 @@ impl<'s> Staging<'s> {
         open: impl FnOnce() -> Result<Box<dyn Read + Send + 'a>>,
         progress: &dyn Fn(u64),
     ) -> Result<Staged> {
+        self.stage_teed(desc, what, open, progress, None)
+    }
+
+    /// [`Staging::stage`], telling `tee` how far the blob is written and whether it verified,
+    /// so that its bytes can be read while they arrive (see `tee`). A blob already present
+    /// is handed to `tee` complete; on any error `tee` is failed.
+    pub fn stage_teed<'a>(
+        &self,
+        desc: &Descriptor,
+        what: &str,
+        open: impl FnOnce() -> Result<Box<dyn Read + Send + 'a>>,
+        progress: &dyn Fn(u64),
+        tee: Option<&Tee>,
+    ) -> Result<Staged> {
+        let result = self.stage_inner(desc, what, open, progress, tee);
+        if let (Err(e), Some(tee)) = (&result, tee) {
+            tee.fail(e.to_string());
+        }
+        result
+    }
+
+    fn stage_inner<'a>(
+        &self,
+        desc: &Descriptor,
+        what: &str,
+        open: impl FnOnce() -> Result<Box<dyn Read + Send + 'a>>,
+        progress: &dyn Fn(u64),
+        tee: Option<&Tee>,
+    ) -> Result<Staged> {
         let digest = desc.digest();
         digest::require_sha256(what, digest)?;
         let _lock = self.store.blob_lock(digest)?;
         let staged = self.store.staged_path(digest);
-        if self.store.has_blob(digest) || staged.is_file() {
+        for path in [self.store.blob_path(digest), staged.clone()] {
+            if !path.is_file() {
+                continue;
+            }
+            if let Some(tee) = tee {
+                // Opened under the blob lock: a concurrent pull's staged copy cannot vanish
+                // in between, and once open it stays readable.
+                let file = File::open(&path).map_err(|e| Error::io("open blob", &path, e))?;
+                tee.complete(file, desc.size());
+            }
             return Ok(Staged::Present);
         }
         let reader = VerifyingReader::new(open()?, what, digest, desc.size())?;
         let partial = staged.with_extension("partial");
-        match write_through(reader, &partial, what, progress) {
+        match write_through(reader, &partial, what, progress, tee) {
             Ok(bytes) => {
                 fs::rename(&partial, &staged).map_err(|e| {
                     let _ = fs::remove_file(&partial);
@@ -569,14 +608,19 @@ fn write_through(
     path: &Path,
     what: &str,
     progress: &dyn Fn(u64),
+    tee: Option<&Tee>,
 ) -> Result<u64> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
+        .read(true)
         .write(true)
         .mode(0o644)
         .open(path)
         .map_err(|e| Error::io("create", path, e))?;
+    if let Some(tee) = tee {
+        tee.started(file.try_clone().map_err(|e| Error::io("open", path, e))?);
+    }
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
     loop {
@@ -590,6 +634,14 @@ fn write_through(
             .map_err(|e| Error::io("write", path, e))?;
         total += n as u64;
         progress(n as u64);
+        if let Some(tee) = tee {
+            tee.advance(total);
+        }
+    }
+    // The reader returned its end: digest and size verified. Readers may finish before the
+    // sync (whoever uses what they read waits for the pull's result).
+    if let Some(tee) = tee {
+        tee.verified(total);
     }
     file.sync_all().map_err(|e| Error::io("sync", path, e))?;
     Ok(total)

@@ -32,6 +32,10 @@ use super::{LayerStats, UnpackError};
 use crate::sys::xattr;
 
 const COPY_BUF: usize = 256 * 1024;
+/// overlayfs' private attributes (opaque, redirect, metacopy, origin, whiteout, ...): a lower
+/// layer carrying them changes what an overlay mount shows, so a layer may not set them (as
+/// containerd, which sets no `trusted.*` attribute from a layer at all).
+const OVERLAY_XATTRS: &[u8] = b"trusted.overlay.";
 /// Dangling symlinks followed while creating one parent directory (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
 
@@ -174,6 +178,20 @@ impl<'a> Applier<'a> {
         entry: &Entry,
         archive: &mut Archive<R>,
     ) -> Result<(), UnpackError> {
+        if let Some((key, _)) = entry
+            .xattrs
+            .iter()
+            .find(|(key, _)| key.starts_with(OVERLAY_XATTRS))
+        {
+            return Err(entry_err(
+                entry,
+                format!(
+                    "extended attribute {} refused: overlayfs' own attributes would steer an \
+                     overlay mount that uses this tree as a layer",
+                    String::from_utf8_lossy(key)
+                ),
+            ));
+        }
         match classify(&entry.name).map_err(|r| entry_err(entry, r))? {
             Action::Skip => Ok(()),
             Action::Whiteout(path) => {
