@@ -1153,10 +1153,10 @@ fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
 #[test]
 fn a_layer_is_unpacked_while_it_downloads() {
     require_tools!();
-    use cli::Scratch;
+    use integration::ScratchDir;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let scratch = Scratch::new("pipeline");
+    let scratch = ScratchDir::new("brig-reg-pipeline");
     let root = scratch.path("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("first"), "first\n").unwrap();
