@@ -5,7 +5,8 @@ set -euo pipefail
 
 # docker-registry and skopeo: the image tests' local registry (integration/src/registry.rs);
 # skopeo and umoci also validate hack/make-image.sh's OCI layout (tests/image_convert.rs).
-packages=(busybox-static docker-registry skopeo umoci "$@")
+# time: GNU time, the peak RSS check of tests/footprint.rs.
+packages=(busybox-static docker-registry skopeo umoci time "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
