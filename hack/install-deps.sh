@@ -8,7 +8,8 @@ set -euo pipefail
 # dbus-user-session: the user bus of a user's systemd manager, which rootless podman needs for
 # --cgroup-manager=systemd (hack/dropin-rootless-systemd.sh, in the systemd VM, which sees the
 # host's packages).
-packages=(busybox-static docker-registry skopeo umoci dbus-user-session "$@")
+# time: GNU time, the peak RSS check of tests/footprint.rs.
+packages=(busybox-static docker-registry skopeo umoci dbus-user-session time "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -123,13 +123,15 @@ const SINGLE_DASH_COMMANDS: &[&str] = &["checkpoint", "restore"];
 /// a global one), for the commands in [`SINGLE_DASH_COMMANDS`].
 fn single_dash_long_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory;
-    let command = Cli::command();
     let Some(position) = args.iter().position(|a| {
         a.to_str()
             .is_some_and(|a| SINGLE_DASH_COMMANDS.contains(&a))
     }) else {
         return args;
     };
+    // Built only here: clap's whole command tree is a second one for every other command
+    // (issue 18: heap and CPU on every start).
+    let command = Cli::command();
     let name = args[position].to_str().unwrap_or_default().to_string();
     let longs: Vec<String> = command
         .get_arguments()

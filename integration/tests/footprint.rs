@@ -1,5 +1,8 @@
 //! Issue 18: what the binary costs at every start, before any of brig's code runs.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use integration::*;
 
 fn u16_at(b: &[u8], at: usize) -> usize {
@@ -48,5 +51,52 @@ fn the_binary_packs_its_relocations() {
         tags.contains(&DT_RELR),
         "{} has no DT_RELR (dynamic tags {tags:?}): build it with hack/build.sh",
         brig_binary().display()
+    );
+}
+
+/// Peak RSS of `brig create` (GNU time's %M: ru_maxrss, the larger of the two images of the
+/// re-exec; init is not waited for) stays under 3 MB (issue 18). Most of it is the binary's
+/// text: the kernel maps 64 KB around every page fault, so the start path's functions must
+/// sit together (build.rs, hack/symbol-order.txt) or nearly all 6 MB of text gets mapped.
+#[test]
+fn create_peaks_under_three_megabytes() {
+    let time = Path::new("/usr/bin/time");
+    assert!(
+        time.exists(),
+        "{} (GNU time, hack/install-deps.sh) is missing",
+        time.display()
+    );
+    let mut bundle = Bundle::new("footprint-rss");
+    bundle.set_args(&["/bin/true"]);
+    let report = bundle.dir.join("maxrss");
+    let mut peaks = Vec::new();
+    // The first create also brings the binary into the page cache (the later ones see it
+    // whole, as a busy host does).
+    for _ in 0..4 {
+        let id = unique_id("rss");
+        let mut cmd = Command::new(time);
+        cmd.arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&report)
+            .arg(brig_binary())
+            .arg("--root")
+            .arg(&bundle.root)
+            .args(["create", "-b"])
+            .arg(&bundle.dir)
+            .arg(&id)
+            .stdin(Stdio::null());
+        ok(&output_via_files(&mut cmd, &bundle.dir));
+        ok(&bundle.brig(&["delete", "--force", &id]));
+        let text = std::fs::read_to_string(&report).unwrap();
+        let kb: u64 = text.split_whitespace().last().unwrap().parse().unwrap();
+        peaks.push(kb);
+    }
+    let warm = &mut peaks[1..];
+    warm.sort_unstable();
+    let median = warm[warm.len() / 2];
+    assert!(
+        median <= 3 * 1024,
+        "peak RSS of create {median} KB (runs: {peaks:?}), more than 3 MB"
     );
 }
