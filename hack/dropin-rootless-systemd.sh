@@ -64,13 +64,6 @@ tmp_files() { compgen -G "/tmp/conmon-term.*"; }
 dropin_begin
 uid=
 
-# Processes of the test user (its manager, the rootless pause process, conmon, containers).
-user_pids() {
-  [ -n "$uid" ] || return 0
-  awk -v u="$uid" '$1 == "Uid:" && $2 == u { split(FILENAME, p, "/"); print p[3] }' \
-    /proc/[0-9]*/status 2>/dev/null
-}
-
 cleanup() {
   set +e
   trap - EXIT INT TERM
@@ -80,28 +73,13 @@ cleanup() {
     # The manager takes its units (and their cgroups) with it.
     systemctl stop "user@$uid.service" "user-runtime-dir@$uid.service" "user-$uid.slice" >/dev/null 2>&1
   fi
-  for _ in 1 2 3; do
-    for pid in $(user_pids); do kill -9 "$pid" 2>/dev/null; done
-    [ -z "$(user_pids)" ] && break
-    sleep 0.5
-  done
-  if id "$user" >/dev/null 2>&1; then
-    userdel "$user" >/dev/null 2>&1
-  fi
-  for f in /etc/subuid /etc/subgid; do
-    grep -q "^$user:" "$f" 2>/dev/null && sed -i "/^$user:/d" "$f"
-  done
+  dropin_remove_user
   dropin_cleanup_host
 }
 trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
 
-useradd --no-create-home --shell /bin/sh "$user" || exit 1
-uid=$(id -u "$user")
-gid=$(id -g "$user")
-for f in /etc/subuid /etc/subgid; do
-  grep -q "^$user:" "$f" 2>/dev/null || echo "$user:$((1000000 + (uid % 1000) * 65536)):65536" >>"$f"
-done
+dropin_make_user || exit 1
 run=/run/user/$uid
 # Started while the image is built; waited for below.
 systemctl start --no-block "user@$uid.service" || { echo "$NAME: could not start user@$uid.service"; exit 1; }

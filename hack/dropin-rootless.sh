@@ -27,41 +27,18 @@ tmp_files() { compgen -G "/tmp/conmon-term.*"; }
 dropin_begin
 uid=
 
-# Processes of the test user (the rootless pause process, conmon, containers): all ours.
-user_pids() {
-  [ -n "$uid" ] || return 0
-  awk -v u="$uid" '$1 == "Uid:" && $2 == u { split(FILENAME, p, "/"); print p[3] }' \
-    /proc/[0-9]*/status 2>/dev/null
-}
-
 cleanup() {
   set +e
   trap - EXIT INT TERM
   [ "${1:-}" = interrupted ] && echo "$NAME: interrupted, cleaning up" >&2
   [ -n "$uid" ] && p rm -af -t 0 >/dev/null 2>&1
-  for _ in 1 2 3; do
-    for pid in $(user_pids); do kill -9 "$pid" 2>/dev/null; done
-    [ -z "$(user_pids)" ] && break
-    sleep 0.5
-  done
-  if id "$user" >/dev/null 2>&1; then
-    userdel "$user" >/dev/null 2>&1
-  fi
-  for f in /etc/subuid /etc/subgid; do
-    grep -q "^$user:" "$f" 2>/dev/null && sed -i "/^$user:/d" "$f"
-  done
+  dropin_remove_user
   dropin_cleanup_host
 }
 trap cleanup EXIT
 trap 'cleanup interrupted; exit 130' INT TERM
 
-useradd --no-create-home --shell /bin/sh "$user" || exit 1
-uid=$(id -u "$user")
-gid=$(id -g "$user")
-for f in /etc/subuid /etc/subgid; do
-  # useradd gives ranges when the files exist; otherwise give some.
-  grep -q "^$user:" "$f" 2>/dev/null || echo "$user:$((1000000 + (uid % 1000) * 65536)):65536" >>"$f"
-done
+dropin_make_user || exit 1
 
 H=$T/home
 mkdir -p "$H/.config/containers" "$T/xdg" "$T/bin" "$T/vol"

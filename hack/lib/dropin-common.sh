@@ -424,3 +424,38 @@ dropin_finish() {
   echo "$NAME: $passed passed, $failed failed"
   [ "$failed" = 0 ]
 }
+
+# The unprivileged user a rootless script makes ($user, set by the script; $uid and $gid set
+# here), with subordinate ranges (useradd gives them when /etc/subuid exists; otherwise some).
+dropin_user_pids() {
+  [ -n "${uid:-}" ] || return 0
+  awk -v u="$uid" '$1 == "Uid:" && $2 == u { split(FILENAME, p, "/"); print p[3] }' \
+    /proc/[0-9]*/status 2>/dev/null
+}
+
+dropin_make_user() {
+  local f
+  useradd --no-create-home --shell /bin/sh "$user" || return 1
+  uid=$(id -u "$user")
+  gid=$(id -g "$user")
+  for f in /etc/subuid /etc/subgid; do
+    grep -q "^$user:" "$f" 2>/dev/null || echo "$user:$((1000000 + (uid % 1000) * 65536)):65536" >>"$f"
+  done
+}
+
+# dropin_remove_user: every process of $user killed (all ours: its manager, pause process,
+# conmon, containers), then the user and its ranges removed.
+dropin_remove_user() {
+  local pid f
+  for _ in 1 2 3; do
+    for pid in $(dropin_user_pids); do kill -9 "$pid" 2>/dev/null; done
+    [ -z "$(dropin_user_pids)" ] && break
+    sleep 0.5
+  done
+  if id "$user" >/dev/null 2>&1; then
+    userdel "$user" >/dev/null 2>&1
+  fi
+  for f in /etc/subuid /etc/subgid; do
+    grep -q "^$user:" "$f" 2>/dev/null && sed -i "/^$user:/d" "$f"
+  done
+}
