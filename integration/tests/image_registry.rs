@@ -1082,33 +1082,33 @@ mod cli {
 /// A config whose diff_id does not match its (real, tar) layer: the blobs all match their
 /// digests, so the pull stores them; writing a bundle unpacks the layer through its diff_id,
 /// fails naming the layer and both digests, and leaves no bundle behind.
-#[test]
-fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
-    require_tools!();
-    use cli::pulled;
-    use integration::ScratchDir;
-    let scratch = ScratchDir::new("brig-reg-diffid");
-    let root = scratch.path("root/etc");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("hello"), "hi\n").unwrap();
-    let tar = scratch.path("layer.tar");
+/// The uncompressed tar (owner root) of `names` in `dir`, written to `out`; its bytes.
+fn tar_of(dir: &std::path::Path, names: &[&str], out: &std::path::Path) -> Vec<u8> {
     let st = std::process::Command::new("tar")
         .args(["--owner=0", "--group=0", "-C"])
-        .arg(scratch.path("root"))
+        .arg(dir)
         .arg("-cf")
-        .arg(&tar)
-        .arg(".")
+        .arg(out)
+        .args(names)
         .status()
         .unwrap();
     assert!(st.success());
-    let layer = std::fs::read(&tar).unwrap();
-    let reg = TestRegistry::start(false);
-    let repo = "brig/diffid";
-    let layer_digest = reg.put_blob(repo, &layer);
-    let wrong = registry::sha256(b"not the layer");
+    std::fs::read(out).unwrap()
+}
+
+/// A one-layer OCI image of `layer` (uncompressed) pushed to `repo` as `v1`, its config
+/// naming `diff_id` and running `cmd`; the layer's digest.
+fn put_one_layer_image(
+    reg: &TestRegistry,
+    repo: &str,
+    layer: &[u8],
+    diff_id: &str,
+    cmd: &str,
+) -> String {
+    let layer_digest = reg.put_blob(repo, layer);
     let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [wrong]},
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": [cmd]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }))
     .unwrap();
     let config_digest = reg.put_blob(repo, &config);
@@ -1121,6 +1121,23 @@ fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
     }))
     .unwrap();
     reg.put_manifest(repo, "v1", MEDIA_TYPE_OCI_MANIFEST, &manifest);
+    layer_digest
+}
+
+#[test]
+fn diff_id_mismatch_fails_the_bundle_and_leaves_none() {
+    require_tools!();
+    use cli::pulled;
+    use integration::ScratchDir;
+    let scratch = ScratchDir::new("brig-reg-diffid");
+    let root = scratch.path("root/etc");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello"), "hi\n").unwrap();
+    let layer = tar_of(&scratch.path("root"), &["."], &scratch.path("layer.tar"));
+    let reg = TestRegistry::start(false);
+    let repo = "brig/diffid";
+    let wrong = registry::sha256(b"not the layer");
+    put_one_layer_image(&reg, repo, &layer, &wrong, "/bin/sh");
     let store = scratch.path("store");
     let bundle = scratch.path("bundle");
     let reference = format!("{}/{repo}:v1", reg.addr);
@@ -1164,35 +1181,10 @@ fn a_layer_is_unpacked_while_it_downloads() {
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
     std::fs::write(root.join("big"), &big).unwrap();
-    let tar = scratch.path("layer.tar");
-    let st = std::process::Command::new("tar")
-        .args(["--owner=0", "--group=0", "-C"])
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .args(["first", "big"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let layer = std::fs::read(&tar).unwrap();
+    let layer = tar_of(&root, &["first", "big"], &scratch.path("layer.tar"));
     let reg = TestRegistry::start(false);
     let repo = "brig/pipeline";
-    let layer_digest = reg.put_blob(repo, &layer);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/first"]},
-        "rootfs": {"type": "layers", "diff_ids": [registry::sha256(&layer)]},
-    }))
-    .unwrap();
-    let config_digest = reg.put_blob(repo, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": layer.len()}],
-    }))
-    .unwrap();
-    reg.put_manifest(repo, "v1", MEDIA_TYPE_OCI_MANIFEST, &manifest);
+    let layer_digest = put_one_layer_image(&reg, repo, &layer, &registry::sha256(&layer), "/first");
     let front = Front::start(&reg.addr, Behaviour::default());
     let reference = format!("{}/{repo}:v1", front.addr);
     let pull_bundle = |store: &std::path::Path, bundle: &std::path::Path| {
