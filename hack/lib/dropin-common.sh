@@ -217,26 +217,32 @@ EOF
 dropin_wrapper() {
   local dir=$1 log=$2
   mkdir -p "$dir"
-  if [ "${3:-}" = --log-failures ]; then
-    cat >"$dir/runc" <<EOF
+  # The subcommand is the first argument that is neither a global flag nor a global flag's
+  # value (the engines put every global flag, --log among them, before it).
+  cat >"$dir/runc" <<EOF
 #!/bin/sh
 sub=
 skip=
 log=
-prev=
 for a in "\$@"; do
-  case \$prev in --log) log=\$a ;; esac
-  prev=\$a
-  case \$a in --log=*) log=\${a#--log=} ;; esac
-  if [ -n "\$skip" ]; then skip=; continue; fi
+  if [ -n "\$skip" ]; then
+    [ "\$skip" = log ] && log=\$a
+    skip=
+    continue
+  fi
   case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
+    --log) skip=log ;;
+    --log=*) log=\${a#--log=} ;;
+    --root|--log-format|--criu) skip=1 ;;
     --version|-v) sub=version; break ;;
     -*) ;;
-    *) [ -z "\$sub" ] && sub=\$a ;;
+    *) sub=\$a; break ;;
   esac
 done
 printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$log"
+EOF
+  if [ "${3:-}" = --log-failures ]; then
+    cat >>"$dir/runc" <<EOF
 size=0
 [ -n "\$log" ] && [ -f "\$log" ] && size=\$(stat -c %s "\$log")
 "$runtime" "\$@"
@@ -249,20 +255,7 @@ fi
 exit \$rc
 EOF
   else
-    cat >"$dir/runc" <<EOF
-#!/bin/sh
-sub=
-skip=
-for a in "\$@"; do
-  if [ -n "\$skip" ]; then skip=; continue; fi
-  case \$a in
-    --root|--log|--log-format|--criu) skip=1 ;;
-    --version|-v) sub=version; break ;;
-    -*) ;;
-    *) sub=\$a; break ;;
-  esac
-done
-printf '%s\t%s\n' "\${sub:-?}" "\$*" >>"$log"
+    cat >>"$dir/runc" <<EOF
 exec "$runtime" "\$@"
 EOF
   fi
